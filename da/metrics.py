@@ -1,0 +1,256 @@
+"""Prometheus metrics (DESIGN 9): one class per component, each registered on an injected
+`CollectorRegistry` so tests use a fresh registry and nodes sharing a process never collide.
+
+Every labelled metric has its label values created up front, so dashboards and alerts see a 0
+series from the start instead of a gap; observing an unknown label value raises ValueError
+(reasons instead fold into "other", since new rejection causes should not crash a node).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+SUBMISSION_RESULTS = (
+    "accepted",
+    "duplicate",
+    "invalid",
+    "too_large",
+    "rate_limited",
+    "unauthenticated",
+)
+HEADER_REJECT_REASONS = (
+    "invalid_header",
+    "wrong_chain",
+    "untrusted_producer",
+    "bad_signature",
+    "broken_link",
+    "too_many_rows",
+    "inconsistent_commitments",
+    "other",
+)
+STORAGE_REJECT_REASONS = (*HEADER_REJECT_REASONS[:-1], "bad_cells", "unrecoverable", "other")
+HEADER_SAMPLE_RESULTS = ("available", "unavailable")
+SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
+
+# Encoding a 64x64 square takes seconds; a slow machine or a big square can take a minute or two.
+BLOCK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+SAMPLE_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class ProducerMetrics:
+    """Block production, blob intake and certificates of the producer."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.blocks = Counter("da_blocks_produced", "Blocks produced and stored", registry=r)
+        self.encode_seconds = Histogram(
+            "da_block_encode_seconds",
+            "Time to lay out, extend and commit one block",
+            buckets=BLOCK_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.submissions = _counter_with_labels(
+            "da_blob_submissions", "SubmitBlob calls by outcome", "result", SUBMISSION_RESULTS, r
+        )
+        self.head_height = Gauge("da_producer_head_height", "Height of the last block", registry=r)
+        self.pending = Gauge("da_producer_pending_blobs", "Blobs waiting for a block", registry=r)
+        self.certificates = Counter("da_certificates", "DA certificates formed", registry=r)
+
+    def observe_block(self, height: int, encode_seconds: float) -> None:
+        """A block at `height` was encoded in `encode_seconds` and stored."""
+        self.blocks.inc()
+        self.encode_seconds.observe(encode_seconds)
+        self.head_height.set(height)
+
+    def observe_submission(self, result: str) -> None:
+        """One SubmitBlob answered with `result` (one of SUBMISSION_RESULTS)."""
+        _labelled(self.submissions, result, SUBMISSION_RESULTS).inc()
+
+    def set_pending_blobs(self, count: int) -> None:
+        self.pending.set(count)
+
+    def set_head_height(self, height: int) -> None:
+        self.head_height.set(height)
+
+    def observe_certificate(self) -> None:
+        """A quorum of attestations was aggregated into a certificate."""
+        self.certificates.inc()
+
+
+class StorageMetrics:
+    """Ingest, serving and repair on a storage node."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self._head = 0
+        self.head_height = Gauge("da_storage_head_height", "Highest stored block", registry=r)
+        self.samples_served = Counter(
+            "da_storage_samples_served", "Cells served with proofs", registry=r
+        )
+        self.cells_repaired = Counter(
+            "da_storage_cells_repaired", "Cells reconstructed instead of fetched", registry=r
+        )
+        self.blocks_ingested = Counter(
+            "da_storage_blocks_ingested", "Whole blocks verified and stored", registry=r
+        )
+        self.ingest_seconds = Histogram(
+            "da_storage_ingest_seconds",
+            "Time from header to stored block",
+            buckets=BLOCK_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.rejected = _counter_with_labels(
+            "da_storage_rejected", "Headers or blocks refused", "reason", STORAGE_REJECT_REASONS, r
+        )
+        self.equivocations = Counter(
+            "da_storage_equivocations", "Two signed headers seen for one height", registry=r
+        )
+
+    def observe_block_ingested(self, height: int, seconds: float) -> None:
+        """The block at `height` is stored, `seconds` after its header arrived; the head height
+        only moves up (blocks may be backfilled out of order)."""
+        self.blocks_ingested.inc()
+        self.ingest_seconds.observe(seconds)
+        self.set_head_height(max(height, self._head))
+
+    def set_head_height(self, height: int) -> None:
+        self._head = height
+        self.head_height.set(height)
+
+    def observe_samples_served(self, count: int) -> None:
+        self.samples_served.inc(count)
+
+    def observe_cells_repaired(self, count: int) -> None:
+        self.cells_repaired.inc(count)
+
+    def observe_rejected(self, reason: str) -> None:
+        """A header or block was refused; unknown reasons count as "other"."""
+        self.rejected.labels(_reason(reason, STORAGE_REJECT_REASONS)).inc()
+
+    def observe_equivocation(self) -> None:
+        self.equivocations.inc()
+
+
+class LightMetrics:
+    """Header sync and sampling of a light client."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.head_height = Gauge("da_light_head_height", "Highest verified header", registry=r)
+        self.headers_sampled = _counter_with_labels(
+            "da_light_headers_sampled",
+            "Heights concluded",
+            "result",
+            HEADER_SAMPLE_RESULTS,
+            r,
+        )
+        self.last_confidence = Gauge(
+            "da_light_last_confidence", "Confidence of the last concluded height", registry=r
+        )
+        self.sample_seconds = Histogram(
+            "da_light_sample_seconds",
+            "Time to fetch and verify one sample",
+            buckets=SAMPLE_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.samples = _counter_with_labels(
+            "da_light_samples", "Sample attempts by outcome", "result", SAMPLE_RESULTS, r
+        )
+        self.equivocations = Counter(
+            "da_light_equivocations", "Two signed headers seen for one height", registry=r
+        )
+        self.rejected_headers = _counter_with_labels(
+            "da_light_rejected_headers", "Headers refused", "reason", HEADER_REJECT_REASONS, r
+        )
+
+    def set_head_height(self, height: int) -> None:
+        self.head_height.set(height)
+
+    def observe_header_sampled(self, available: bool, confidence: float) -> None:
+        """A height was concluded AVAILABLE (with `confidence`) or UNAVAILABLE."""
+        self.headers_sampled.labels("available" if available else "unavailable").inc()
+        self.last_confidence.set(confidence)
+
+    def observe_sample(self, result: str, seconds: float) -> None:
+        """One sample attempt ended with `result` (one of SAMPLE_RESULTS) after `seconds`."""
+        _labelled(self.samples, result, SAMPLE_RESULTS).inc()
+        self.sample_seconds.observe(seconds)
+
+    def observe_equivocation(self) -> None:
+        self.equivocations.inc()
+
+    def observe_rejected_header(self, reason: str) -> None:
+        """A header failed verification; unknown reasons count as "other"."""
+        self.rejected_headers.labels(_reason(reason, HEADER_REJECT_REASONS)).inc()
+
+
+class RpcMetrics:
+    """gRPC calls by method and status code, observed by one server interceptor."""
+
+    def __init__(self, registry: CollectorRegistry, methods: Iterable[str] = ()) -> None:
+        self.requests = Counter(
+            "da_grpc_requests", "gRPC calls", ["method", "code"], registry=registry
+        )
+        self.seconds = Histogram(
+            "da_grpc_request_seconds",
+            "gRPC call latency",
+            ["method"],
+            buckets=RPC_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        for method in methods:
+            self.requests.labels(method, "OK")
+            self.seconds.labels(method)
+
+    def observe_request(self, method: str, code: str, seconds: float) -> None:
+        """One call of `method` (e.g. "/da.v1.ShareService/GetSamples") ended with status `code`
+        (a `grpc.StatusCode` name such as "OK" or "NOT_FOUND") after `seconds`."""
+        self.requests.labels(method, code).inc()
+        self.seconds.labels(method).observe(seconds)
+
+
+_servers: dict[int, WSGIServer] = {}
+_servers_lock = threading.Lock()
+
+
+def start_metrics_server(port: int, registry: CollectorRegistry, addr: str = "127.0.0.1") -> int:
+    """Serve `registry` at http://addr:port/metrics from a daemon thread; returns the bound port
+    (pass 0 to let the OS choose). Stop it with `stop_metrics_server(port)`."""
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    bound = int(server.server_port)
+    with _servers_lock:
+        _servers[bound] = server
+    return bound
+
+
+def stop_metrics_server(port: int) -> None:
+    """Stop the metrics server started on `port` and release the socket; a no-op if none."""
+    with _servers_lock:
+        server = _servers.pop(port, None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
+def _counter_with_labels(
+    name: str, doc: str, label: str, values: Iterable[str], registry: CollectorRegistry
+) -> Counter:
+    counter = Counter(name, doc, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter
+
+
+def _labelled(counter: Counter, value: str, allowed: tuple[str, ...]) -> Counter:
+    if value not in allowed:
+        raise ValueError(f"unknown label value {value!r}; expected one of {allowed}")
+    return counter.labels(value)
+
+
+def _reason(reason: str, allowed: tuple[str, ...]) -> str:
+    return reason if reason in allowed else "other"

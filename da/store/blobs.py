@@ -1,0 +1,145 @@
+"""The producer's durable mempool and blob records.
+
+Durability contract (DESIGN 10) and how to keep it:
+- `append_pending` writes the blob, its PENDING record and the next sequence number in one synced
+  batch: answer SubmitBlob only after it returns.
+- To produce a block, fill ONE `WriteBatch` with `blocks.add_block_to_batch(...)` and
+  `include_blobs(...)` (and `settle_pending(...)` for blobs dropped as REJECTED), write it with
+  `sync=True`, and only then publish the header. Either the block and the removal of its blobs
+  from the mempool are both durable, or neither is: after a crash every acknowledged blob is
+  still pending or included, exactly once.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import NamedTuple
+
+from da.store import schema
+from da.store.base import KeyValueStore, WriteBatch
+from da.store.errors import CorruptValueError
+from erasure.constants import NAMESPACE_BYTES
+from erasure.layout import blob_hash as compute_blob_hash
+
+
+class BlobState(IntEnum):
+    """Lifecycle of a submitted blob; numbers match `da.v1.BlobState`."""
+
+    PENDING = 1
+    INCLUDED = 2
+    CERTIFIED = 3
+    REJECTED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    """Status of one blob by hash: `height` and `start_cell` are meaningful once INCLUDED or
+    CERTIFIED, `reason` once REJECTED."""
+
+    state: BlobState
+    height: int = 0
+    start_cell: int = 0
+    reason: str = ""
+
+
+class PendingBlob(NamedTuple):
+    """An acknowledged blob not yet in a stored block; `seq` is its arrival order."""
+
+    seq: int
+    namespace: bytes
+    data: bytes
+
+
+class Placement(NamedTuple):
+    """Where a pending blob landed in a block being stored."""
+
+    seq: int
+    blob_hash: bytes
+    start_cell: int
+
+
+_RECORD = struct.Struct(">BQI")
+_append_lock = threading.Lock()  # sequence numbers are read-modify-write
+
+
+def append_pending(store: KeyValueStore, namespace: bytes, data: bytes) -> int:
+    """Durably (synced) add a blob to the mempool with a PENDING record; returns its sequence
+    number. `namespace` is the normalised 29 bytes. Duplicate checks are the caller's."""
+    if len(namespace) != NAMESPACE_BYTES:
+        raise ValueError(f"namespace must be normalised to {NAMESPACE_BYTES} bytes")
+    with _append_lock:
+        seq = next_sequence(store)
+        batch = WriteBatch()
+        batch.put(schema.pending_blob_key(seq), bytes(namespace) + bytes(data))
+        batch.put(schema.NEXT_BLOB_SEQ_KEY, schema.u64(seq + 1))
+        add_blob_record_to_batch(
+            batch, compute_blob_hash(namespace, data), BlobRecord(BlobState.PENDING)
+        )
+        store.write(batch, sync=True)
+    return seq
+
+
+def next_sequence(store: KeyValueStore) -> int:
+    """The sequence number the next appended blob gets (starts at 0, never reused)."""
+    raw = store.get(schema.NEXT_BLOB_SEQ_KEY)
+    return 0 if raw is None else schema.read_u64(raw)
+
+
+def pending_blobs(store: KeyValueStore) -> list[PendingBlob]:
+    """Every pending blob, in arrival order."""
+    return [
+        PendingBlob(schema.seq_from_pending_key(key), raw[:NAMESPACE_BYTES], raw[NAMESPACE_BYTES:])
+        for key, raw in store.iterate(schema.PENDING_BLOB)
+    ]
+
+
+def settle_pending(batch: WriteBatch, seq: int, blob_hash: bytes, record: BlobRecord) -> None:
+    """Queue: pending blob `seq` leaves the mempool and `blob_hash` gets `record`."""
+    batch.delete(schema.pending_blob_key(seq))
+    add_blob_record_to_batch(batch, blob_hash, record)
+
+
+def include_blobs(batch: WriteBatch, height: int, placements: Iterable[Placement]) -> None:
+    """Queue INCLUDED records at `height` for blobs leaving the mempool; write it in the same
+    batch as that block's `add_block_to_batch` ops."""
+    for seq, blob_hash, start_cell in placements:
+        settle_pending(batch, seq, blob_hash, BlobRecord(BlobState.INCLUDED, height, start_cell))
+
+
+def add_blob_record_to_batch(batch: WriteBatch, blob_hash: bytes, record: BlobRecord) -> None:
+    """Queue `record` as the status of `blob_hash` (replacing any previous one)."""
+    batch.put(schema.blob_record_key(blob_hash), encode_blob_record(record))
+
+
+def put_blob_record(
+    store: KeyValueStore, blob_hash: bytes, record: BlobRecord, *, sync: bool = True
+) -> None:
+    """Store the status of one blob (e.g. CERTIFIED once a quorum attested its block)."""
+    batch = WriteBatch()
+    add_blob_record_to_batch(batch, blob_hash, record)
+    store.write(batch, sync=sync)
+
+
+def get_blob_record(store: KeyValueStore, blob_hash: bytes) -> BlobRecord | None:
+    """The status of `blob_hash`, or None if never acknowledged."""
+    key = schema.blob_record_key(blob_hash)
+    raw = store.get(key)
+    return None if raw is None else decode_blob_record(key, raw)
+
+
+def encode_blob_record(record: BlobRecord) -> bytes:
+    """state:u8 height:u64 start_cell:u32 reason (UTF-8)."""
+    return _RECORD.pack(record.state, record.height, record.start_cell) + record.reason.encode()
+
+
+def decode_blob_record(key: bytes, raw: bytes) -> BlobRecord:
+    """Inverse of `encode_blob_record`; raises CorruptValueError on malformed bytes."""
+    try:
+        state, height, start_cell = _RECORD.unpack_from(raw)
+        return BlobRecord(BlobState(state), height, start_cell, raw[_RECORD.size :].decode())
+    except (struct.error, ValueError) as e:
+        raise CorruptValueError(key, f"blob record: {e}") from e

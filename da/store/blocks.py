@@ -1,0 +1,209 @@
+"""Block data of the producer and the storage node: signed headers and extended rows.
+
+A block is written in one atomic batch (header, every extended row, the block marker), so a crash
+never leaves a half-written block visible and `head_height` always names a whole block.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from da.store import schema
+from da.store.base import KeyValueStore, WriteBatch
+from da.store.errors import CorruptValueError
+from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_EXT_ROW, MAX_ROWS_LIMIT
+
+Row = tuple[Sequence[bytes], Sequence[bytes]]  # 128 cells, 128 proofs
+
+
+class Coordinate(Protocol):
+    """Anything naming a cell, such as `da.sampling.CellRef`."""
+
+    @property
+    def row(self) -> int: ...
+
+    @property
+    def col(self) -> int: ...
+
+
+_PROOFS_OFFSET = CELLS_PER_EXT_ROW * BYTES_PER_CELL
+
+
+def add_signed_header_to_batch(
+    batch: WriteBatch, height: int, header_raw: bytes, signature: bytes
+) -> None:
+    """Queue the signed header of `height` (header bytes exactly as signed, 96-byte signature)."""
+    if len(signature) != schema.SIGNATURE_BYTES:
+        raise ValueError(f"signature must be {schema.SIGNATURE_BYTES} bytes")
+    batch.put(schema.signed_header_key(height), bytes(signature) + bytes(header_raw))
+
+
+def put_signed_header(
+    store: KeyValueStore, height: int, header_raw: bytes, signature: bytes, *, sync: bool = True
+) -> None:
+    """Store a signed header alone (light client); does not mark a block as held."""
+    batch = WriteBatch()
+    add_signed_header_to_batch(batch, height, header_raw, signature)
+    store.write(batch, sync=sync)
+
+
+def get_signed_header(store: KeyValueStore, height: int) -> tuple[bytes, bytes] | None:
+    """(header bytes, signature) of `height`, or None if not stored."""
+    key = schema.signed_header_key(height)
+    raw = store.get(key)
+    if raw is None:
+        return None
+    if len(raw) <= schema.SIGNATURE_BYTES:
+        raise CorruptValueError(key, "signed header shorter than its signature")
+    return raw[schema.SIGNATURE_BYTES :], raw[: schema.SIGNATURE_BYTES]
+
+
+def add_block_to_batch(
+    batch: WriteBatch, height: int, header_raw: bytes, signature: bytes, rows: Sequence[Row]
+) -> None:
+    """Queue a whole block: signed header, all 2k extended rows, and the block marker.
+
+    Raises ValueError unless there are 2k rows (k a power of two within limits), each of 128
+    cells of 2048 bytes and 128 proofs of 48 bytes.
+    """
+    ext_rows = len(rows)
+    if ext_rows < 2 or ext_rows & (ext_rows - 1) or ext_rows > 2 * MAX_ROWS_LIMIT:
+        raise ValueError(f"a block has 2k extended rows with k a power of two, got {ext_rows}")
+    add_signed_header_to_batch(batch, height, header_raw, signature)
+    for index, (cells, proofs) in enumerate(rows):
+        batch.put(schema.row_key(height, index), encode_row(cells, proofs))
+    batch.put(schema.block_key(height), ext_rows.to_bytes(2, "big"))
+
+
+def put_block(
+    store: KeyValueStore,
+    height: int,
+    header_raw: bytes,
+    signature: bytes,
+    rows: Sequence[Row],
+    *,
+    sync: bool = True,
+) -> None:
+    """Store a whole block atomically (see `add_block_to_batch`); `head_height` then covers it."""
+    batch = WriteBatch()
+    add_block_to_batch(batch, height, header_raw, signature, rows)
+    store.write(batch, sync=sync)
+
+
+def encode_row(cells: Sequence[bytes], proofs: Sequence[bytes]) -> bytes:
+    """One extended row as stored: 128 cells then 128 proofs, concatenated."""
+    if len(cells) != CELLS_PER_EXT_ROW or len(proofs) != CELLS_PER_EXT_ROW:
+        raise ValueError(f"a row has {CELLS_PER_EXT_ROW} cells and {CELLS_PER_EXT_ROW} proofs")
+    if any(len(c) != BYTES_PER_CELL for c in cells):
+        raise ValueError(f"every cell must be {BYTES_PER_CELL} bytes")
+    if any(len(p) != BYTES_PER_PROOF for p in proofs):
+        raise ValueError(f"every proof must be {BYTES_PER_PROOF} bytes")
+    return b"".join(cells) + b"".join(proofs)
+
+
+def get_row(store: KeyValueStore, height: int, row: int) -> tuple[list[bytes], list[bytes]] | None:
+    """(128 cells, 128 proofs) of one extended row, or None if the block or row is not stored."""
+    raw = _read_row(store, height, row)
+    if raw is None:
+        return None
+    cols = range(CELLS_PER_EXT_ROW)
+    return [_cell_at(raw, c) for c in cols], [_proof_at(raw, c) for c in cols]
+
+
+def get_cells(
+    store: KeyValueStore, height: int, coords: Iterable[Coordinate]
+) -> list[tuple[bytes, bytes]] | None:
+    """(cell, proof) for each coordinate (`.row`, `.col`), in the order asked, reading each row
+    once. Returns None if any requested row is not stored (unknown height, or row >= 2k); raises
+    ValueError for a column outside 0..127. Coordinates are not deduplicated.
+    """
+    wanted = [(c.row, c.col) for c in coords]
+    if any(not 0 <= col < CELLS_PER_EXT_ROW for _, col in wanted):
+        raise ValueError(f"columns are 0..{CELLS_PER_EXT_ROW - 1}")
+    rows: dict[int, memoryview] = {}
+    for row in {r for r, _ in wanted}:
+        raw = _read_row(store, height, row) if row >= 0 else None
+        if raw is None:
+            return None
+        rows[row] = raw
+    return [(_cell_at(rows[r], c), _proof_at(rows[r], c)) for r, c in wanted]
+
+
+def has_block(store: KeyValueStore, height: int) -> bool:
+    """True iff the whole block at `height` is stored."""
+    return store.get(schema.block_key(height)) is not None
+
+
+def block_row_count(store: KeyValueStore, height: int) -> int | None:
+    """2k for a stored block, None if the block is not stored."""
+    raw = store.get(schema.block_key(height))
+    return None if raw is None else int.from_bytes(raw, "big")
+
+
+def head_height(store: KeyValueStore) -> int:
+    """Highest height with a whole block stored, 0 if none."""
+    for key, _ in store.iterate(schema.BLOCK, reverse=True):
+        return schema.height_from_block_key(key)
+    return 0
+
+
+def lowest_height(store: KeyValueStore) -> int:
+    """Lowest height with a whole block stored, 0 if none."""
+    for key, _ in store.iterate(schema.BLOCK):
+        return schema.height_from_block_key(key)
+    return 0
+
+
+def stored_heights(store: KeyValueStore, *, start: int = 0) -> Iterator[int]:
+    """Heights of whole stored blocks, ascending, from `start` on."""
+    for key, _ in store.iterate(schema.BLOCK, start=schema.block_key(start)):
+        yield schema.height_from_block_key(key)
+
+
+def add_block_deletion_to_batch(
+    batch: WriteBatch, height: int, ext_rows: int, *, keep_header: bool = False
+) -> None:
+    """Queue the removal of a stored block of `ext_rows` extended rows (see `block_row_count`)."""
+    batch.delete(schema.block_key(height))
+    for row in range(ext_rows):
+        batch.delete(schema.row_key(height, row))
+    if not keep_header:
+        batch.delete(schema.signed_header_key(height))
+
+
+def prune_below(
+    store: KeyValueStore, height: int, *, keep_headers: bool = False, sync: bool = False
+) -> int:
+    """Delete every whole block below `height`, one atomic batch per block; returns how many.
+
+    With `keep_headers` the signed headers stay (cheap, and they let peers verify the chain).
+    """
+    doomed = list(itertools.takewhile(lambda h: h < height, stored_heights(store)))
+    for h in doomed:
+        batch = WriteBatch()
+        add_block_deletion_to_batch(
+            batch, h, block_row_count(store, h) or 0, keep_header=keep_headers
+        )
+        store.write(batch, sync=sync)
+    return len(doomed)
+
+
+def _read_row(store: KeyValueStore, height: int, row: int) -> memoryview | None:
+    key = schema.row_key(height, row)
+    raw = store.get(key)
+    if raw is None:
+        return None
+    if len(raw) != schema.BYTES_PER_STORED_ROW:
+        raise CorruptValueError(key, f"row is {len(raw)} bytes")
+    return memoryview(raw)
+
+
+def _cell_at(raw: memoryview | bytes, col: int) -> bytes:
+    return bytes(raw[col * BYTES_PER_CELL : (col + 1) * BYTES_PER_CELL])
+
+
+def _proof_at(raw: memoryview | bytes, col: int) -> bytes:
+    start = _PROOFS_OFFSET + col * BYTES_PER_PROOF
+    return bytes(raw[start : start + BYTES_PER_PROOF])

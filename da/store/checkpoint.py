@@ -1,0 +1,107 @@
+"""The light client's sampling checkpoint: per-height results and the last sampled height.
+
+Both survive restarts (DESIGN 10). `put_result(..., checkpoint=True)` records a result and moves
+the checkpoint in one atomic write, so a restart resumes after the last height whose result is
+durable and never reports a height twice with different outcomes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+from da.store import schema
+from da.store.base import KeyValueStore, WriteBatch
+from da.store.errors import CorruptValueError
+
+
+class SamplingStatus(IntEnum):
+    """Outcome of sampling one height; numbers match `da.v1.Availability`."""
+
+    SAMPLING = 1
+    AVAILABLE = 2
+    UNAVAILABLE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingResult:
+    """What the light client concluded about `height`: `samples` verified, giving `confidence`."""
+
+    height: int
+    status: SamplingStatus
+    confidence: float
+    samples: int
+
+
+_RESULT = struct.Struct(">BdI")
+
+
+def add_result_to_batch(batch: WriteBatch, result: SamplingResult, *, checkpoint: bool) -> None:
+    """Queue `result`; with `checkpoint`, also set the last sampled height to its height."""
+    value = _RESULT.pack(result.status, result.confidence, result.samples)
+    batch.put(schema.light_result_key(result.height), value)
+    if checkpoint:
+        batch.put(schema.LIGHT_CHECKPOINT_KEY, schema.u64(result.height))
+
+
+def put_result(
+    store: KeyValueStore, result: SamplingResult, *, checkpoint: bool = False, sync: bool = True
+) -> None:
+    """Store `result` (replacing any earlier one for its height), optionally moving the
+    checkpoint to it."""
+    batch = WriteBatch()
+    add_result_to_batch(batch, result, checkpoint=checkpoint)
+    store.write(batch, sync=sync)
+
+
+def get_result(store: KeyValueStore, height: int) -> SamplingResult | None:
+    """The stored result for `height`, or None."""
+    key = schema.light_result_key(height)
+    raw = store.get(key)
+    return None if raw is None else _decode(key, raw)
+
+
+def results(
+    store: KeyValueStore, *, start: int = 0, reverse: bool = False
+) -> Iterator[SamplingResult]:
+    """Stored results by height, ascending from `start` (descending to `start` if `reverse`)."""
+    first = schema.light_result_key(start) if start or not reverse else None
+    for key, raw in store.iterate(schema.LIGHT_RESULT, start=first, reverse=reverse):
+        yield _decode(key, raw)
+
+
+def last_sampled_height(store: KeyValueStore) -> int:
+    """The checkpoint: the height sampling resumes after, 0 if none."""
+    raw = store.get(schema.LIGHT_CHECKPOINT_KEY)
+    return 0 if raw is None else schema.read_u64(raw)
+
+
+def set_last_sampled_height(store: KeyValueStore, height: int, *, sync: bool = True) -> None:
+    """Move the checkpoint to `height` without recording a result."""
+    store.put(schema.LIGHT_CHECKPOINT_KEY, schema.u64(height), sync=sync)
+
+
+def prune_results_below(store: KeyValueStore, height: int, *, sync: bool = False) -> int:
+    """Delete results for heights below `height` in one batch; returns how many."""
+    below = (k for k, _ in store.iterate(schema.LIGHT_RESULT))
+    doomed = list(
+        itertools.takewhile(lambda k: schema.height_from_light_result_key(k) < height, below)
+    )
+    batch = WriteBatch()
+    for key in doomed:
+        batch.delete(key)
+    store.write(batch, sync=sync)
+    return len(doomed)
+
+
+def _decode(key: bytes, raw: bytes) -> SamplingResult:
+    try:
+        status, confidence, samples = _RESULT.unpack(raw)
+        return SamplingResult(
+            schema.height_from_light_result_key(key), SamplingStatus(status), confidence, samples
+        )
+    except (struct.error, ValueError) as e:
+        raise CorruptValueError(key, f"sampling result: {e}") from e

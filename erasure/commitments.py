@@ -1,0 +1,70 @@
+"""Row commitments: extending the k original ones (DESIGN 4.4) and checking consistency (DESIGN 6).
+
+Because commitments are linear in the row, the commitment of extended row `r` is
+`sum_i L_i(x_r) * C_i`: one multi-scalar multiplication instead of committing 4096 elements.
+"""
+
+import random
+import secrets
+from collections.abc import Sequence
+
+from erasure.constants import BLS_MODULUS, BYTES_PER_COMMITMENT, MAX_ROWS_LIMIT
+from erasure.errors import InvalidCommitment
+from erasure.field import inverse, is_power_of_two, lagrange_matrix, row_points
+from erasure.g1 import decode_points, is_identity, msm
+
+
+def check_k(k: int) -> None:
+    """Raise ValueError unless `k` is a power of two in 1..MAX_ROWS_LIMIT."""
+    if not (isinstance(k, int) and is_power_of_two(k) and k <= MAX_ROWS_LIMIT):
+        raise ValueError(f"k must be a power of two in 1..{MAX_ROWS_LIMIT}, got {k!r}")
+
+
+def extend_commitments(k: int, original: Sequence[bytes]) -> tuple[bytes, ...]:
+    """The 2k row commitments from the k original ones; raises InvalidCommitment on bad points."""
+    check_k(k)
+    if len(original) != k:
+        raise InvalidCommitment(f"expected {k} original commitments, got {len(original)}")
+    points = decode_points(original)
+    xs = row_points(k)
+    matrix = lagrange_matrix(xs[:k], xs[k:])
+    return tuple(bytes(c) for c in original) + tuple(msm(points, row) for row in matrix)
+
+
+def dual_weights(k: int) -> list[int]:
+    """`v_r = 1 / prod_{s != r}(x_r - x_s)` over the 2k row points (equal to `x_r / 2k`)."""
+    xs = row_points(k)
+    inv_n = inverse(2 * k)
+    return [x * inv_n % BLS_MODULUS for x in xs]
+
+
+def _evaluate(coefficients: Sequence[int], x: int) -> int:
+    value = 0
+    for c in reversed(coefficients):
+        value = (value * x + c) % BLS_MODULUS
+    return value
+
+
+def commitments_consistent(
+    k: int, commitments: Sequence[bytes], rng: random.Random | None = None
+) -> bool:
+    """True when the 2k commitments lie on a polynomial of degree < k (random dual codeword).
+
+    Returns False when a commitment does not decode to a G1 point (a bad header is an outcome).
+    Raises InvalidCommitment when the count is not 2k or a commitment is not 48 bytes, ValueError
+    for a bad `k`. `rng` defaults to the system's CSPRNG; pass a seeded one only in tests.
+    """
+    check_k(k)
+    if len(commitments) != 2 * k:
+        raise InvalidCommitment(f"expected {2 * k} commitments, got {len(commitments)}")
+    if any(len(c) != BYTES_PER_COMMITMENT for c in commitments):
+        raise InvalidCommitment(f"a commitment must be {BYTES_PER_COMMITMENT} bytes")
+    try:
+        points = decode_points(commitments)
+    except InvalidCommitment:
+        return False
+    draw = rng or secrets.SystemRandom()
+    f = [draw.randrange(BLS_MODULUS) for _ in range(k)]
+    xs = row_points(k)
+    scalars = [v * _evaluate(f, x) % BLS_MODULUS for v, x in zip(dual_weights(k), xs, strict=True)]
+    return is_identity(msm(points, scalars))
