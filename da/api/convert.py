@@ -1,0 +1,265 @@
+"""Conversions between protobuf messages (`da.v1.da_pb2`) and our types, named by direction.
+
+`*_from_pb` functions take untrusted messages and validate every length and coordinate once,
+raising our errors (`InvalidCell`, `InvalidProof`, `BadCoordinate`, `InvalidHeader`,
+`InvalidRequest`), which the error table maps to INVALID_ARGUMENT. `*_to_pb` trust their input.
+Code past this module never sees a protobuf message.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from da.errors import InvalidRequest
+from da.header import SignedHeader, signed_header_from_bytes
+from da.sampling import CellRef, cell_ref_from_coordinate
+from da.v1 import da_pb2 as pb
+from erasure.constants import (
+    BLOB_HASH_BYTES,
+    BYTES_PER_CELL,
+    BYTES_PER_PROOF,
+    CELLS_PER_EXT_ROW,
+)
+from erasure.errors import InvalidCell, InvalidProof
+
+PUBLIC_KEY_BYTES = 48
+SIGNATURE_BYTES = 96
+HEADER_HASH_BYTES = 32
+
+
+# --- cells ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProvenCell:
+    """One cell of the extended square with its KZG proof, lengths already checked."""
+
+    row: int
+    col: int
+    data: bytes  # BYTES_PER_CELL
+    proof: bytes  # BYTES_PER_PROOF
+
+    @property
+    def ref(self) -> CellRef:
+        return CellRef(self.row, self.col)
+
+
+def cell_to_pb(row: int, col: int, data: bytes, proof: bytes) -> pb.Cell:
+    return pb.Cell(row=row, col=col, data=data, proof=proof)
+
+
+def proven_cell_to_pb(cell: ProvenCell) -> pb.Cell:
+    return pb.Cell(row=cell.row, col=cell.col, data=cell.data, proof=cell.proof)
+
+
+def cell_from_pb(msg: pb.Cell, k: int | None = None) -> ProvenCell:
+    """A checked cell: 2048 data bytes, 48 proof bytes, col < 128 and, given `k`, row < 2k.
+
+    Raises `InvalidCell` (bad length or coordinate) or `InvalidProof` (bad proof length).
+    """
+    row, col = msg.row, msg.col
+    if len(msg.data) != BYTES_PER_CELL:
+        message = f"cell ({row}, {col}) data must be {BYTES_PER_CELL} bytes, got {len(msg.data)}"
+        raise InvalidCell(message, row, col)
+    if len(msg.proof) != BYTES_PER_PROOF:
+        raise InvalidProof(f"cell ({row}, {col}) proof must be {BYTES_PER_PROOF} bytes")
+    rows = 2 * k if k is not None else None
+    if col >= CELLS_PER_EXT_ROW or (rows is not None and row >= rows):
+        raise InvalidCell(f"cell ({row}, {col}) is outside the extended square", row, col)
+    return ProvenCell(row, col, bytes(msg.data), bytes(msg.proof))
+
+
+def cells_from_pb(msgs: Iterable[pb.Cell], k: int | None = None) -> list[ProvenCell]:
+    return [cell_from_pb(msg, k) for msg in msgs]
+
+
+def coordinate_from_pb(msg: pb.CellCoord, k: int) -> CellRef:
+    """A requested coordinate checked against a 2k x 128 square; raises `BadCoordinate`."""
+    return cell_ref_from_coordinate(k, msg.row, msg.col)
+
+
+def coordinates_from_pb(msgs: Iterable[pb.CellCoord], k: int) -> list[CellRef]:
+    return [coordinate_from_pb(msg, k) for msg in msgs]
+
+
+def coordinates_to_pb(refs: Iterable[CellRef]) -> list[pb.CellCoord]:
+    return [pb.CellCoord(row=ref.row, col=ref.col) for ref in refs]
+
+
+def check_row(row: int, k: int) -> int:
+    """`row` if it is a row of the 2k-row extended square; raises `BadCoordinate`."""
+    return cell_ref_from_coordinate(k, row, 0).row
+
+
+# --- headers --------------------------------------------------------------------------------
+
+
+def signed_header_to_pb(raw: bytes, signature: bytes) -> pb.SignedHeader:
+    return pb.SignedHeader(header=raw, signature=signature)
+
+
+def signed_header_from_pb(msg: pb.SignedHeader) -> SignedHeader:
+    """The decoded header; raises `InvalidHeader` (form only: verify it separately)."""
+    return signed_header_from_bytes(msg.header, msg.signature)
+
+
+# --- blobs ----------------------------------------------------------------------------------
+
+
+class BlobState(enum.Enum):
+    """Where a submitted blob is (DESIGN 9)."""
+
+    PENDING = "pending"
+    INCLUDED = "included"
+    CERTIFIED = "certified"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class BlobStatus:
+    state: BlobState
+    height: int = 0  # 0 until INCLUDED
+    start_cell: int = 0
+    reason: str = ""  # why REJECTED
+
+
+_STATE_TO_PB = {
+    BlobState.PENDING: pb.PENDING,
+    BlobState.INCLUDED: pb.INCLUDED,
+    BlobState.CERTIFIED: pb.CERTIFIED,
+    BlobState.REJECTED: pb.REJECTED,
+}
+_STATE_FROM_PB = {value: state for state, value in _STATE_TO_PB.items()}
+
+
+def blob_state_to_pb(state: BlobState) -> pb.BlobState.ValueType:
+    return _STATE_TO_PB[state]
+
+
+def blob_state_from_pb(value: int) -> BlobState:
+    """Raises `InvalidRequest` for UNSPECIFIED or unknown values."""
+    try:
+        return _STATE_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRequest(f"unknown blob state {value}") from None
+
+
+def blob_status_to_pb(status: BlobStatus) -> pb.BlobStatus:
+    return pb.BlobStatus(
+        state=blob_state_to_pb(status.state),
+        height=status.height,
+        start_cell=status.start_cell,
+        reason=status.reason,
+    )
+
+
+def blob_status_from_pb(msg: pb.BlobStatus) -> BlobStatus:
+    return BlobStatus(blob_state_from_pb(msg.state), msg.height, msg.start_cell, msg.reason)
+
+
+def blob_hash_from_pb(raw: bytes) -> bytes:
+    """A 32-byte blob hash; raises `InvalidRequest`."""
+    if len(raw) != BLOB_HASH_BYTES:
+        raise InvalidRequest(f"blob_hash must be {BLOB_HASH_BYTES} bytes, got {len(raw)}")
+    return bytes(raw)
+
+
+# --- attestations and certificates ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A storage node's signature over `header_hash`: it holds and verified the whole block."""
+
+    height: int
+    header_hash: bytes  # 32
+    public_key: bytes  # 48
+    signature: bytes  # 96
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Signers of a block's attestations and their aggregate signature over `header_hash`."""
+
+    height: int
+    header_hash: bytes
+    public_keys: tuple[bytes, ...]
+    aggregate_signature: bytes
+
+
+def attestation_to_pb(att: Attestation) -> pb.Attestation:
+    return pb.Attestation(
+        height=att.height,
+        header_hash=att.header_hash,
+        public_key=att.public_key,
+        signature=att.signature,
+    )
+
+
+def attestation_from_pb(msg: pb.Attestation) -> Attestation:
+    """Lengths checked (signature validity is the producer's job); raises `InvalidRequest`."""
+    _check_len("header_hash", msg.header_hash, HEADER_HASH_BYTES)
+    _check_len("public_key", msg.public_key, PUBLIC_KEY_BYTES)
+    _check_len("signature", msg.signature, SIGNATURE_BYTES)
+    return Attestation(
+        msg.height, bytes(msg.header_hash), bytes(msg.public_key), bytes(msg.signature)
+    )
+
+
+def certificate_to_pb(cert: Certificate) -> pb.Certificate:
+    return pb.Certificate(
+        height=cert.height,
+        header_hash=cert.header_hash,
+        public_keys=list(cert.public_keys),
+        aggregate_signature=cert.aggregate_signature,
+    )
+
+
+def certificate_from_pb(msg: pb.Certificate) -> Certificate:
+    """Lengths checked; raises `InvalidRequest`."""
+    _check_len("header_hash", msg.header_hash, HEADER_HASH_BYTES)
+    for key in msg.public_keys:
+        _check_len("public_key", key, PUBLIC_KEY_BYTES)
+    _check_len("aggregate_signature", msg.aggregate_signature, SIGNATURE_BYTES)
+    keys = tuple(bytes(key) for key in msg.public_keys)
+    return Certificate(msg.height, bytes(msg.header_hash), keys, bytes(msg.aggregate_signature))
+
+
+def _check_len(name: str, value: bytes, expected: int) -> None:
+    if len(value) != expected:
+        raise InvalidRequest(f"{name} must be {expected} bytes, got {len(value)}")
+
+
+# --- availability ---------------------------------------------------------------------------
+
+
+class Availability(enum.Enum):
+    SAMPLING = "sampling"
+    AVAILABLE = "available"
+    UNAVAILABLE = "unavailable"
+
+
+_AVAILABILITY_TO_PB = {
+    Availability.SAMPLING: pb.SAMPLING,
+    Availability.AVAILABLE: pb.AVAILABLE,
+    Availability.UNAVAILABLE: pb.UNAVAILABLE,
+}
+_AVAILABILITY_FROM_PB = {value: a for a, value in _AVAILABILITY_TO_PB.items()}
+
+
+def availability_to_pb(value: Availability) -> pb.Availability.ValueType:
+    return _AVAILABILITY_TO_PB[value]
+
+
+def availability_from_pb(value: int) -> Availability:
+    """Raises `InvalidRequest` for UNSPECIFIED or unknown values."""
+    try:
+        return _AVAILABILITY_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRequest(f"unknown availability {value}") from None
+
+
+def cells_to_pb(cells: Sequence[ProvenCell]) -> list[pb.Cell]:
+    return [proven_cell_to_pb(cell) for cell in cells]

@@ -1,0 +1,125 @@
+"""The one table mapping our exceptions to gRPC status codes, and the one place applying it.
+
+`STATUS_TABLE` is ordered most specific first; `status_for(exc)` walks it. `ErrorInterceptor`
+(installed by `da.api.server.create_server`) applies it to every RPC: a servicer just raises
+`DAError` / `ErasureError` leaves and never calls `context.abort` itself. Anything not in the
+table is a bug: the client gets INTERNAL with a generic message, the log gets the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import grpc
+from grpc.aio import AbortError, ServicerContext
+from grpc.experimental import wrap_server_method_handler
+
+from da import errors as da_errors
+from erasure import errors as erasure_errors
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "internal error"
+
+# Most specific first: SquareTooLarge is an ErasureError (a ValueError) but means "too big".
+STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (erasure_errors.SquareTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (erasure_errors.ErasureError, grpc.StatusCode.INVALID_ARGUMENT),
+    (da_errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (da_errors.InvalidHeader, grpc.StatusCode.INVALID_ARGUMENT),
+    (da_errors.HeaderRejected, grpc.StatusCode.INVALID_ARGUMENT),
+    (da_errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (da_errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (da_errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (da_errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and client-facing message for `exc` (INTERNAL, generic, if unmapped)."""
+    for exc_type, code in STATUS_TABLE:
+        if isinstance(exc, exc_type):
+            return code, str(exc) or exc_type.__name__
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+
+
+async def abort_for(
+    context: ServicerContext[Any, Any], exc: BaseException, method: str
+) -> NoReturn:
+    """End the RPC with the status `exc` maps to; unmapped exceptions are logged with traceback."""
+    code, message = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("unexpected error in %s", method, exc_info=exc)
+    await context.abort(code, message)
+
+
+@asynccontextmanager
+async def error_scope(method: str, context: ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """Translate exceptions escaping the block into a gRPC status (aborts pass through)."""
+    try:
+        yield
+    except (AbortError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the table decides; unknown -> INTERNAL + traceback
+        await abort_for(context, exc, method)
+
+
+Scope = Callable[[str, ServicerContext[Any, Any]], Any]
+"""An async context manager factory `(method, context) -> AsyncContextManager` run around an RPC."""
+
+
+def wrap_behavior(behavior: Callable[..., Any], method: str, scope: Scope) -> Callable[..., Any]:
+    """Run `behavior(request, context)` inside `scope(method, context)`.
+
+    Works for every arity: async generators (streaming responses written by `yield`) are wrapped
+    as async generators; coroutines (unary responses, or streams written with `context.write`)
+    as coroutines.
+    """
+    if _is_async_gen(behavior):
+
+        async def stream(request: Any, context: ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with scope(method, context):
+                async for response in behavior(request, context):
+                    yield response
+
+        return stream
+
+    async def unary(request: Any, context: ServicerContext[Any, Any]) -> Any:
+        async with scope(method, context):
+            result = behavior(request, context)
+            if isinstance(result, Awaitable):
+                result = await result
+            return result
+
+    return unary
+
+
+def _is_async_gen(behavior: Callable[..., Any]) -> bool:
+    return inspect.isasyncgenfunction(behavior)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Applies `STATUS_TABLE` to every RPC of the server (the one place it is applied)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        return wrap_handler(handler, method, error_scope)
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler | None, method: str, scope: Scope
+) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour run inside `scope` (None passes through: unknown method)."""
+    return wrap_server_method_handler(  # type: ignore[no-any-return]
+        lambda behavior: wrap_behavior(behavior, method, scope), handler
+    )

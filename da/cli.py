@@ -1,0 +1,856 @@
+"""The `da` command (DESIGN 9): argparse subcommands, TOML config files, logging, signals.
+
+The only place that reads TOML files and flags and composes them into config dataclasses. Roles
+are imported lazily and run as `asyncio.run(module.run(config))`; SIGTERM/SIGINT cancel the run
+task and the command exits 0. Exit codes: 0 success, 1 runtime or RPC failure (the message
+shows the gRPC code), 2 usage or configuration error. Expected failures print one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import signal
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, bearer_metadata, describe_rpc_error
+from da.api.server import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_SECOND,
+    ServerConfig,
+)
+from da.config import (
+    DEFAULT_RETENTION_BLOCKS,
+    BlobClientConfig,
+    ConfigError,
+    DevnetConfig,
+    ProducerConfig,
+    StorageNodeConfig,
+)
+from da.errors import DAError, KeyFileError
+from erasure.constants import DEFAULT_MAX_ROWS
+from erasure.errors import ErasureError
+
+log = logging.getLogger("da")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+FINAL_BLOB_STATES = ("INCLUDED", "CERTIFIED", "REJECTED")
+
+# Role modules, imported only when their command runs (`async def run(config)`).
+ROLE_MODULES = {
+    "producer": "da.producer.node",
+    "storage-node": "da.storage_node.node",
+    "light-client": "light_client.node",
+    "devnet": "da.devnet",
+}
+# Flags that may not both come from the merged settings: a flag drops the file's other one.
+EXCLUSIVE_SETTINGS = (("samples", "confidence"),)
+
+
+class UsageError(Exception):
+    """A missing or malformed command-line or config-file setting (exit code 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `da` console script; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or an argparse usage error (2)
+        return int(e.code or 0)
+    _setup_logging(getattr(args, "log_level", "info"))
+    try:
+        return int(args.handler(args))
+    except (UsageError, ConfigError, KeyFileError) as e:
+        return _fail(EXIT_USAGE, str(e))
+    except grpc.aio.AioRpcError as e:
+        return _fail(EXIT_FAILURE, f"RPC failed: {describe_rpc_error(e)}")
+    except (DAError, ErasureError, OSError) as e:
+        return _fail(EXIT_FAILURE, str(e))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"da: error: {message}", file=sys.stderr)
+    return code
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format=LOG_FORMAT,
+        datefmt=LOG_DATE_FORMAT,
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `da` parser. Settings of config-file commands default to SUPPRESS, so the parsed
+    namespace holds only flags actually given (they override the file)."""
+    parser = argparse.ArgumentParser(
+        prog="da", description="Data availability sampling layer: producer, storage node, "
+        "light client, blob client and a local devnet."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
+    )
+    _add_keygen(commands, common)
+    _add_producer(commands, common)
+    _add_storage_node(commands, common)
+    _add_light_client(commands, common)
+    _add_blob(commands, common)
+    _add_devnet(commands, common)
+    return parser
+
+
+def _role_parser(commands: Any, common: argparse.ArgumentParser, name: str, help_text: str) -> Any:
+    sub = commands.add_parser(
+        name, parents=[common], help=help_text, description=help_text,
+        argument_default=argparse.SUPPRESS,
+        epilog="Every flag can also be set in the --config TOML file, keyed by the flag name "
+        "without dashes (e.g. listen = \"127.0.0.1:7001\", trusted-key = [\"HEX\"]); "
+        "flags given on the command line override the file.",
+    )
+    sub.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML file of settings")
+    return sub
+
+
+def _add_server_flags(sub: Any, default_listen: str) -> None:
+    sub.add_argument("--data-dir", type=Path, metavar="D", help="state directory (required)")
+    sub.add_argument(
+        "--listen", metavar="H:P",
+        help=f"gRPC listen address, host:port (default: {default_listen})",
+    )
+    sub.add_argument(
+        "--metrics-port", type=int, metavar="M",
+        help="serve Prometheus /metrics on 127.0.0.1:M (default: no metrics endpoint)",
+    )
+    sub.add_argument(
+        "--auth-token-file", type=Path, metavar="F",
+        help="file holding the bearer token required on write methods (SubmitBlob, Attest)",
+    )
+    sub.add_argument(
+        "--insecure", action="store_true",
+        help="allow listening beyond loopback without an auth token",
+    )
+    sub.add_argument("--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain")
+    sub.add_argument(
+        "--tls-key", type=Path, metavar="PEM", help="TLS private key (with --tls-cert)"
+    )
+    sub.add_argument(
+        "--rate-limit", type=float, metavar="RPS",
+        help=f"requests/second allowed per client connection, 0 = unlimited "
+        f"(default: {DEFAULT_RATE_LIMIT_PER_SECOND:g})",
+    )
+    sub.add_argument(
+        "--rate-burst", type=int, metavar="N",
+        help=f"most requests a client may send at once (default: {DEFAULT_RATE_LIMIT_BURST})",
+    )
+    sub.add_argument(
+        "--max-message-bytes", type=int, metavar="BYTES",
+        help=f"largest gRPC message sent or received (default: {DEFAULT_MAX_MESSAGE_BYTES})",
+    )
+
+
+def _add_trust_flags(sub: Any) -> None:
+    sub.add_argument("--chain-id", metavar="ID", help="chain identifier (required)")
+    sub.add_argument(
+        "--trusted-key", action="append", metavar="HEX",
+        help="producer public key (96 hex chars) to trust; repeatable; at least one required",
+    )
+    sub.add_argument(
+        "--max-rows", type=int, metavar="K",
+        help=f"reject headers whose square has more than K rows (default: {DEFAULT_MAX_ROWS})",
+    )
+
+
+def _add_keygen(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = commands.add_parser(
+        "keygen", parents=[common], help="create a BLS key file and print its public key",
+        description="Create a BLS12-381 key pair, write it to KEYFILE (mode 0600) and print the "
+        "public key as 96 hex characters.",
+    )
+    sub.add_argument("--out", type=Path, required=True, metavar="KEYFILE", help="file to write")
+    sub.add_argument("--force", action="store_true", help="overwrite an existing KEYFILE")
+    sub.set_defaults(handler=cmd_keygen)
+
+
+def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = _role_parser(commands, common, "producer", "run the block producer")
+    _add_server_flags(sub, "127.0.0.1:7000")
+    sub.add_argument("--key-file", type=Path, metavar="KEYFILE", help="signing key (required)")
+    sub.add_argument("--chain-id", metavar="ID", help="chain identifier (required)")
+    sub.add_argument(
+        "--block-time", type=float, metavar="SECONDS", help="seconds between blocks (default: 2)"
+    )
+    sub.add_argument(
+        "--max-rows", type=int, metavar="K",
+        help=f"largest square, a power of two up to 512 (default: {DEFAULT_MAX_ROWS})",
+    )
+    sub.add_argument(
+        "--quorum", type=int, metavar="N",
+        help="storage-node attestations that certify a block (default: 1)",
+    )
+    sub.add_argument(
+        "--operator", action="append", metavar="HEX",
+        help="storage-node public key whose attestations count; repeatable (default: any key)",
+    )
+    sub.add_argument(
+        "--workers", type=int, metavar="W", help="encoding processes (default: CPU count)"
+    )
+    sub.add_argument(
+        "--max-blob-bytes", type=int, metavar="BYTES",
+        help="largest accepted blob (default: what a --max-rows square holds)",
+    )
+    sub.add_argument(
+        "--dask-scheduler", metavar="H:P", help="encode on this Dask scheduler's cluster"
+    )
+    sub.set_defaults(handler=cmd_role)
+
+
+def _add_storage_node(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = _role_parser(commands, common, "storage-node", "run a storage node")
+    _add_server_flags(sub, "127.0.0.1:7001")
+    sub.add_argument("--producer", metavar="H:P", help="producer address (required)")
+    sub.add_argument(
+        "--peer", action="append", metavar="H:P",
+        help="another storage node to repair missing cells from; repeatable",
+    )
+    _add_trust_flags(sub)
+    sub.add_argument(
+        "--key-file", type=Path, metavar="KEYFILE",
+        help="attestation key; without it the node stores blocks but does not attest",
+    )
+    sub.add_argument(
+        "--retention-blocks", type=int, metavar="N",
+        help=f"keep the latest N blocks, 0 = all (default: {DEFAULT_RETENTION_BLOCKS})",
+    )
+    sub.add_argument(
+        "--producer-auth-token-file", type=Path, metavar="F",
+        help="bearer token for the producer's Attest (default: the --auth-token-file token)",
+    )
+    sub.add_argument("--producer-tls-ca", type=Path, metavar="PEM", help="CA of the producer")
+    sub.add_argument(
+        "--request-timeout", type=float, metavar="SECONDS", help="per-RPC timeout (default: 10)"
+    )
+    sub.set_defaults(handler=cmd_role)
+
+
+def _add_light_client(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = _role_parser(commands, common, "light-client", "run a sampling light client")
+    _add_server_flags(sub, "127.0.0.1:7100")
+    sub.add_argument(
+        "--peer", action="append", metavar="H:P",
+        help="storage node to sample from; repeatable; at least one required",
+    )
+    _add_trust_flags(sub)
+    amount = sub.add_mutually_exclusive_group()
+    amount.add_argument("--samples", type=int, metavar="S", help="cells sampled per header")
+    amount.add_argument(
+        "--confidence", type=float, metavar="C",
+        help="target probability of detecting an unavailable block (default: 0.99)",
+    )
+    sub.add_argument(
+        "--sample-window", type=float, metavar="SECONDS",
+        help="give up sampling a header after this long (default: 30)",
+    )
+    sub.add_argument(
+        "--concurrency", type=int, metavar="N", help="sampling requests in flight (default: 4)"
+    )
+    sub.add_argument(
+        "--request-timeout", type=float, metavar="SECONDS", help="per-RPC timeout (default: 5)"
+    )
+    sub.add_argument(
+        "--peer-rate-limit", type=float, metavar="RPS",
+        help="requests/second sent to each peer (default: 50)",
+    )
+    sub.set_defaults(handler=cmd_role)
+
+
+def _add_blob(commands: Any, common: argparse.ArgumentParser) -> None:
+    blob = commands.add_parser("blob", help="submit, fetch and track blobs")
+    actions = blob.add_subparsers(dest="blob_command", required=True, metavar="ACTION")
+    ns_help = "namespace: 0x-prefixed hex, or else the UTF-8 bytes of the text (1..29 bytes)"
+
+    submit = _blob_parser(actions, common, "submit", "submit a blob to a producer")
+    submit.add_argument("--namespace", required=True, metavar="NS", help=ns_help)
+    submit.add_argument("--file", type=Path, required=True, metavar="F", help="blob contents")
+    submit.add_argument(
+        "--wait", action="store_true",
+        help="poll until the blob is INCLUDED, CERTIFIED or REJECTED",
+    )
+    submit.add_argument(
+        "--wait-timeout", type=float, default=120.0, metavar="SECONDS",
+        help="give up waiting after this long (default: 120)",
+    )
+    submit.add_argument(
+        "--auth-token-file", type=Path, metavar="F", help="file holding the producer's bearer token"
+    )
+    submit.set_defaults(handler=cmd_blob_submit)
+
+    get = _blob_parser(actions, common, "get", "fetch a namespace's blobs and verify their cells")
+    get.add_argument("--height", type=int, required=True, metavar="N", help="block height")
+    get.add_argument("--namespace", required=True, metavar="NS", help=ns_help)
+    get.add_argument(
+        "--out", type=Path, metavar="F",
+        help="write the blob to F (F.1, F.2, ... for further blobs); default: print it",
+    )
+    get.add_argument(
+        "--trusted-key", action="append", metavar="HEX",
+        help="also verify the header's producer signature against this key; repeatable",
+    )
+    get.add_argument("--chain-id", metavar="ID", help="with --trusted-key: expected chain id")
+    get.set_defaults(handler=cmd_blob_get)
+
+    status = _blob_parser(actions, common, "status", "show a submitted blob's status")
+    status.add_argument("--blob-hash", required=True, metavar="HEX", help="hash from blob submit")
+    status.set_defaults(handler=cmd_blob_status)
+
+
+def _blob_parser(actions: Any, common: argparse.ArgumentParser, name: str, text: str) -> Any:
+    sub = actions.add_parser(name, parents=[common], help=text, description=text)
+    sub.add_argument("--node", required=True, metavar="H:P", help="node to ask")
+    sub.add_argument("--tls-ca", type=Path, metavar="PEM", help="CA to verify the node's TLS")
+    sub.add_argument(
+        "--timeout", type=float, default=DEFAULT_RPC_TIMEOUT_SECONDS, metavar="SECONDS",
+        help=f"per-RPC timeout (default: {DEFAULT_RPC_TIMEOUT_SECONDS:g})",
+    )
+    return sub
+
+
+def _add_devnet(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = _role_parser(
+        commands, common, "devnet",
+        "run producer, storage nodes and light clients on loopback with demo blobs",
+    )
+    sub.add_argument(
+        "--data-dir", type=Path, metavar="D", help="state directory (default: a temporary one)"
+    )
+    sub.add_argument("--storage-nodes", type=int, metavar="N", help="storage nodes (default: 3)")
+    sub.add_argument("--light-clients", type=int, metavar="N", help="light clients (default: 2)")
+    sub.add_argument(
+        "--blocks", type=int, metavar="N",
+        help="stop after N blocks; exit 0 only if every block was available (default: run on)",
+    )
+    sub.add_argument(
+        "--base-port", type=int, metavar="P", help="first port; nodes use the next (default: 7000)"
+    )
+    sub.add_argument("--chain-id", metavar="ID", help="chain identifier (default: devnet)")
+    sub.add_argument(
+        "--block-time", type=float, metavar="SECONDS", help="seconds between blocks (default: 2)"
+    )
+    sub.add_argument(
+        "--max-rows", type=int, metavar="K", help=f"largest square (default: {DEFAULT_MAX_ROWS})"
+    )
+    sub.set_defaults(handler=cmd_role)
+
+
+# --- settings: TOML file + flags ------------------------------------------------------------
+
+
+def settings_for(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Merged settings by argparse dest: the --config file's values, overridden by flags."""
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "handler", "command")}
+    path = getattr(args, "config", None)
+    from_file = load_config_file(path, parser) if path is not None else {}
+    for pair in EXCLUSIVE_SETTINGS:
+        given = [name for name in pair if name in flags]
+        for name in pair:
+            if given and name not in given:
+                from_file.pop(name, None)
+    return {**from_file, **flags}
+
+
+def load_config_file(path: Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The TOML file's settings keyed by argparse dest; keys are flag names (dashes or
+    underscores); an unknown key or a value of the wrong type is a `UsageError`."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read config file {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {path} is not valid TOML: {e}") from e
+    actions = _config_actions(parser)
+    settings = {}
+    for key, value in document.items():
+        action = actions.get("--" + key.replace("_", "-"))
+        if action is None:
+            raise UsageError(f"config file {path}: unknown key {key!r}")
+        settings[action.dest] = _coerce(action, f"{path}: {key}", value)
+    return settings
+
+
+def _config_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    skip = {"config", "help", "log_level"}
+    return {
+        option: action
+        for action in parser._actions  # noqa: SLF001 - argparse exposes no public list
+        if action.dest not in skip
+        for option in action.option_strings
+        if option.startswith("--")
+    }
+
+
+def _coerce(action: argparse.Action, where: str, value: Any) -> Any:
+    if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}: expected true or false")
+        return value
+    if isinstance(action, argparse._AppendAction):  # noqa: SLF001
+        values = value if isinstance(value, list) else [value]
+        return [_coerce_scalar(action, where, item) for item in values]
+    return _coerce_scalar(action, where, value)
+
+
+def _coerce_scalar(action: argparse.Action, where: str, value: Any) -> Any:
+    convert = action.type or str
+    numeric = convert in (int, float)
+    if isinstance(value, bool) or (numeric and isinstance(value, float) and convert is int):
+        raise UsageError(f"{where}: expected {_type_name(convert)}, got {value!r}")
+    if isinstance(value, str) or (numeric and isinstance(value, int | float)):
+        try:
+            return convert(value)  # type: ignore[operator]
+        except (TypeError, ValueError):
+            pass
+    raise UsageError(f"{where}: expected {_type_name(convert)}, got {value!r}")
+
+
+def _type_name(convert: Any) -> str:
+    return {int: "an integer", float: "a number"}.get(convert, "a string")
+
+
+def _require(settings: dict[str, Any], dest: str) -> Any:
+    if settings.get(dest) in (None, []):
+        flag = "--" + dest.replace("_", "-")
+        raise UsageError(f"missing {flag} (or {flag[2:]} in the --config file)")
+    return settings[dest]
+
+
+def _pick(settings: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """Dataclass keyword arguments {field: value} for the settings present ({dest: field})."""
+    return {field: settings[dest] for dest, field in mapping.items() if dest in settings}
+
+
+def read_token_file(path: Path) -> str:
+    """The bearer token in `path` (surrounding whitespace stripped); `UsageError` if unusable."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read auth token file {path}: {e}") from e
+    if not token:
+        raise UsageError(f"auth token file {path} is empty")
+    return token
+
+
+# --- composing configs ----------------------------------------------------------------------
+
+
+def server_config(settings: dict[str, Any], default_listen: str) -> ServerConfig:
+    token_file = settings.get("auth_token_file")
+    fields = _pick(settings, {
+        "insecure": "insecure", "tls_cert": "tls_cert", "tls_key": "tls_key",
+        "rate_limit": "rate_limit_per_second", "rate_burst": "rate_limit_burst",
+        "max_message_bytes": "max_message_bytes",
+    })
+    return ServerConfig(
+        listen=settings.get("listen", default_listen),
+        auth_token=read_token_file(token_file) if token_file is not None else None,
+        **fields,
+    )
+
+
+def producer_config(settings: dict[str, Any]) -> ProducerConfig:
+    return ProducerConfig(
+        data_dir=_require(settings, "data_dir"),
+        key_file=_require(settings, "key_file"),
+        chain_id=_require(settings, "chain_id"),
+        server=server_config(settings, "127.0.0.1:7000"),
+        operators=tuple(settings.get("operator", ())),
+        **_pick(settings, {
+            "metrics_port": "metrics_port", "block_time": "block_time_seconds",
+            "max_rows": "max_rows", "quorum": "quorum", "workers": "workers",
+            "max_blob_bytes": "max_blob_bytes", "dask_scheduler": "dask_scheduler",
+        }),
+    )
+
+
+def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
+    server = server_config(settings, "127.0.0.1:7001")
+    token_file = settings.get("producer_auth_token_file")
+    producer_token = read_token_file(token_file) if token_file is not None else server.auth_token
+    return StorageNodeConfig(
+        data_dir=_require(settings, "data_dir"),
+        producer=_require(settings, "producer"),
+        chain_id=_require(settings, "chain_id"),
+        trusted_keys=tuple(_require(settings, "trusted_key")),
+        server=server,
+        peers=tuple(settings.get("peer", ())),
+        producer_auth_token=producer_token,
+        **_pick(settings, {
+            "metrics_port": "metrics_port", "key_file": "key_file",
+            "retention_blocks": "retention_blocks", "max_rows": "max_rows",
+            "producer_tls_ca": "producer_tls_ca", "request_timeout": "request_timeout_seconds",
+        }),
+    )
+
+
+def light_client_config(settings: dict[str, Any]) -> Any:
+    # Loaded by name like the role modules: the `da` package must not depend on `light_client`
+    # (import-linter contract); this command line is the one place where every role meets.
+    config_class = importlib.import_module("light_client.config").LightClientConfig
+    return config_class(
+        data_dir=_require(settings, "data_dir"),
+        peers=tuple(_require(settings, "peer")),
+        chain_id=_require(settings, "chain_id"),
+        trusted_keys=tuple(_require(settings, "trusted_key")),
+        server=server_config(settings, "127.0.0.1:7100"),
+        **_pick(settings, {
+            "metrics_port": "metrics_port", "samples": "samples", "confidence": "confidence",
+            "sample_window": "sample_window_seconds", "concurrency": "concurrency",
+            "request_timeout": "request_timeout_seconds",
+            "peer_rate_limit": "peer_requests_per_second", "max_rows": "max_rows",
+        }),
+    )
+
+
+def devnet_config(settings: dict[str, Any]) -> DevnetConfig:
+    return DevnetConfig(**_pick(settings, {
+        "data_dir": "data_dir", "storage_nodes": "storage_nodes",
+        "light_clients": "light_clients", "blocks": "blocks", "base_port": "base_port",
+        "chain_id": "chain_id", "block_time": "block_time_seconds", "max_rows": "max_rows",
+    }))
+
+
+CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "producer": producer_config,
+    "storage-node": storage_node_config,
+    "light-client": light_client_config,
+    "devnet": devnet_config,
+}
+
+
+def compose_config(argv: Sequence[str]) -> Any:
+    """The validated config dataclass a role command line (with its --config file) describes."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return _config_from_args(args, _subparser(parser, args.command))
+
+
+def _config_from_args(args: argparse.Namespace, sub: argparse.ArgumentParser) -> Any:
+    config = CONFIG_BUILDERS[args.command](settings_for(args, sub))
+    config.validate()
+    return config
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return action.choices[command]  # type: ignore[no-any-return]
+    raise KeyError(command)
+
+
+# --- running roles --------------------------------------------------------------------------
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    """Compose and validate the role's config, then run it until it ends or a signal arrives."""
+    config = _config_from_args(args, _subparser(build_parser(), args.command))
+    try:
+        module = importlib.import_module(ROLE_MODULES[args.command])
+    except ImportError as e:
+        raise DAError(f"{args.command} is not available in this build: {e}") from e
+    log.info("starting %s: %s", args.command, config)
+    return asyncio.run(run_until_signal(lambda: module.run(config)))
+
+
+async def run_until_signal(start: Callable[[], Any]) -> int:
+    """Run `start()` (a coroutine, or a plain result) as a task; SIGTERM/SIGINT cancel it and
+    yield exit code 0. An int result is the exit code (devnet); None means 0."""
+    loop = asyncio.get_running_loop()
+    result = start()
+    if not inspect.isawaitable(result):
+        return int(result or EXIT_OK)
+    task = asyncio.ensure_future(_as_coroutine(result))
+    signalled: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        signalled.append(signum)
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return int(await task or EXIT_OK)
+    except asyncio.CancelledError:
+        if signalled:
+            return EXIT_OK
+        raise
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# --- keygen ---------------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from da.signing import generate_keypair, write_key_file
+
+    keypair = generate_keypair()
+    write_key_file(args.out, keypair, overwrite=args.force)
+    print(keypair.public.hex())
+    return EXIT_OK
+
+
+# --- blob commands --------------------------------------------------------------------------
+
+
+def parse_namespace(text: str) -> bytes:
+    """"0x..." is hex; anything else is the UTF-8 bytes of the text. Normalised to 29 bytes."""
+    from erasure.layout import normalize_namespace
+
+    if text.startswith(("0x", "0X")):
+        try:
+            raw = bytes.fromhex(text[2:])
+        except ValueError:
+            raise UsageError(f"namespace {text!r} is not valid hex") from None
+    else:
+        raw = text.encode()
+    try:
+        return normalize_namespace(raw)
+    except ErasureError as e:
+        raise UsageError(f"namespace {text!r}: {e}") from None
+
+
+def _blob_client_config(args: argparse.Namespace) -> BlobClientConfig:
+    token_file = getattr(args, "auth_token_file", None)
+    config = BlobClientConfig(
+        node=args.node,
+        auth_token=read_token_file(token_file) if token_file is not None else None,
+        tls_ca=args.tls_ca,
+        timeout_seconds=args.timeout,
+        wait_timeout_seconds=getattr(args, "wait_timeout", 120.0),
+    )
+    config.validate()
+    return config
+
+
+def cmd_blob_submit(args: argparse.Namespace) -> int:
+    config = _blob_client_config(args)
+    namespace = parse_namespace(args.namespace)
+    try:
+        data = args.file.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from e
+    return asyncio.run(_submit(config, namespace, data, args.wait))
+
+
+async def _submit(config: BlobClientConfig, namespace: bytes, data: bytes, wait: bool) -> int:
+    from da.api.client import open_channel
+    from da.api.convert import blob_hash_from_pb
+    from da.v1 import da_pb2 as pb
+    from da.v1 import da_pb2_grpc
+    from erasure.layout import blob_hash as expected_blob_hash
+
+    async with open_channel(config.node, tls_ca=config.tls_ca) as channel:
+        stub = da_pb2_grpc.BlobServiceStub(channel)
+        reply = await stub.SubmitBlob(
+            pb.SubmitBlobRequest(namespace=namespace, data=data),
+            metadata=bearer_metadata(config.auth_token),
+            timeout=config.timeout_seconds,
+        )
+        blob_hash = blob_hash_from_pb(reply.blob_hash)
+        if blob_hash != expected_blob_hash(namespace, data):
+            raise DAError(f"node answered blob hash {blob_hash.hex()}, not sha256(ns || data)")
+        print(f"blob_hash {blob_hash.hex()}")
+        status = reply.status
+        if wait:
+            status = await _wait_for_final(stub, blob_hash, config)
+    print(_format_status(status))
+    return EXIT_FAILURE if pb.BlobState.Name(status.state) == "REJECTED" else EXIT_OK
+
+
+async def _wait_for_final(stub: Any, blob_hash: bytes, config: BlobClientConfig) -> Any:
+    from da.v1 import da_pb2 as pb
+
+    deadline = time.monotonic() + config.wait_timeout_seconds
+    while True:
+        status = await stub.GetBlobStatus(
+            pb.GetBlobStatusRequest(blob_hash=blob_hash), timeout=config.timeout_seconds
+        )
+        if pb.BlobState.Name(status.state) in FINAL_BLOB_STATES:
+            return status
+        if time.monotonic() + config.poll_interval_seconds > deadline:
+            raise DAError(
+                f"blob still {pb.BlobState.Name(status.state)} after "
+                f"{config.wait_timeout_seconds:g} s"
+            )
+        await asyncio.sleep(config.poll_interval_seconds)
+
+
+def _format_status(status: Any) -> str:
+    from da.v1 import da_pb2 as pb
+
+    line = f"status {pb.BlobState.Name(status.state)}"
+    if status.height:
+        line += f" height {status.height} start_cell {status.start_cell}"
+    if status.reason:
+        line += f" reason {status.reason!r}"
+    return line
+
+
+def cmd_blob_status(args: argparse.Namespace) -> int:
+    config = _blob_client_config(args)
+    try:
+        blob_hash = bytes.fromhex(args.blob_hash.removeprefix("0x"))
+    except ValueError:
+        raise UsageError(f"blob hash {args.blob_hash!r} is not hex") from None
+    if len(blob_hash) != 32:
+        raise UsageError("a blob hash is 32 bytes (64 hex characters)")
+    return asyncio.run(_status(config, blob_hash))
+
+
+async def _status(config: BlobClientConfig, blob_hash: bytes) -> int:
+    from da.api.client import open_channel
+    from da.v1 import da_pb2 as pb
+    from da.v1 import da_pb2_grpc
+
+    async with open_channel(config.node, tls_ca=config.tls_ca) as channel:
+        status = await da_pb2_grpc.BlobServiceStub(channel).GetBlobStatus(
+            pb.GetBlobStatusRequest(blob_hash=blob_hash), timeout=config.timeout_seconds
+        )
+    print(_format_status(status))
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class VerifiedBlob:
+    """A blob whose cells verified against the header's row commitments."""
+
+    blob_hash: bytes
+    start_cell: int
+    data: bytes
+
+
+def cmd_blob_get(args: argparse.Namespace) -> int:
+    config = _blob_client_config(args)
+    namespace = parse_namespace(args.namespace)
+    if args.height < 1:
+        raise UsageError("--height must be >= 1")
+    trusted = tuple(args.trusted_key or ())
+    blobs = asyncio.run(_get(config, args.height, namespace, trusted, args.chain_id))
+    _emit_blobs(blobs, args.out)
+    return EXIT_OK
+
+
+async def _get(
+    config: BlobClientConfig,
+    height: int,
+    namespace: bytes,
+    trusted_keys: tuple[str, ...],
+    chain_id: str | None,
+) -> list[VerifiedBlob]:
+    from da.api.client import open_channel
+    from da.api.convert import signed_header_from_pb
+    from da.v1 import da_pb2 as pb
+    from da.v1 import da_pb2_grpc
+
+    async with open_channel(config.node, tls_ca=config.tls_ca) as channel:
+        signed_pb = await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+            pb.GetHeaderRequest(height=height), timeout=config.timeout_seconds
+        )
+        reply = await da_pb2_grpc.BlobServiceStub(channel).GetBlobs(
+            pb.GetBlobsRequest(height=height, namespace=namespace), timeout=config.timeout_seconds
+        )
+    signed = signed_header_from_pb(signed_pb)
+    if signed.header.height != height:
+        raise DAError(f"node answered header {signed.header.height} for height {height}")
+    if trusted_keys:
+        _verify_header(signed, trusted_keys, chain_id)
+    return [verify_blob(signed.header, namespace, blob) for blob in reply.blobs]
+
+
+def _verify_header(signed: Any, trusted_keys: tuple[str, ...], chain_id: str | None) -> None:
+    from da.config import decode_public_keys
+    from da.header import TrustRoot, verify_signed_header
+
+    keys = frozenset(decode_public_keys("--trusted-key", trusted_keys))
+    verify_signed_header(signed, TrustRoot(chain_id or signed.header.chain_id, keys))
+
+
+def verify_blob(header: Any, namespace: bytes, blob: Any) -> VerifiedBlob:
+    """Check a served blob against `header`: listed in its blob index under `namespace`, every
+    cell present with a valid KZG proof against its row commitment, and data that hashes to the
+    listed blob hash. Raises `DAError` / `ErasureError` saying what failed."""
+    from da.api.convert import cells_from_pb
+    from da.header import blob_cells, find_blob_entry
+    from erasure.kzg import verify_cells
+    from erasure.layout import blob_data_from_cells, blob_hash
+
+    entry = find_blob_entry(header, bytes(blob.blob_hash))
+    if entry is None or entry.namespace != namespace:
+        raise DAError(f"blob {blob.blob_hash.hex()} is not in the header's {namespace.hex()} index")
+    served = {(c.row, c.col): c for c in cells_from_pb(blob.cells, header.k)}
+    cells = [served.get((ref.row, ref.col)) for ref in blob_cells(entry)]
+    present = [c for c in cells if c is not None]
+    if len(present) != len(cells):
+        raise DAError(f"blob {entry.blob_hash.hex()}: {len(cells) - len(present)} cells missing")
+    commitments = [header.commitments[c.row] for c in present]
+    proofs = [c.proof for c in present]
+    if not verify_cells(commitments, [c.col for c in present], [c.data for c in present], proofs):
+        raise DAError(f"blob {entry.blob_hash.hex()}: a cell proof does not verify")
+    data = blob_data_from_cells([c.data for c in present], entry.length)
+    if blob_hash(entry.namespace, data) != entry.blob_hash:
+        raise DAError(f"blob {entry.blob_hash.hex()}: cells do not hash to the blob hash")
+    return VerifiedBlob(entry.blob_hash, entry.start_cell, data)
+
+
+def _emit_blobs(blobs: list[VerifiedBlob], out: Path | None) -> None:
+    if not blobs:
+        print("no blobs in this namespace at this height", file=sys.stderr)
+    for index, blob in enumerate(blobs):
+        summary = f"blob {blob.blob_hash.hex()} start_cell {blob.start_cell} bytes {len(blob.data)}"
+        print(f"{summary} verified", file=sys.stderr if out is None else sys.stdout)
+        if out is None:
+            _print_data(blob.data)
+        else:
+            target = out if index == 0 else out.with_name(f"{out.name}.{index}")
+            target.write_bytes(blob.data)
+            print(f"wrote {target}")
+
+
+def _print_data(data: bytes) -> None:
+    try:
+        print(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        print(data.hex())

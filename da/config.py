@@ -1,0 +1,239 @@
+"""Runtime configuration of the `da` roles: one frozen dataclass per component with `validate()`.
+
+Only `da.cli` loads TOML files and flags and composes these; library code receives them ready
+made and never reads the environment. `validate()` raises `ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from da.api.server import ConfigError, ServerConfig, split_host_port
+from erasure.constants import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT
+from erasure.layout import max_blob_bytes
+
+__all__ = [
+    "BlobClientConfig",
+    "ConfigError",
+    "DevnetConfig",
+    "ProducerConfig",
+    "ServerConfig",
+    "StorageNodeConfig",
+    "check_address",
+    "check_chain_id",
+    "check_max_rows",
+    "check_port",
+    "decode_public_keys",
+]
+
+PUBLIC_KEY_HEX_CHARS = 96  # a 48-byte BLS12-381 G1 public key
+DEFAULT_RETENTION_BLOCKS = 1000
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
+MAX_CHAIN_ID_CHARS = 64
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProducerConfig:
+    """`da producer`: accepts blobs, builds and signs a block every `block_time_seconds`."""
+
+    data_dir: Path
+    key_file: Path
+    chain_id: str
+    server: ServerConfig = ServerConfig()
+    metrics_port: int | None = None  # None: no /metrics endpoint; 0: any free port
+    block_time_seconds: float = 2.0
+    max_rows: int = DEFAULT_MAX_ROWS  # largest square k (power of two <= MAX_ROWS_LIMIT)
+    quorum: int = 1  # storage-node attestations that make a block's blobs CERTIFIED
+    operators: tuple[str, ...] = ()  # hex public keys whose attestations count; () = any key
+    workers: int = field(default_factory=_cpu_count)  # encoding processes
+    max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
+    dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
+
+    def __post_init__(self) -> None:
+        if self.max_blob_bytes is None and _is_valid_max_rows(self.max_rows):
+            object.__setattr__(self, "max_blob_bytes", max_blob_bytes(self.max_rows))
+
+    def validate(self) -> None:
+        self.server.validate()
+        check_chain_id(self.chain_id)
+        _check_path("data_dir", self.data_dir)
+        _check_path("key_file", self.key_file)
+        check_port("metrics_port", self.metrics_port)
+        _check_positive("block_time_seconds", self.block_time_seconds)
+        check_max_rows(self.max_rows)
+        if self.quorum < 1:
+            raise ConfigError(f"quorum must be >= 1, got {self.quorum}")
+        if self.operators and self.quorum > len(set(self.operators)):
+            raise ConfigError(
+                f"quorum {self.quorum} exceeds the {len(set(self.operators))} configured operators"
+            )
+        decode_public_keys("operators", self.operators)
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        self._validate_blob_limit()
+        if self.dask_scheduler is not None:
+            check_address("dask_scheduler", self.dask_scheduler)
+
+    def _validate_blob_limit(self) -> None:
+        capacity = max_blob_bytes(self.max_rows)
+        if self.max_blob_bytes is None or not 1 <= self.max_blob_bytes <= capacity:
+            raise ConfigError(
+                f"max_blob_bytes must be in 1..{capacity} (what a {self.max_rows}-row square "
+                f"holds), got {self.max_blob_bytes}"
+            )
+        if self.server.max_message_bytes < self.max_blob_bytes + 1024:
+            raise ConfigError("server max_message_bytes is too small for max_blob_bytes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageNodeConfig:
+    """`da storage-node`: follows the producer, stores and verifies whole blocks, attests them."""
+
+    data_dir: Path
+    producer: str  # "host:port" of the producer
+    chain_id: str
+    trusted_keys: tuple[str, ...]  # hex producer public keys (at least one)
+    server: ServerConfig = ServerConfig()
+    metrics_port: int | None = None
+    peers: tuple[str, ...] = ()  # other storage nodes ("host:port") to repair cells from
+    key_file: Path | None = None  # attestation key; None: the node does not attest
+    retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
+    max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
+    producer_auth_token: str | None = field(default=None, repr=False)  # for the producer's Attest
+    producer_tls_ca: Path | None = None  # PEM roots to verify the producer's TLS certificate
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+
+    def validate(self) -> None:
+        self.server.validate()
+        _check_path("data_dir", self.data_dir)
+        check_address("producer", self.producer)
+        for peer in self.peers:
+            check_address("peer", peer)
+        check_chain_id(self.chain_id)
+        if not self.trusted_keys:
+            raise ConfigError("at least one trusted key (--trusted-key HEX) is required")
+        decode_public_keys("trusted_keys", self.trusted_keys)
+        check_port("metrics_port", self.metrics_port)
+        if self.key_file is not None:
+            _check_path("key_file", self.key_file)
+        if self.retention_blocks < 0:
+            raise ConfigError(f"retention_blocks must be >= 0, got {self.retention_blocks}")
+        check_max_rows(self.max_rows)
+        _check_positive("request_timeout_seconds", self.request_timeout_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlobClientConfig:
+    """`da blob ...`: one node to talk to and how."""
+
+    node: str  # "host:port"
+    auth_token: str | None = field(default=None, repr=False)
+    tls_ca: Path | None = None  # PEM roots; None: plaintext
+    timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS  # per RPC
+    wait_timeout_seconds: float = 120.0  # `--wait`: give up after this long
+    poll_interval_seconds: float = 1.0  # `--wait`: GetBlobStatus period
+
+    def validate(self) -> None:
+        check_address("node", self.node)
+        _check_positive("timeout_seconds", self.timeout_seconds)
+        _check_positive("wait_timeout_seconds", self.wait_timeout_seconds)
+        _check_positive("poll_interval_seconds", self.poll_interval_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevnetConfig:
+    """`da devnet`: producer, storage nodes and light clients on loopback."""
+
+    data_dir: Path | None = None  # None: a temporary directory, removed on exit
+    storage_nodes: int = 3
+    light_clients: int = 2
+    blocks: int | None = None  # stop after this many blocks (exit 0 iff all available)
+    base_port: int = 7000  # producer; storage nodes and light clients take the next ports
+    chain_id: str = "devnet"
+    block_time_seconds: float = 2.0
+    max_rows: int = DEFAULT_MAX_ROWS
+
+    def validate(self) -> None:
+        if self.storage_nodes < 1:
+            raise ConfigError(f"storage_nodes must be >= 1, got {self.storage_nodes}")
+        if self.light_clients < 0:
+            raise ConfigError(f"light_clients must be >= 0, got {self.light_clients}")
+        if self.blocks is not None and self.blocks < 1:
+            raise ConfigError(f"blocks must be >= 1, got {self.blocks}")
+        last_port = self.base_port + 2 * (1 + self.storage_nodes + self.light_clients)
+        if self.base_port < 1024 or last_port > 65535:
+            raise ConfigError(
+                f"base_port {self.base_port} leaves no room for every node's gRPC and metrics "
+                "ports below 65536 (use 1024..60000)"
+            )
+        check_chain_id(self.chain_id)
+        _check_positive("block_time_seconds", self.block_time_seconds)
+        check_max_rows(self.max_rows)
+
+
+# --- shared checks --------------------------------------------------------------------------
+
+
+def check_chain_id(chain_id: str) -> None:
+    """Raise `ConfigError` unless `chain_id` is 1..64 printable characters."""
+    if not chain_id or len(chain_id.encode()) > MAX_CHAIN_ID_CHARS or not chain_id.isprintable():
+        raise ConfigError(f"chain_id must be 1..{MAX_CHAIN_ID_CHARS} printable bytes")
+
+
+def check_address(name: str, address: str) -> None:
+    """Raise `ConfigError` unless `address` is "host:port" with a port in 1..65535."""
+    try:
+        _, port = split_host_port(address)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e}") from None
+    if port == 0:
+        raise ConfigError(f"{name}: address {address!r} needs a non-zero port")
+
+
+def check_port(name: str, port: int | None) -> None:
+    """Raise `ConfigError` unless `port` is None or in 0..65535 (0 = any free port)."""
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be in 0..65535, got {port}")
+
+
+def check_max_rows(max_rows: int) -> None:
+    """Raise `ConfigError` unless `max_rows` is a power of two in 1..MAX_ROWS_LIMIT."""
+    if not _is_valid_max_rows(max_rows):
+        raise ConfigError(f"max_rows must be a power of two in 1..{MAX_ROWS_LIMIT}, got {max_rows}")
+
+
+def decode_public_keys(name: str, keys: Iterable[str]) -> tuple[bytes, ...]:
+    """The 48-byte keys of 96-hex-char strings ("0x" prefix allowed); `ConfigError` if bad."""
+    decoded = []
+    for key in keys:
+        text = key.removeprefix("0x")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+        if len(text) != PUBLIC_KEY_HEX_CHARS or len(raw) * 2 != PUBLIC_KEY_HEX_CHARS:
+            raise ConfigError(f"{name}: {key!r} is not a {PUBLIC_KEY_HEX_CHARS}-hex-char key")
+        decoded.append(raw)
+    return tuple(decoded)
+
+
+def _is_valid_max_rows(max_rows: int) -> bool:
+    return 1 <= max_rows <= MAX_ROWS_LIMIT and max_rows & (max_rows - 1) == 0
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number, got {value}")
+
+
+def _check_path(name: str, path: Path) -> None:
+    if not str(path).strip():
+        raise ConfigError(f"{name} must not be empty")
