@@ -31,11 +31,23 @@ integration: $(STAMP)
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/da/v1/da.proto
 
+# A fresh local chain each time: keys, TOML configs and logs stay in $(DEVNET_DIR) for reading and
+# reuse; node state ($(DEVNET_DIR)/nodes) is wiped. Runs until Ctrl-C; e.g. DEVNET_ARGS="--blocks 5".
+DEVNET_DIR  ?= devnet-data
+DEVNET_ARGS ?=
 devnet: $(STAMP)
-	$(VENV)/bin/da devnet
+	rm -rf $(DEVNET_DIR)/nodes
+	$(VENV)/bin/da devnet --data-dir $(DEVNET_DIR) $(DEVNET_ARGS)
 
+# Every benchmark script bench/*.py, one after another (bench/run.py is the table runner, not a
+# benchmark); fails if any fails. BENCH_ARGS="--quick" for a smoke run.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) bench/encode.py
+	@failed=""; for script in $(filter-out bench/run.py,$(sort $(wildcard bench/*.py))); do \
+		echo "== $$script =="; \
+		$(PY) $$script $(BENCH_ARGS) || failed="$$failed $$script"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,11 +1,12 @@
 """Encode and recovery benchmark: our codec against the bare ckzg work it cannot avoid.
 
-    python bench/encode.py [--quick]
+    python bench/encode.py [--quick] [--json]
 
 Bounds are measured in the same run on the same rows with a ckzg setup loaded without
 precomputation: encoding against k x blob_to_kzg_commitment + 2k x compute_cells_and_kzg_proofs,
 recovery (from every other cell of every row) against 2k x recover_cells_and_kzg_proofs.
-`--quick` skips k = 64 (recovery runs at k = 8 instead) and the peak-RSS child.
+`--quick` skips k = 64 (recovery runs at k = 8 instead) and the peak-RSS child. `--json` prints
+the rows in bench/run.py's convention.
 """
 
 import argparse
@@ -20,6 +21,8 @@ from typing import NamedTuple
 
 # A plain script: make the repository importable however the venv's editable install resolves it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
 from erasure import encode_square, kzg, recover_square  # noqa: E402
 from erasure.constants import CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL  # noqa: E402
@@ -101,18 +104,14 @@ def rss_figure() -> Figure:
     return Figure("peak RSS k=64 encode (MB)", peak_mb, None, f"< {RSS_TARGET_MB}", peak_mb < 800)
 
 
-def print_table(figures: list[Figure]) -> None:
-    print(f"{'figure':<28}{'value':>10}{'bound':>10}{'ratio':>8}  {'target':<9}{'met':<4}")
-    for f in figures:
-        bound = f"{f.bound:10.2f}" if f.bound else f"{'-':>10}"
-        ratio = f"{f.value / f.bound:8.2f}" if f.bound else f"{'-':>8}"
-        met = "-" if f.met is None else ("yes" if f.met else "no")
-        print(f"{f.name:<28}{f.value:10.2f}{bound}{ratio}  {f.target:<9}{met:<4}")
+def bench_row(f: Figure) -> BenchRow:
+    return row(f.name, f.value, f.bound, f.target, f.met)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip k = 64 and the RSS child")
+    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
     args = parser.parse_args()
     kzg.settings()  # our precomputed setup, loaded before any timing
     bare = kzg.load_settings(precompute=0)
@@ -120,12 +119,12 @@ def main() -> None:
     for k in (1, 8) if args.quick else (1, 8, 64):
         figure, squares[k] = encode_figure(k, bare)
         figures.append(figure)
-        print(f"measured {figure.name}: {figure.value:.2f}", flush=True)
+        log(f"measured {figure.name}: {figure.value:.2f}", as_json=args.json)
     figures.append(recover_figure(squares[8 if args.quick else 64], bare))
-    print(f"measured {figures[-1].name}: {figures[-1].value:.2f}", flush=True)
+    log(f"measured {figures[-1].name}: {figures[-1].value:.2f}", as_json=args.json)
     if not args.quick:
         figures.append(rss_figure())
-    print_table(figures)
+    emit([bench_row(f) for f in figures], as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,17 @@
 Pipeline (DESIGN 4): lay the blobs out in the `k x 64`-cell ODS, extend every column of field
 elements to `2k` rows with one python-flint matrix product, extend every row to 128 cells with
 ckzg (cells and proofs), commit to the `k` original rows and extend the commitments by MSM.
+The pipeline itself, streamed and spread over worker processes, lives in `erasure.parallel`.
 """
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from erasure import kzg
-from erasure.commitments import extend_commitments
-from erasure.constants import BYTES_PER_ROW, CELLS_PER_EXT_ROW, DEFAULT_MAX_ROWS
+from erasure.constants import CELLS_PER_EXT_ROW, DEFAULT_MAX_ROWS
 from erasure.errors import InvalidCell
-from erasure.field import lagrange_matrix, matrix_times_rows, row_points
-from erasure.layout import BlobEntry, layout_blobs
+from erasure.layout import BlobEntry
+from erasure.parallel import RowBatch, encode_square_stream
 
 
 @dataclass(frozen=True)
@@ -61,48 +59,6 @@ class ExtendedSquare:
         return self.proofs[row]
 
 
-RowResult = tuple[tuple[bytes, ...], tuple[bytes, ...], bytes | None]
-
-
-def extend_rows(rows: Sequence[bytes], commit_flags: Sequence[bool]) -> list[RowResult]:
-    """Cells and proofs of each row, plus its commitment where the flag is set.
-
-    A module-level function so an Executor's worker processes can run it (the trusted setup is
-    loaded there once per process, on first use).
-    """
-    results = []
-    for row, flag in zip(rows, commit_flags, strict=True):
-        cells, proofs = kzg.compute_cells_and_proofs(row)
-        results.append((cells, proofs, kzg.commit(row) if flag else None))
-    return results
-
-
-def extend_columns(k: int, original_rows: Sequence[bytes]) -> list[bytes]:
-    """Rows k..2k-1: at every position, the degree < k column polynomial at `x_k..x_{2k-1}`."""
-    xs = row_points(k)
-    return matrix_times_rows(lagrange_matrix(xs[:k], xs[k:]), original_rows)
-
-
-def _worker_count(executor: Executor) -> int:
-    # concurrent.futures pools expose no public size; fall back to the core count.
-    return getattr(executor, "_max_workers", None) or os.cpu_count() or 1
-
-
-def _run_rows(rows: Sequence[bytes], k: int, executor: Executor | None) -> list[RowResult]:
-    """extend_rows over all 2k rows (commitments for r < k), in round-robin batches if asked."""
-    flags = [r < k for r in range(len(rows))]
-    if executor is None:
-        return extend_rows(rows, flags)
-    batches = min(len(rows), _worker_count(executor))
-    # Round-robin keeps batches balanced: each gets the same share of original rows.
-    parts = [(rows[b::batches], flags[b::batches]) for b in range(batches)]
-    outputs = list(executor.map(extend_rows, *zip(*parts, strict=True)))
-    results: list[RowResult] = [None] * len(rows)  # type: ignore[list-item]
-    for b, output in enumerate(outputs):
-        results[b::batches] = output
-    return results
-
-
 def encode_square(
     blobs: Sequence[tuple[bytes, bytes]],
     *,
@@ -112,18 +68,22 @@ def encode_square(
     """Encode blobs `(namespace, data)`, given in arrival order, into an extended data square.
 
     Raises InvalidNamespace, InvalidBlob, SquareTooLarge (see `layout.layout_blobs`). With an
-    `executor`, the per-row ckzg work is mapped over it in balanced batches.
+    `executor` (best: `erasure.parallel.make_encoder_pool`), the per-row ckzg work is mapped over
+    it in balanced batches. The all-in-memory form of `erasure.parallel.encode_square_stream`.
     """
-    layout = layout_blobs(blobs, max_rows)
-    k = layout.k
-    original = [layout.ods[r * BYTES_PER_ROW : (r + 1) * BYTES_PER_ROW] for r in range(k)]
-    rows = original + extend_columns(k, original)
-    results = _run_rows(rows, k, executor)
-    commitments = extend_commitments(k, [c for _, _, c in results[:k] if c is not None])
+    batches: list[RowBatch] = []
+    summary = encode_square_stream(
+        blobs, max_rows=max_rows, executor=executor, on_rows=batches.append
+    )
+    cells: list[tuple[bytes, ...]] = [()] * (2 * summary.k)
+    proofs: list[tuple[bytes, ...]] = [()] * (2 * summary.k)
+    for batch in batches:
+        cells[batch.first_row : batch.first_row + len(batch.cells)] = batch.cells
+        proofs[batch.first_row : batch.first_row + len(batch.proofs)] = batch.proofs
     return ExtendedSquare(
-        k=k,
-        commitments=commitments,
-        cells=tuple(cells for cells, _, _ in results),
-        proofs=tuple(proofs for _, proofs, _ in results),
-        blob_index=layout.blob_index,
+        k=summary.k,
+        commitments=summary.commitments,
+        cells=tuple(cells),
+        proofs=tuple(proofs),
+        blob_index=summary.blob_index,
     )

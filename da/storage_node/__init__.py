@@ -1,3 +1,4 @@
 """The storage node: follows the producer's headers, verifies each before anything else, fetches
 and verifies every cell, stores blocks atomically, serves headers, cells and blobs, attests, and
-reconstructs from peers when whole rows are nowhere to be had. Imported only by the CLI and tests."""
+reconstructs from peers when whole rows are nowhere to be had. Imported only by the CLI and
+tests."""

@@ -1,4 +1,4 @@
-"""Fixtures for integration tests: a `cluster` factory of real `da` processes, stopped afterwards."""
+"""Integration fixtures: a `cluster` factory of real `da` processes, stopped afterwards."""
 
 from __future__ import annotations
 

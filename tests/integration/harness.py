@@ -110,7 +110,7 @@ class DaProcess:
 
 
 class Cluster:
-    """Factory for processes of one test; `close()` stops them all (used by the `cluster` fixture)."""
+    """Factory for the processes of one test; `close()` stops them all (the `cluster` fixture)."""
 
     def __init__(self, tmp: Path, chain_id: str = "testchain") -> None:
         self.tmp = tmp

@@ -1,0 +1,179 @@
+"""Light-client benchmark: header arrival to availability verdict, and CPU per header.
+
+    python bench/light.py [--headers 20] [--nodes 3] [--block-time 1] [--blob-bytes 1000]
+
+Starts a producer and `--nodes` storage nodes (real `da` processes on loopback) and runs the light
+client in this process against them, so its CPU time is this process's. Only headers that arrive
+live (not the catch-up backlog at start) are measured. The bound is measured in the same run on
+the same kind of data: one `verify_cell_kzg_proof_batch` of a header's s samples, one MSM of 2k
+G1 points, one BLS signature verification. Target: CPU per header at most 2x the bound.
+"""
+
+import argparse
+import asyncio
+import itertools
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+# A plain script: make the repository importable however the venv's editable install resolves it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from da import signing  # noqa: E402
+from da.api.client import open_channel  # noqa: E402
+from da.header import SignedHeader  # noqa: E402
+from da.sampling import draw_coordinates  # noqa: E402
+from da.store.memory import MemoryStore  # noqa: E402
+from da.v1 import da_pb2, da_pb2_grpc  # noqa: E402
+from erasure import kzg  # noqa: E402
+from erasure.g1 import decode_points, msm  # noqa: E402
+from light_client.config import LightClientConfig  # noqa: E402
+from light_client.node import LightClient, sample_count  # noqa: E402
+from light_client.peers import GrpcPeer  # noqa: E402
+from tests.integration.harness import Cluster  # noqa: E402
+
+CPU_TARGET = 2.0
+REPEATS = 30
+
+
+class TimedClient(LightClient):
+    """Records when each live header was accepted."""
+
+    arrivals: dict[int, float]
+
+    def _on_header(self, signed: SignedHeader, live: bool) -> None:
+        if live:
+            self.arrivals.setdefault(signed.header.height, time.perf_counter())
+        super()._on_header(signed, live)
+
+
+async def measure(
+    cluster: Cluster, nodes: list[str], headers: int, feed: Coroutine[Any, Any, None]
+) -> tuple[list[float], float, list[SignedHeader]]:
+    """Latencies of `headers` live headers, CPU seconds per header, and those headers."""
+    config = LightClientConfig(
+        data_dir=Path("unused"), peers=tuple(nodes), chain_id=cluster.chain_id,
+        trusted_keys=(cluster.producer_pub,), peer_requests_per_second=1000.0,
+    )
+    client = TimedClient(config, peers=[GrpcPeer(n) for n in nodes], store=MemoryStore())
+    client.arrivals = {}
+    task = asyncio.create_task(client.run())
+    feeder = asyncio.create_task(feed)
+    latencies: list[float] = []
+    measured: list[SignedHeader] = []
+    cpu_start: float | None = None
+    try:
+        while len(latencies) < headers:
+            verdict = await asyncio.wait_for(client.verdicts.get(), 120)
+            if verdict.height not in client.arrivals:
+                continue  # backlog at start
+            arrived = client.arrivals[verdict.height]
+            if cpu_start is None:
+                cpu_start = time.process_time()
+                continue  # the first live header warms up channels; measure after it
+            if verdict.status.name != "AVAILABLE":
+                raise RuntimeError(f"height {verdict.height} was {verdict.status.name}")
+            latencies.append(time.perf_counter() - arrived)
+            signed = client.chain.get(verdict.height)
+            assert signed is not None
+            measured.append(signed)
+        cpu = time.process_time() - (cpu_start or 0.0)
+    finally:
+        task.cancel()
+        feeder.cancel()
+        await asyncio.gather(task, feeder, return_exceptions=True)
+        await client.pool.close()
+    return latencies, cpu / headers, measured
+
+
+async def bound_seconds(node: str, signed: SignedHeader, s: int) -> float:
+    """CPU of one batch verification of s real samples + one 2k-point MSM + one BLS verify."""
+    header = signed.header
+    coords = draw_coordinates(header.k, s, secrets.SystemRandom())
+    peer = GrpcPeer(node)
+    cells = await peer.get_samples(header.height, coords, 10.0)
+    await peer.close()
+    by_coord = {(c.row, c.col): c for c in cells}
+    served = [by_coord[(c.row, c.col)] for c in coords]
+    args = ([header.commitments[c.row] for c in coords], [c.col for c in coords],
+            [c.data for c in served], [c.proof for c in served])
+    if not kzg.verify_cells(*args):
+        raise RuntimeError("honest samples did not verify")
+    points = decode_points(header.commitments)
+    scalars = [random.Random(i).getrandbits(250) for i in range(len(points))]
+    return (cpu_median(lambda: kzg.verify_cells(*args))
+            + cpu_median(lambda: msm(points, scalars))
+            + cpu_median(lambda: signing.verify(header.producer, signed.hash, signed.signature)))
+
+
+def cpu_median(fn) -> float:  # type: ignore[no-untyped-def]
+    samples = []
+    for _ in range(REPEATS):
+        start = time.process_time()
+        fn()
+        samples.append(time.process_time() - start)
+    return statistics.median(samples)
+
+
+async def feed_blobs(producer: str, size: int, interval: float) -> None:
+    """Submit a distinct blob of `size` bytes every `interval` s (the producer only makes a
+    block when blobs are pending), until cancelled."""
+    async with open_channel(producer) as channel:
+        stub = da_pb2_grpc.BlobServiceStub(channel)
+        for n in itertools.count():
+            data = n.to_bytes(8, "big") + random.Random(n).randbytes(max(0, size - 8))
+            request = da_pb2.SubmitBlobRequest(namespace=b"bench", data=data)
+            try:
+                await stub.SubmitBlob(request, timeout=10)
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(interval)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--headers", type=int, default=20)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--block-time", default="1")
+    parser.add_argument("--blob-bytes", type=int, default=1000, help="size of the blob per block")
+    args = parser.parse_args()
+    kzg.settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp), chain_id="bench")
+        try:
+            producer = cluster.producer("producer", "--block-time", args.block_time)
+            nodes = [
+                cluster.storage_node(f"storage-{i}", producer).listen for i in range(args.nodes)
+            ]
+            feed = feed_blobs(producer.listen, args.blob_bytes, float(args.block_time))
+            latencies, cpu, measured = asyncio.run(measure(cluster, nodes, args.headers, feed))
+            k = measured[-1].header.k
+            s = sample_count(k, None, 0.99)
+            bound = asyncio.run(bound_seconds(nodes[0], measured[-1], s))
+        finally:
+            cluster.close()
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    ratio = cpu / bound
+    print(f"light client, {args.nodes} storage nodes on loopback, "
+          f"{len(latencies)} headers, k={k}, s={s}")
+    print(f"  arrival -> verdict   p50 {p50 * 1000:8.1f} ms   p99 {p99 * 1000:8.1f} ms")
+    print(f"  CPU per header       {cpu * 1000:8.2f} ms")
+    met = "yes" if ratio <= CPU_TARGET else "no"
+    print(f"  bound                {bound * 1000:8.2f} ms "
+          f"(batch verify of {s} cells + {2 * k}-point MSM + BLS verify)")
+    print(f"  ratio {ratio:.2f}   target <= {CPU_TARGET:.1f}   met: {met}")
+    return 0 if ratio <= CPU_TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

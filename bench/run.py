@@ -1,0 +1,127 @@
+"""Run every benchmark and print one table (`make bench`).
+
+    python bench/run.py [--quick]
+
+Convention for a benchmark script `bench/<name>.py`: it accepts `--quick` (a fast smoke run) and
+`--json`. With `--json` it writes its progress to stderr and, as the last line of stdout, one JSON
+list of rows `{"figure": str, "value": float, "bound": float | null, "ratio": float | null,
+"target": str, "met": bool | null}`: `bound` is measured in the same run on the same machine,
+`ratio = value / bound`, `met` is null where no target applies (e.g. at quick sizes). Build the
+rows with `BenchRow` and print them with `emit` (scripts run from bench/ can `import run`).
+Each script runs in its own process, one after another, so none disturbs another's timings.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+TIMEOUT_SECONDS = 1800  # per benchmark script: a hung one must not hang `make bench`
+QUICK_TIMEOUT_SECONDS = 600
+BENCHES = (
+    ("codec", "encode.py"),
+    ("serving", "serve.py"),
+    ("light client", "light.py"),
+    ("encoding workers", "parallel.py"),
+)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One figure of a benchmark against its bound measured in the same run."""
+
+    figure: str
+    value: float
+    bound: float | None
+    ratio: float | None
+    target: str
+    met: bool | None
+
+
+def row(figure: str, value: float, bound: float | None, target: str, met: bool | None) -> BenchRow:
+    """A BenchRow with its ratio computed (None without a bound)."""
+    ratio = value / bound if bound else None
+    return BenchRow(figure, value, bound, ratio, target, met)
+
+
+def emit(rows: list[BenchRow], *, as_json: bool) -> None:
+    """Print the rows: as the one JSON line of the convention, or as a table for people."""
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows]), flush=True)
+    else:
+        print_table([("", r) for r in rows])
+
+
+def log(message: str, *, as_json: bool) -> None:
+    """Progress: to stderr under --json (stdout carries the JSON line), else to stdout."""
+    print(message, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
+def _fmt(x: float | None, width: int) -> str:
+    return f"{x:{width}.2f}" if x is not None else f"{'-':>{width}}"
+
+
+def print_table(rows: list[tuple[str, BenchRow]]) -> None:
+    """One table: benchmark, figure, value, bound, ratio, target, met."""
+    print(f"{'bench':<17}{'figure':<40}{'value':>10}{'bound':>10}{'ratio':>8}  {'target':<12}met")
+    for bench, r in rows:
+        met = "-" if r.met is None else ("yes" if r.met else "NO")
+        print(
+            f"{bench:<17}{r.figure:<40}{_fmt(r.value, 10)}{_fmt(r.bound, 10)}"
+            f"{_fmt(r.ratio, 8)}  {r.target:<12}{met}"
+        )
+
+
+def run_bench(script: Path, quick: bool) -> list[BenchRow]:
+    """Run one benchmark script with --json; raises RuntimeError if it fails."""
+    args = [sys.executable, str(script), "--json", *(["--quick"] if quick else [])]
+    timeout = QUICK_TIMEOUT_SECONDS if quick else TIMEOUT_SECONDS
+    try:  # stderr is not captured: the script's progress shows live
+        done = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"no result within {timeout} s") from e
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 2:  # argparse's usage error
+        raise RuntimeError("exit status 2: does it accept --json and --quick (see bench/run.py)?")
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"exit status {done.returncode}")
+    try:
+        return [BenchRow(**item) for item in json.loads(lines[-1])]
+    except (ValueError, TypeError) as e:
+        raise RuntimeError(f"no JSON row list on its last stdout line ({e})") from e
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fast smoke run of every benchmark")
+    args = parser.parse_args()
+    table: list[tuple[str, BenchRow]] = []
+    notes: list[str] = []
+    for name, filename in BENCHES:
+        script = BENCH_DIR / filename
+        if not script.exists():
+            notes.append(f"{name}: bench/{filename} does not exist yet, skipped")
+            continue
+        start = time.perf_counter()
+        print(f"== {name} (bench/{filename}) ==", file=sys.stderr, flush=True)
+        try:
+            table += [(name, r) for r in run_bench(script, args.quick)]
+        except RuntimeError as e:
+            notes.append(f"{name}: bench/{filename} failed: {e}")
+        print(f"== {name}: {time.perf_counter() - start:.0f} s ==", file=sys.stderr, flush=True)
+    print()
+    print_table(table)
+    judged = [r for _, r in table if r.met is not None]
+    quick = " (quick run: targets are judged at full sizes only)" if args.quick else ""
+    print(f"\ntargets met: {sum(bool(r.met) for r in judged)}/{len(judged)}{quick}")
+    for note in notes:
+        print(f"note: {note}")
+    return 1 if any("failed" in n for n in notes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""`da producer`: wires the store, the mempool, the block loop, the certifier, the gRPC server
+and the metrics endpoint.
+
+`run(config)` runs until cancelled, then shuts down in order: the block loop stops (a block being
+written is finished first), health reports NOT_SERVING, the server stops with a grace period,
+the encoding pool shuts down, the store is closed and the metrics endpoint released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from da import serving
+from da.api.server import (
+    ATTEST_METHOD,
+    ATTESTATION_SERVICE,
+    BLOB_SERVICE,
+    HEADER_SERVICE,
+    SHARE_SERVICE,
+    SUBMIT_BLOB_METHOD,
+    create_server,
+    stop_server,
+)
+from da.config import ProducerConfig, decode_public_keys
+from da.metrics import ProducerMetrics, RpcMetrics, start_metrics_server, stop_metrics_server
+from da.producer.blocks import BlockProducer
+from da.producer.certify import Certifier
+from da.producer.encoder import Encoder
+from da.producer.mempool import MEMPOOL_SQUARES, Mempool
+from da.producer.service import AttestationServicer, ProducerBlobServicer
+from da.signing import read_key_file
+from da.store.base import KeyValueStore
+from da.store.rocks import open_store
+from da.v1 import da_pb2_grpc
+from erasure.layout import max_blob_bytes
+from erasure.parallel import make_encoder_pool
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "producer"
+SHUTDOWN_GRACE_SECONDS = 5.0
+SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE, ATTESTATION_SERVICE)
+RPC_METHODS = (
+    SUBMIT_BLOB_METHOD,
+    "/da.v1.BlobService/GetBlobStatus",
+    "/da.v1.BlobService/GetBlobs",
+    "/da.v1.HeaderService/GetHeader",
+    "/da.v1.HeaderService/SubscribeHeaders",
+    "/da.v1.ShareService/GetSamples",
+    "/da.v1.ShareService/GetRow",
+    ATTEST_METHOD,
+    "/da.v1.AttestationService/GetCertificate",
+)
+
+ExecutorFactory = Callable[[ProducerConfig], Executor | None]
+
+
+def encoder_pool(config: ProducerConfig) -> Executor:
+    """`config.workers` encoding processes (or the Dask cluster), each with the setup loaded."""
+    return make_encoder_pool(config.workers, dask_scheduler=config.dask_scheduler)
+
+
+@dataclass(frozen=True)
+class ProducerNode:
+    """A started producer: what tests and `run` need to reach it."""
+
+    port: int
+    metrics_port: int | None
+    store: KeyValueStore
+    producer: BlockProducer
+    certifier: Certifier
+    mempool: Mempool
+    registry: CollectorRegistry
+
+
+async def run(config: ProducerConfig, *, make_executor: ExecutorFactory = encoder_pool) -> None:
+    """Run the producer until cancelled (`make_executor`: tests encode in-process)."""
+    try:
+        async with AsyncExitStack() as stack:
+            node = await start(stack, config, make_executor=make_executor)
+            try:
+                await node.producer.run(config.block_time_seconds)
+            finally:
+                log.info("shutting down at height %d", node.producer.tip.height)
+    except asyncio.CancelledError:
+        log.info("producer stopped: server drained, workers and store closed")
+        raise
+
+
+async def start(
+    stack: AsyncExitStack, config: ProducerConfig, *, make_executor: ExecutorFactory = encoder_pool
+) -> ProducerNode:
+    """Start every part of the producer on `stack` (which stops them) except the block loop."""
+    config.validate()
+    key = read_key_file(config.key_file)
+    store = _open(stack, config)
+    registry = CollectorRegistry()
+    metrics = ProducerMetrics(registry)
+    limit = config.max_blob_bytes or max_blob_bytes(config.max_rows)
+    mempool = Mempool(store, max_pending_bytes=MEMPOOL_SQUARES * max_blob_bytes(config.max_rows))
+    metrics.set_pending_blobs(mempool.count)
+    operators = frozenset(decode_public_keys("operators", config.operators))
+    certifier = Certifier(store, metrics, quorum=config.quorum, operators=operators)
+    notifier = serving.HeadNotifier()
+    encoder = Encoder(lambda: make_executor(config))
+    stack.callback(encoder.shutdown)  # after the server stopped, before the store closes
+    servicers: list[tuple[Any, Any]] = [
+        *serving.read_servicers(store, notifier),
+        (
+            da_pb2_grpc.add_BlobServiceServicer_to_server,
+            ProducerBlobServicer(store, mempool, metrics, max_blob_bytes=limit),
+        ),
+        (da_pb2_grpc.add_AttestationServiceServicer_to_server, AttestationServicer(certifier)),
+    ]
+    server, port = await create_server(
+        config.server,
+        servicers,
+        rpc_metrics=RpcMetrics(registry, RPC_METHODS),
+        service_names=SERVICE_NAMES,
+    )
+    stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
+    metrics_port = _serve_metrics(stack, config, registry)
+    # Submissions are served (and persisted) while the encoding workers load the trusted setup.
+    await encoder.start()
+    producer = BlockProducer(
+        store,
+        mempool,
+        notifier,
+        metrics,
+        key=key,
+        chain_id=config.chain_id,
+        max_rows=config.max_rows,
+        encoder=encoder,
+    )
+    metrics.set_head_height(producer.tip.height)
+    _log_startup(config, port, key.public, producer.tip.height, mempool.count)
+    return ProducerNode(port, metrics_port, store, producer, certifier, mempool, registry)
+
+
+def _open(stack: AsyncExitStack, config: ProducerConfig) -> KeyValueStore:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.data_dir / STORE_DIR)
+    stack.callback(store.close)
+    return store
+
+
+def _serve_metrics(
+    stack: AsyncExitStack, config: ProducerConfig, registry: CollectorRegistry
+) -> int | None:
+    if config.metrics_port is None:
+        return None
+    port = start_metrics_server(config.metrics_port, registry)
+    stack.callback(stop_metrics_server, port)
+    return port
+
+
+def _log_startup(
+    config: ProducerConfig, port: int, public_key: bytes, head: int, pending: int
+) -> None:
+    log.info(
+        "producer up: listening on %s:%d, chain %s, public key %s, %d encoding workers%s, "
+        "max_rows %d, block time %.3g s, quorum %d, head %d, %d blobs pending",
+        config.server.host,
+        port,
+        config.chain_id,
+        public_key.hex(),
+        config.workers,
+        f" (dask {config.dask_scheduler})" if config.dask_scheduler else "",
+        config.max_rows,
+        config.block_time_seconds,
+        config.quorum,
+        head,
+        pending,
+    )
+    if not config.operators:
+        log.warning(
+            "no --operator keys configured: attestations from ANY key count towards the quorum "
+            "of %d; this is insecure outside a devnet",
+            config.quorum,
+        )
+    if config.server.auth_token is None:
+        log.warning("no auth token: SubmitBlob and Attest are open to anyone who can connect")

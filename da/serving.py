@@ -1,0 +1,331 @@
+"""The read side shared by the producer and the storage node, over a block store
+(`da.store.blocks` format): HeaderService, ShareService and the GetBlobs lookup.
+
+- `HeaderServicer`: GetHeader (0 = latest) and SubscribeHeaders, which streams stored headers
+  from the store and is woken by a `HeadNotifier` the writer calls after storing a block.
+- `ShareServicer`: GetSamples (cells in the order asked, each row read once) and GetRow.
+- `get_blobs(store, height, namespace)`: every blob of a namespace at a height with its data and
+  the cells (with proofs) holding it; `BlobReadServicer` serves it as BlobService.GetBlobs and
+  leaves the write methods to the role that has them.
+
+Handlers raise `da.errors` leaves only; the error table of `da.api.errors` (installed by
+`create_server`) maps them to status codes. Why the stream reads the store rather than a queue of
+pushed headers: a slow subscriber then costs nothing but its position, so there is no queue to
+bound and no header to drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from da.api import convert
+from da.errors import ResourceExhausted, UnknownHeight
+from da.header import Header, blob_cells, blob_entries_for_namespace, header_from_bytes
+from da.sampling import CellRef
+from da.store import blocks
+from da.store.base import KeyValueStore
+from da.v1 import da_pb2 as pb
+from da.v1 import da_pb2_grpc
+from erasure.layout import blob_data_from_cells, normalize_namespace
+
+MAX_COORDS_PER_REQUEST = 4096
+MAX_SUBSCRIBERS = 256
+# A subscriber re-reads the head this often even without a notification (a missed wake-up, or a
+# writer that does not notify, costs at most this much latency).
+SUBSCRIBE_POLL_SECONDS = 5.0
+ROW_CACHE_ROWS = 256  # ~67 MiB of cells and proofs: two k = 64 blocks
+
+ServedCounter = Callable[[int], None]
+"""Called with the number of cells (with proofs) an RPC served, e.g.
+`StorageMetrics.observe_samples_served`."""
+
+
+def _ignore(_count: int) -> None:
+    return None
+
+
+class HeadNotifier:
+    """Wakes header subscribers after a block is stored. Call `notify` from the event loop
+    thread, after the block is durable (the stream reads it back from the store)."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+        self.head = 0
+
+    def notify(self, height: int) -> None:
+        """A block at `height` is now stored; wakes every waiting subscriber."""
+        self.head = max(self.head, height)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def next_change(self) -> asyncio.Event:
+        """An event set by the next `notify`; take it *before* reading the store, so a block
+        stored in between is never missed."""
+        return self._changed
+
+
+# --- headers --------------------------------------------------------------------------------
+
+
+def _signed_header_pb(store: KeyValueStore, height: int) -> pb.SignedHeader | None:
+    stored = blocks.get_signed_header(store, height)
+    return None if stored is None else convert.signed_header_to_pb(*stored)
+
+
+def latest_height(store: KeyValueStore) -> int:
+    """The highest height whose whole block is stored (0 if none)."""
+    return blocks.head_height(store)
+
+
+class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
+    """HeaderService over a block store (producer and storage node alike)."""
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        notifier: HeadNotifier,
+        *,
+        max_subscribers: int = MAX_SUBSCRIBERS,
+        poll_seconds: float = SUBSCRIBE_POLL_SECONDS,
+    ) -> None:
+        self._store = store
+        self._notifier = notifier
+        self._max_subscribers = max_subscribers
+        self._poll_seconds = poll_seconds
+        self._subscribers = 0
+
+    async def GetHeader(self, request: pb.GetHeaderRequest, context: Any) -> pb.SignedHeader:
+        height = request.height or latest_height(self._store)
+        found = _signed_header_pb(self._store, height) if height else None
+        if found is None:
+            raise UnknownHeight(request.height)
+        return found
+
+    async def SubscribeHeaders(
+        self, request: pb.SubscribeHeadersRequest, context: Any
+    ) -> AsyncIterator[pb.SignedHeader]:
+        if self._subscribers >= self._max_subscribers:
+            raise ResourceExhausted(f"more than {self._max_subscribers} header subscribers")
+        self._subscribers += 1
+        try:
+            async for header in self._stream(request.from_height):
+                yield header
+        finally:
+            self._subscribers -= 1
+
+    async def _stream(self, from_height: int) -> AsyncIterator[pb.SignedHeader]:
+        """Stored headers from `from_height` (0: from the head) on, then each new one; heights
+        with no stored header (pruned) are skipped."""
+        next_height = from_height or max(latest_height(self._store), 1)
+        while True:
+            changed = self._notifier.next_change()
+            head = latest_height(self._store)
+            while next_height <= head:
+                found = _signed_header_pb(self._store, next_height)
+                next_height += 1
+                if found is not None:
+                    yield found
+            try:
+                await asyncio.wait_for(changed.wait(), self._poll_seconds)
+            except TimeoutError:
+                pass
+
+
+# --- cells ----------------------------------------------------------------------------------
+
+
+def block_k(store: KeyValueStore, height: int) -> int:
+    """k of the whole block stored at `height`; raises `UnknownHeight`."""
+    rows = blocks.block_row_count(store, height) if height > 0 else None
+    if rows is None:
+        raise UnknownHeight(height)
+    return rows // 2
+
+
+def check_coordinate_count(count: int, limit: int = MAX_COORDS_PER_REQUEST) -> None:
+    """Raise `ResourceExhausted` when a request asks for more than `limit` cells."""
+    if count > limit:
+        raise ResourceExhausted(f"{count} coordinates asked, the limit is {limit} per request")
+
+
+def read_cells(
+    store: KeyValueStore, height: int, refs: Sequence[CellRef], cache: RowCache | None = None
+) -> list[tuple[bytes, bytes]]:
+    """(cell, proof) per checked coordinate, in order, each row read once; `UnknownHeight` if
+    pruned meanwhile."""
+    if cache is None:
+        found = blocks.get_cells(store, height, refs)
+        if found is None:
+            raise UnknownHeight(height)
+        return found
+    rows = {row: cache.row(store, height, row) for row in {ref.row for ref in refs}}
+    return [(rows[ref.row][0][ref.col], rows[ref.row][1][ref.col]) for ref in refs]
+
+
+class RowCache:
+    """The most recently read rows, whole (cells and proofs split out), at most `max_rows`.
+
+    Why: a request for 16 random cells touches up to 16 rows of ~262 KiB each; reading and
+    slicing them per request costs more than the RPC itself, while samplers keep asking about
+    the same recent blocks. Rows of a height never change once stored; a pruned height is
+    refused before the cache is asked (`block_k` reads the block marker), so no invalidation.
+    """
+
+    def __init__(self, max_rows: int = ROW_CACHE_ROWS) -> None:
+        self._max_rows = max_rows
+        self._rows: OrderedDict[tuple[int, int], tuple[list[bytes], list[bytes]]] = OrderedDict()
+
+    def row(self, store: KeyValueStore, height: int, row: int) -> tuple[list[bytes], list[bytes]]:
+        key = (height, row)
+        found = self._rows.get(key)
+        if found is not None:
+            self._rows.move_to_end(key)
+            return found
+        found = read_row(store, height, row)
+        if self._max_rows > 0:
+            self._rows[key] = found
+            if len(self._rows) > self._max_rows:
+                self._rows.popitem(last=False)
+        return found
+
+
+def read_row(store: KeyValueStore, height: int, row: int) -> tuple[list[bytes], list[bytes]]:
+    """(128 cells, 128 proofs) of a checked row; `UnknownHeight` if pruned meanwhile."""
+    found = blocks.get_row(store, height, row)
+    if found is None:
+        raise UnknownHeight(height)
+    return found
+
+
+class ShareServicer(da_pb2_grpc.ShareServiceServicer):
+    """ShareService over a block store: cells with their KZG proofs."""
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        *,
+        on_served: ServedCounter = _ignore,
+        max_coords: int = MAX_COORDS_PER_REQUEST,
+        cache: RowCache | None = None,
+    ) -> None:
+        self._store = store
+        self._on_served = on_served
+        self._max_coords = max_coords
+        self._cache = cache if cache is not None else RowCache()
+
+    async def GetSamples(
+        self, request: pb.GetSamplesRequest, context: Any
+    ) -> pb.GetSamplesResponse:
+        check_coordinate_count(len(request.coords), self._max_coords)
+        k = block_k(self._store, request.height)
+        refs = convert.coordinates_from_pb(request.coords, k)
+        found = read_cells(self._store, request.height, refs, self._cache)
+        self._on_served(len(found))
+        return pb.GetSamplesResponse(
+            cells=[
+                pb.Cell(row=ref.row, col=ref.col, data=data, proof=proof)
+                for ref, (data, proof) in zip(refs, found, strict=True)
+            ]
+        )
+
+    async def GetRow(self, request: pb.GetRowRequest, context: Any) -> pb.GetRowResponse:
+        k = block_k(self._store, request.height)
+        row = convert.check_row(request.row, k)
+        cells, proofs = self._cache.row(self._store, request.height, row)
+        self._on_served(len(cells))
+        return pb.GetRowResponse(
+            cells=[
+                pb.Cell(row=row, col=col, data=data, proof=proof)
+                for col, (data, proof) in enumerate(zip(cells, proofs, strict=True))
+            ]
+        )
+
+
+# --- blobs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob of a stored block: its data, and the ODS cells holding it with their proofs."""
+
+    namespace: bytes
+    data: bytes
+    blob_hash: bytes
+    start_cell: int
+    cells: tuple[convert.ProvenCell, ...]
+
+
+def stored_header(store: KeyValueStore, height: int) -> Header:
+    """The decoded header of a whole stored block; raises `UnknownHeight`."""
+    stored = blocks.get_signed_header(store, height) if blocks.has_block(store, height) else None
+    if stored is None:
+        raise UnknownHeight(height)
+    return header_from_bytes(stored[0])
+
+
+def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[StoredBlob]:
+    """Every blob of `namespace` (1..29 bytes, left-padded) in the block at `height`, in square
+    order. Raises `UnknownHeight`, or `InvalidNamespace` for a malformed or reserved namespace."""
+    namespace = normalize_namespace(bytes(namespace))
+    header = stored_header(store, height)
+    found = []
+    for entry in blob_entries_for_namespace(header, namespace):
+        refs = blob_cells(entry)
+        cells = read_cells(store, height, refs)
+        data = blob_data_from_cells([cell for cell, _ in cells], entry.length)
+        proven = tuple(
+            convert.ProvenCell(ref.row, ref.col, cell, proof)
+            for ref, (cell, proof) in zip(refs, cells, strict=True)
+        )
+        found.append(StoredBlob(namespace, data, entry.blob_hash, entry.start_cell, proven))
+    return found
+
+
+def blobs_to_pb(found: Sequence[StoredBlob]) -> pb.GetBlobsResponse:
+    return pb.GetBlobsResponse(
+        blobs=[
+            pb.Blob(
+                namespace=blob.namespace,
+                data=blob.data,
+                blob_hash=blob.blob_hash,
+                start_cell=blob.start_cell,
+                cells=convert.cells_to_pb(blob.cells),
+            )
+            for blob in found
+        ]
+    )
+
+
+class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
+    """BlobService.GetBlobs over a block store; SubmitBlob and GetBlobStatus are left to the
+    subclass (the producer accepts blobs; a storage node refuses them)."""
+
+    def __init__(self, store: KeyValueStore, *, on_served: ServedCounter = _ignore) -> None:
+        self._store = store
+        self._on_served = on_served
+
+    async def GetBlobs(self, request: pb.GetBlobsRequest, context: Any) -> pb.GetBlobsResponse:
+        found = get_blobs(self._store, request.height, request.namespace)
+        self._on_served(sum(len(blob.cells) for blob in found))
+        return blobs_to_pb(found)
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+AddServicer = Callable[[Any, grpc.aio.Server], None]
+
+
+def read_servicers(
+    store: KeyValueStore, notifier: HeadNotifier, *, on_served: ServedCounter = _ignore
+) -> list[tuple[AddServicer, Any]]:
+    """(add function, servicer) pairs for HeaderService and ShareService, for `create_server`."""
+    return [
+        (da_pb2_grpc.add_HeaderServiceServicer_to_server, HeaderServicer(store, notifier)),
+        (da_pb2_grpc.add_ShareServiceServicer_to_server, ShareServicer(store, on_served=on_served)),
+    ]

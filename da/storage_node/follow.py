@@ -1,0 +1,134 @@
+"""Following the chain: subscribe to headers from the producer (or, when it is down, a peer),
+fill gaps with GetHeader, and ingest each block in height order.
+
+One cycle: pick a source, ask its head (to start inside the retention window when far behind),
+subscribe from our head + 1, ingest every header that arrives. A failing source ends the cycle;
+the next one starts at the next source after an exponential backoff. A cycle on a peer ends
+after `prefer_producer_seconds` so the node goes back to the producer once it is up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+
+from da import errors as da_errors
+from da.header import SignedHeader
+from da.storage_node.errors import BlockUnavailable, NoSource
+from da.storage_node.fetch import FetchedBlock, fetch_block
+from da.storage_node.ingest import Ingestor, Stored
+from da.storage_node.remotes import Backoff, Remote, RemoteError, describe, is_not_found, ordered
+from da.store import blocks
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT_SECONDS = 30.0  # no header for this long: reconnect (a half-open stream looks idle)
+PREFER_PRODUCER_SECONDS = 30.0
+
+OnStored = Callable[[Stored], Awaitable[None]]
+
+
+class Follower:
+    """Keeps the store in step with the chain; `run()` runs until cancelled."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        remotes: Sequence[Remote],
+        *,
+        on_stored: OnStored,
+        retention_blocks: int = 0,
+        executor: Executor | None = None,
+        backoff: Backoff | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        prefer_producer_seconds: float = PREFER_PRODUCER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ingestor = ingestor
+        self._remotes = list(remotes)
+        self._on_stored = on_stored
+        self._retention = retention_blocks
+        self._executor = executor
+        self._backoff = backoff or Backoff()
+        self._idle_timeout = idle_timeout
+        self._prefer_producer = prefer_producer_seconds
+        self._clock = clock
+        self._floor = 1  # the lowest height this cycle keeps (inside the retention window)
+
+    @property
+    def head(self) -> int:
+        return blocks.head_height(self._ingestor.store)
+
+    async def run(self) -> None:
+        turn = 0
+        while True:
+            source = self._remotes[turn % len(self._remotes)]
+            try:
+                await self.follow(source)
+                turn = 0  # ended on purpose (a peer's time is up, or idle): producer first
+                continue
+            except (*RemoteError, NoSource, BlockUnavailable, da_errors.DAError) as e:
+                log.warning("syncing from %s failed: %s", source.name, describe(e))
+            turn += 1
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def follow(self, source: Remote) -> None:
+        """One cycle on `source`: start height, then every header it streams, in order."""
+        start = self._floor = await self.start_height(source)
+        log.info("following %s from height %d", source.name, start)
+        deadline = None if source.is_producer else self._clock() + self._prefer_producer
+        stream = source.subscribe(start)
+        try:
+            while deadline is None or self._clock() < deadline:
+                signed = await asyncio.wait_for(anext(stream), self._idle_timeout)
+                await self.take(signed, source)
+                self._backoff.reset()
+        except (StopAsyncIteration, TimeoutError):
+            return
+        finally:
+            await stream.aclose()
+
+    async def start_height(self, source: Remote) -> int:
+        """Our head + 1, or, when the source's head is beyond our retention window, the first
+        height of that window (older blocks would be pruned at once)."""
+        start = self.head + 1
+        if self._retention <= 0:
+            return start
+        remote_head = (await source.get_header(0)).header.height
+        return max(start, remote_head - self._retention + 1)
+
+    async def take(self, signed: SignedHeader, source: Remote) -> None:
+        """Ingest `signed`, first filling any gap between our head and it; a header below the
+        retention window is ignored."""
+        height = signed.header.height
+        if height < self._floor:
+            return
+        for missing in range(max(self.head + 1, self._floor), height):
+            await self.ingest(await self.header_from_anyone(missing, source), source)
+        await self.ingest(signed, source)
+
+    async def ingest(self, signed: SignedHeader, source: Remote) -> None:
+        try:
+            stored = await self._ingestor.ingest(signed, lambda s: self.fetch(s, source))
+        except da_errors.Equivocation:
+            return  # refused, logged and counted; the stored header stays
+        if stored is not None:
+            await self._on_stored(stored)
+
+    async def fetch(self, signed: SignedHeader, source: Remote) -> FetchedBlock:
+        return await fetch_block(ordered(self._remotes, source), signed.header, self._executor)
+
+    async def header_from_anyone(self, height: int, first: Remote) -> SignedHeader:
+        """The header at `height` from the first remote that has it (unverified)."""
+        reasons = []
+        for remote in ordered(self._remotes, first):
+            try:
+                return await remote.get_header(height)
+            except (*RemoteError, da_errors.InvalidHeader) as e:
+                if not is_not_found(e):
+                    log.info("%s: GetHeader(%d): %s", remote.name, height, describe(e))
+                reasons.append(f"{remote.name}: {describe(e)}")
+        raise NoSource(height, "; ".join(reasons))

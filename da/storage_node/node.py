@@ -1,0 +1,136 @@
+"""`da storage-node`: wires the store, the gRPC server, metrics, the follower and the attester.
+
+`run(config)` runs until cancelled and then shuts down cleanly: health NOT_SERVING, server
+stopped with a grace period, remote channels and the store closed, metrics endpoint released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from da import serving
+from da.api.server import (
+    BLOB_SERVICE,
+    HEADER_SERVICE,
+    SHARE_SERVICE,
+    create_server,
+    stop_server,
+)
+from da.config import StorageNodeConfig
+from da.header import trust_root_from_hex
+from da.metrics import RpcMetrics, StorageMetrics, start_metrics_server, stop_metrics_server
+from da.signing import read_key_file
+from da.storage_node.attest import Attester
+from da.storage_node.follow import Follower
+from da.storage_node.ingest import Ingestor, Stored
+from da.storage_node.remotes import Remote
+from da.storage_node.service import StorageBlobServicer
+from da.store import blocks
+from da.store.base import KeyValueStore
+from da.store.rocks import open_store
+from da.v1 import da_pb2_grpc
+from erasure import kzg
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "blocks"
+SHUTDOWN_GRACE_SECONDS = 2.0
+SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE)
+
+
+async def run(config: StorageNodeConfig) -> None:
+    """Run the storage node until cancelled."""
+    config.validate()
+    await asyncio.to_thread(kzg.settings)  # load the trusted setup before serving anything
+    async with AsyncExitStack() as stack:
+        store = _open(stack, config)
+        registry = CollectorRegistry()
+        metrics = StorageMetrics(registry)
+        metrics.set_head_height(blocks.head_height(store))
+        notifier = serving.HeadNotifier()
+        await _serve(stack, config, store, metrics, registry, notifier)
+        remotes = await _remotes(stack, config)
+        attester = _attester(config, remotes[0])
+        ingestor = Ingestor(
+            store,
+            trust_root_from_hex(config.chain_id, config.trusted_keys),
+            metrics,
+            notifier,
+            max_rows=config.max_rows,
+        )
+
+        async def on_stored(stored: Stored) -> None:
+            if attester is not None:
+                attester.submit(stored.height, stored.header_hash)
+            ingestor.prune(config.retention_blocks)
+
+        follower = Follower(
+            ingestor, remotes, on_stored=on_stored, retention_blocks=config.retention_blocks
+        )
+        log.info(
+            "storage node up: head %d, producer %s, %d peers, %s",
+            follower.head,
+            config.producer,
+            len(config.peers),
+            "attesting" if attester is not None else "not attesting (no --key-file)",
+        )
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(follower.run())
+            if attester is not None:
+                tasks.create_task(attester.run())
+
+
+def _open(stack: AsyncExitStack, config: StorageNodeConfig) -> KeyValueStore:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.data_dir / STORE_DIR)
+    stack.callback(store.close)
+    return store
+
+
+async def _serve(
+    stack: AsyncExitStack,
+    config: StorageNodeConfig,
+    store: KeyValueStore,
+    metrics: StorageMetrics,
+    registry: CollectorRegistry,
+    notifier: serving.HeadNotifier,
+) -> None:
+    """The gRPC server (HeaderService, ShareService, BlobService) and the /metrics endpoint."""
+    served = metrics.observe_samples_served
+    servicers: list[tuple[Any, Any]] = [
+        *serving.read_servicers(store, notifier, on_served=served),
+        (
+            da_pb2_grpc.add_BlobServiceServicer_to_server,
+            StorageBlobServicer(store, on_served=served),
+        ),
+    ]
+    server, port = await create_server(
+        config.server, servicers, rpc_metrics=RpcMetrics(registry), service_names=SERVICE_NAMES
+    )
+    stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
+    if config.metrics_port is not None:
+        metrics_port = start_metrics_server(config.metrics_port, registry)
+        stack.callback(stop_metrics_server, metrics_port)
+        log.info("metrics on port %d", metrics_port)
+    log.info("serving on port %d", port)
+
+
+async def _remotes(stack: AsyncExitStack, config: StorageNodeConfig) -> list[Remote]:
+    """The producer first, then the peers; channels closed on exit."""
+    timeout = config.request_timeout_seconds
+    remotes = [Remote(config.producer, timeout, is_producer=True).open(config.producer_tls_ca)]
+    remotes += [Remote(peer, timeout).open() for peer in config.peers]
+    for remote in remotes:
+        stack.push_async_callback(remote.close)
+    return remotes
+
+
+def _attester(config: StorageNodeConfig, producer: Remote) -> Attester | None:
+    if config.key_file is None:
+        return None
+    return Attester(read_key_file(config.key_file), producer, config.producer_auth_token)

@@ -1,0 +1,157 @@
+"""The verified header chain of the light client: every header checked (DESIGN 6) before it is
+accepted, `prev_hash` links checked against both neighbours, equivocation refused.
+
+Trust comes only from the `TrustRoot` (chain id + producer keys). A second, different header
+validly signed for a height already accepted is equivocation: it is refused, logged and counted,
+and the first one stays. Accepted headers are persisted so a restart keeps the chain (links and
+equivocation checks survive it too).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import OrderedDict
+from enum import Enum
+
+from da.errors import BrokenLink, HeaderRejected, InvalidHeader
+from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_signed_header
+from da.metrics import LightMetrics
+from da.store import schema
+from da.store.base import KeyValueStore
+from da.store.blocks import get_signed_header, put_signed_header
+from light_client.peers import RawHeader
+
+log = logging.getLogger(__name__)
+
+CACHED_HEADERS = 1024
+
+
+class Offer(Enum):
+    """What `HeaderChain.offer` did with a header."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # the header already accepted at that height
+    REJECTED = "rejected"  # failed verification
+    EQUIVOCATION = "equivocation"  # validly signed, but another header holds the height
+
+
+class HeaderChain:
+    """Accepted headers by height (cached, persisted in `store`) and the head height."""
+
+    def __init__(
+        self,
+        trust: TrustRoot,
+        store: KeyValueStore,
+        *,
+        max_rows: int,
+        rng: random.Random,
+        metrics: LightMetrics | None = None,
+    ) -> None:
+        self._trust = trust
+        self._store = store
+        self._max_rows = max_rows
+        self._rng = rng
+        self._metrics = metrics
+        self._cache: OrderedDict[int, SignedHeader] = OrderedDict()
+        self._recent_raw: dict[bytes, int] = {}  # header bytes of the cached headers -> height
+        self.head = _stored_head(store)
+        if metrics is not None:
+            metrics.set_head_height(self.head)
+
+    def get(self, height: int) -> SignedHeader | None:
+        """The accepted header at `height`, or None."""
+        signed = self._cache.get(height)
+        if signed is not None:
+            return signed
+        stored = get_signed_header(self._store, height) if height >= 1 else None
+        if stored is None:
+            return None
+        signed = signed_header_from_bytes(*stored)  # ours: written only after verification
+        self._remember(signed)
+        return signed
+
+    def known_height(self, raw: RawHeader) -> int | None:
+        """The height of these exact header bytes if they were accepted recently, else None.
+
+        Every peer sends each header; this spares decoding the copies (whatever their signature,
+        these bytes were accepted).
+        """
+        return self._recent_raw.get(raw.header)
+
+    def decode(self, raw: RawHeader, source: str) -> SignedHeader | None:
+        """Decode untrusted bytes; None (logged, counted) if they are not a v1 header."""
+        try:
+            return signed_header_from_bytes(raw.header, raw.signature)
+        except InvalidHeader as e:
+            self._rejected("invalid_header", f"from {source}: {e}")
+            return None
+
+    def offer(self, signed: SignedHeader, source: str) -> Offer:
+        """Verify `signed` and accept it, unless it is a duplicate, invalid, or equivocation."""
+        height = signed.header.height
+        existing = self.get(height)
+        if existing is not None:
+            return self._second_header(existing, signed, source)
+        try:
+            verify_signed_header(
+                signed, self._trust, parent=self.get(height - 1), max_rows=self._max_rows,
+                rng=self._rng,
+            )
+            self._check_child_link(signed)
+        except HeaderRejected as e:
+            self._rejected(_reason(e), f"height {height} from {source}: {e}")
+            return Offer.REJECTED
+        put_signed_header(self._store, height, signed.raw, signed.signature, sync=False)
+        self._remember(signed)
+        if height > self.head:
+            self.head = height
+            if self._metrics is not None:
+                self._metrics.set_head_height(height)
+        return Offer.ACCEPTED
+
+    def _second_header(self, existing: SignedHeader, signed: SignedHeader, source: str) -> Offer:
+        if existing.hash == signed.hash:
+            return Offer.DUPLICATE
+        try:  # only a header the producer really signed is equivocation; the rest is forgery
+            verify_signed_header(signed, self._trust, max_rows=self._max_rows, rng=self._rng)
+        except HeaderRejected as e:
+            self._rejected(_reason(e), f"height {signed.header.height} from {source}: {e}")
+            return Offer.REJECTED
+        log.error(
+            "EQUIVOCATION: producer signed two headers at height %d: kept %s, refused %s (from %s)",
+            signed.header.height, existing.hash.hex(), signed.hash.hex(), source,
+        )
+        if self._metrics is not None:
+            self._metrics.observe_equivocation()
+        return Offer.EQUIVOCATION
+
+    def _check_child_link(self, signed: SignedHeader) -> None:
+        child = self.get(signed.header.height + 1)
+        if child is not None and child.header.prev_hash != signed.hash:
+            raise BrokenLink(child.header.height, signed.hash, child.header.prev_hash)
+
+    def _remember(self, signed: SignedHeader) -> None:
+        self._cache[signed.header.height] = signed
+        self._cache.move_to_end(signed.header.height)
+        self._recent_raw[signed.raw] = signed.header.height
+        while len(self._cache) > CACHED_HEADERS:
+            _, evicted = self._cache.popitem(last=False)
+            self._recent_raw.pop(evicted.raw, None)
+
+    def _rejected(self, reason: str, detail: str) -> None:
+        log.warning("rejected header (%s): %s", reason, detail)
+        if self._metrics is not None:
+            self._metrics.observe_rejected_header(reason)
+
+
+def _reason(error: HeaderRejected) -> str:
+    """Metric label of a rejection: the class name in snake case (BadSignature -> bad_signature)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+
+
+def _stored_head(store: KeyValueStore) -> int:
+    for key, _ in store.iterate(schema.SIGNED_HEADER, reverse=True):
+        return schema.read_u64(key, len(schema.SIGNED_HEADER))
+    return 0

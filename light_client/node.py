@@ -1,0 +1,216 @@
+"""The light client process: header sync, sampling scheduler, SamplingService, metrics.
+
+`run(config)` runs until cancelled and shuts down cleanly (health NOT_SERVING, server stopped,
+peers and store closed). `LightClient` is the same thing with its parts injectable (peers, store,
+clock, RNG), for tests and the benchmark.
+
+Scheduling: a header arriving as the new head is sampled at once; headers fetched to catch up
+(the backlog) wait in a queue, newest first, worked off by `concurrency` tasks. The sampling
+window of a live header starts at its arrival; a backlog header's window starts when its sampling
+does (it could not have been sampled earlier, and it must not expire while waiting in the queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from da.api.server import SAMPLING_SERVICE, ServerConfig, create_server, stop_server
+from da.header import SignedHeader, TrustRoot, trust_root_from_hex
+from da.metrics import LightMetrics, RpcMetrics, start_metrics_server, stop_metrics_server
+from da.sampling import (
+    draw_coordinates,
+    extended_cell_count,
+    sample_confidence,
+    samples_for_confidence,
+)
+from da.store.base import KeyValueStore
+from da.store.checkpoint import SamplingResult, SamplingStatus
+from da.store.rocks import open_store
+from da.v1 import da_pb2_grpc
+from erasure import kzg
+from light_client.chain import HeaderChain
+from light_client.config import LightClientConfig
+from light_client.peers import GrpcPeer, Peer, PeerPool
+from light_client.sampler import Sampler
+from light_client.service import SamplingServicer
+from light_client.state import AvailabilityState
+from light_client.sync import BACKLOG_HEIGHTS, HeaderSync
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "light-client.db"
+SAMPLING_METHODS = ("/da.v1.SamplingService/GetAvailability",)
+VERDICTS_KEPT = 1024
+
+
+def sample_count(k: int, samples: int | None, confidence: float | None) -> int:
+    """Samples per header: the fixed count (at most every cell), or the fewest reaching
+    `confidence`."""
+    if samples is not None:
+        return min(samples, extended_cell_count(k))
+    if confidence is None:
+        raise ValueError("either samples or confidence must be set")
+    return samples_for_confidence(k, confidence)
+
+
+class LightClient:
+    """Header chain, sampler and availability state over one store and a set of peers."""
+
+    def __init__(
+        self,
+        config: LightClientConfig,
+        *,
+        peers: Sequence[Peer],
+        store: KeyValueStore,
+        metrics: LightMetrics | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        trust: TrustRoot | None = None,
+    ) -> None:
+        self.config = config
+        self._rng = rng if rng is not None else secrets.SystemRandom()
+        self._clock = clock
+        self._metrics = metrics
+        trust = trust or trust_root_from_hex(config.chain_id, config.trusted_keys)
+        self.chain = HeaderChain(
+            trust, store, max_rows=config.max_rows, rng=self._rng, metrics=metrics
+        )
+        self.state = AvailabilityState(store)
+        self.pool = PeerPool(
+            peers, requests_per_second=config.peer_requests_per_second, clock=clock
+        )
+        self.sampler = Sampler(
+            self.pool,
+            request_timeout_seconds=config.request_timeout_seconds,
+            rng=self._rng,
+            metrics=metrics,
+            clock=clock,
+        )
+        self.sync = HeaderSync(
+            peers, self.chain, self._on_header,
+            request_timeout_seconds=config.request_timeout_seconds, rng=self._rng,
+        )
+        self._backlog: list[tuple[int, int, SignedHeader]] = []  # (-height, seq, header)
+        self._seq = itertools.count()
+        self._backlog_ready = asyncio.Event()
+        self._queued: set[int] = set()
+        self._tasks: asyncio.TaskGroup | None = None
+        # The latest verdicts, for tests and benchmarks (bounded: nobody reads it in production).
+        self.verdicts: asyncio.Queue[SamplingResult] = asyncio.Queue(VERDICTS_KEPT)
+
+    async def run(self) -> None:
+        """Sync and sample until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            self._tasks = tg
+            self._resume()
+            for index in range(self.config.concurrency):
+                tg.create_task(self._backlog_worker(), name=f"backlog sampler {index}")
+            tg.create_task(self.sync.run(), name="header sync")
+
+    def _resume(self) -> None:
+        """Queue stored headers not yet concluded (a restart resumes, never resamples)."""
+        head = self.chain.head
+        self.state.skip_to(head - BACKLOG_HEIGHTS)
+        for height in range(self.state.checkpoint + 1, head + 1):
+            signed = self.chain.get(height)
+            if signed is not None and not self.state.concluded(height):
+                self._enqueue(signed)
+        if head:
+            log.info("resuming at head %d, checkpoint %d", head, self.state.checkpoint)
+
+    def _on_header(self, signed: SignedHeader, live: bool) -> None:
+        height = signed.header.height
+        if self.state.concluded(height) or height in self._queued:
+            return
+        if live and self._tasks is not None:
+            self._queued.add(height)
+            self._tasks.create_task(self._sample(signed, self._clock()), name=f"sample {height}")
+        else:
+            self._enqueue(signed)
+        self.state.skip_to(self.chain.head - BACKLOG_HEIGHTS)
+
+    def _enqueue(self, signed: SignedHeader) -> None:
+        self._queued.add(signed.header.height)
+        heapq.heappush(self._backlog, (-signed.header.height, next(self._seq), signed))
+        self._backlog_ready.set()
+
+    async def _backlog_worker(self) -> None:
+        while True:
+            while not self._backlog:
+                self._backlog_ready.clear()
+                await self._backlog_ready.wait()
+            _, _, signed = heapq.heappop(self._backlog)
+            await self._sample(signed, self._clock())
+
+    async def _sample(self, signed: SignedHeader, window_start: float) -> None:
+        """Sample one height and record its verdict."""
+        header = signed.header
+        self.state.begin(header.height)
+        count = sample_count(header.k, self.config.samples, self.config.confidence)
+        coords = draw_coordinates(header.k, count, self._rng)
+        started = self._clock()
+        deadline = window_start + self.config.sample_window_seconds
+        holders = self.sync.holders(header.height)
+        outcome = await self.sampler.sample(header, coords, deadline, holders)
+        seconds = self._clock() - started
+        confidence = sample_confidence(header.k, count) if outcome.available else 0.0
+        status = SamplingStatus.AVAILABLE if outcome.available else SamplingStatus.UNAVAILABLE
+        result = SamplingResult(header.height, status, confidence, len(outcome.verified))
+        self.state.finish(result)
+        self._queued.discard(header.height)
+        if self._metrics is not None:
+            self._metrics.observe_header_sampled(outcome.available, confidence)
+        log.info(
+            "height %d %s: k=%d samples=%d/%d confidence=%.6f seconds=%.3f",
+            header.height, status.name, header.k, len(outcome.verified), count, confidence,
+            seconds,
+        )
+        if self.verdicts.full():
+            self.verdicts.get_nowait()
+        self.verdicts.put_nowait(result)
+
+
+async def run(config: LightClientConfig) -> None:
+    """`da light-client`: run until cancelled, then shut down cleanly."""
+    config.validate()
+    # Load the trusted setup (~3 s of CPU) before serving: done lazily, it would stall the first
+    # sampling round and eat the first headers' sampling windows.
+    await asyncio.to_thread(kzg.settings)
+    registry = CollectorRegistry()
+    metrics = LightMetrics(registry)
+    async with AsyncExitStack() as stack:
+        store = open_store(Path(config.data_dir) / STORE_DIR)
+        stack.callback(store.close)
+        if config.metrics_port is not None:
+            port = start_metrics_server(config.metrics_port, registry)
+            stack.callback(stop_metrics_server, port)
+        peers = [GrpcPeer(address) for address in config.peers]
+        client = LightClient(config, peers=peers, store=store, metrics=metrics)
+        stack.push_async_callback(client.pool.close)
+        await _serve(stack, config.server, client, RpcMetrics(registry, SAMPLING_METHODS))
+        log.info("light client following %s", ", ".join(config.peers))
+        await client.run()
+
+
+async def _serve(
+    stack: AsyncExitStack, server_config: ServerConfig, client: LightClient, rpc: RpcMetrics
+) -> None:
+    servicer = SamplingServicer(client.chain, client.state)
+    server, _port = await create_server(
+        server_config,
+        [(da_pb2_grpc.add_SamplingServiceServicer_to_server, servicer)],
+        rpc_metrics=rpc,
+        service_names=[SAMPLING_SERVICE],
+    )
+    stack.push_async_callback(stop_server, server)

@@ -1,0 +1,258 @@
+"""Sampling one height (DESIGN 7): fetch the drawn cells from random peers and verify them.
+
+Rules that close known attacks, each enforced here:
+- a coordinate that errors, times out or fails verification is retried, the SAME coordinate, at
+  another peer; it is never replaced by a fresh draw (fresh draws let a withholding node through);
+- every answer is verified against the coordinate that was asked for and that row's commitment;
+  a cell claiming another coordinate is not a sample, and a peer answering with one is shunned
+  like a peer serving a bad proof;
+- a coordinate no peer served by the deadline makes the height UNAVAILABLE.
+
+Work goes in rounds: every ready coordinate is assigned to a random usable peer it was not yet
+tried at, the calls run concurrently (one GetSamples per peer, with a timeout), and everything
+answered in the round is checked with one batch verification (the cheap case); only when the batch
+fails is it split per peer to find the liar. Verification runs inline on the event loop: a few
+milliseconds per header, less than shipping the cells to a process pool would cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from da.header import Header
+from da.metrics import LightMetrics
+from da.sampling import CellRef
+from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF
+from erasure.kzg import verify_cells
+from light_client.errors import PeerCallFailed
+from light_client.peers import Peer, PeerPool, ServedCell
+
+log = logging.getLogger(__name__)
+
+MAX_CELLS_PER_REQUEST = 64
+RETRY_BACKOFF_SECONDS = 0.2  # first wait once a coordinate was tried at every usable peer
+MAX_RETRY_BACKOFF_SECONDS = 2.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SamplingOutcome:
+    """What sampling one height found: which drawn cells verified, which none served."""
+
+    verified: frozenset[CellRef]
+    missing: frozenset[CellRef]
+
+    @property
+    def available(self) -> bool:
+        return not self.missing
+
+
+@dataclass
+class _Pending:
+    """Retry state of one coordinate not yet verified."""
+
+    tried: set[str] = field(default_factory=set)  # peers asked in the current pass
+    not_before: float = 0.0
+    passes: int = 0
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One peer's answer to one GetSamples call within a round."""
+
+    peer: Peer
+    asked: tuple[CellRef, ...]
+    cells: dict[CellRef, ServedCell]  # answers keyed by the coordinate asked for
+    failure: PeerCallFailed | None
+    misbehaved: bool  # answered a coordinate it was not asked, or a malformed cell
+    seconds: float
+
+
+class Sampler:
+    """Samples heights against a `PeerPool`; the clock, the sleep and the RNG are parameters."""
+
+    def __init__(
+        self,
+        pool: PeerPool,
+        *,
+        request_timeout_seconds: float,
+        rng: random.Random,
+        metrics: LightMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._pool = pool
+        self._timeout = request_timeout_seconds
+        self._rng = rng
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+
+    async def sample(
+        self,
+        header: Header,
+        coords: Sequence[CellRef],
+        deadline: float,
+        holders: Collection[str] = (),
+    ) -> SamplingOutcome:
+        """Fetch and verify `coords` of `header`'s square until all verify or `deadline` passes.
+
+        `holders` (read live, may grow) names peers known to hold the block because they served
+        its header: they are asked first, the others only once those were tried.
+        """
+        pending = {coord: _Pending() for coord in coords}
+        verified: set[CellRef] = set()
+        while pending:
+            now = self._clock()
+            if now >= deadline:
+                break
+            assignment = self._assign(pending, now, holders)
+            if not assignment:
+                await self._sleep(max(0.0, min(self._next_ready(pending), deadline) - now))
+                continue
+            answers = await self._round(header.height, assignment, deadline)
+            for coord in self._verify(header, answers):
+                verified.add(coord)
+                del pending[coord]
+        return SamplingOutcome(frozenset(verified), frozenset(pending))
+
+    # --- assignment -------------------------------------------------------------------------
+
+    def _assign(
+        self, pending: dict[CellRef, _Pending], now: float, holders: Collection[str]
+    ) -> dict[str, list[CellRef]]:
+        """Map peer name -> coordinates to ask it this round: a random usable peer the
+        coordinate was not yet tried at, among the holders if any is left."""
+        usable = self._pool.usable()
+        assignment: dict[str, list[CellRef]] = {}
+        for coord, state in pending.items():
+            if state.not_before > now or not usable:
+                continue
+            candidates = [p for p in usable if p.name not in state.tried]
+            if not candidates:  # tried everywhere this pass: wait, then start a new pass
+                state.tried.clear()
+                state.passes += 1
+                backoff = RETRY_BACKOFF_SECONDS * 2 ** min(state.passes - 1, 4)
+                state.not_before = now + min(backoff, MAX_RETRY_BACKOFF_SECONDS)
+                continue
+            preferred = [p for p in candidates if p.name in holders]
+            peer = self._rng.choice(preferred or candidates)
+            state.tried.add(peer.name)
+            assignment.setdefault(peer.name, []).append(coord)
+        return assignment
+
+    def _next_ready(self, pending: dict[CellRef, _Pending]) -> float:
+        """When the next round can assign something (a backoff ends or a shunned peer returns)."""
+        ready = min(state.not_before for state in pending.values())
+        if not self._pool.usable():
+            unshun = self._pool.next_unshun_time()
+            ready = max(ready, unshun if unshun is not None else ready)
+        return max(ready, self._clock() + 0.01)
+
+    # --- fetching ---------------------------------------------------------------------------
+
+    async def _round(
+        self, height: int, assignment: dict[str, list[CellRef]], deadline: float
+    ) -> list[_Answer]:
+        by_name = {p.name: p for p in self._pool.peers}
+        step = MAX_CELLS_PER_REQUEST
+        calls = [
+            self._fetch(by_name[name], height, tuple(coords[i : i + step]), deadline)
+            for name, coords in assignment.items()
+            for i in range(0, len(coords), step)
+        ]
+        return list(await asyncio.gather(*calls))
+
+    async def _fetch(
+        self, peer: Peer, height: int, asked: tuple[CellRef, ...], deadline: float
+    ) -> _Answer:
+        start = self._clock()
+        timeout = max(0.001, min(self._timeout, deadline - start))
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._pool.throttle(peer):
+                    served = await peer.get_samples(height, asked, timeout)
+        except TimeoutError:
+            failure = PeerCallFailed(peer.name, "DEADLINE_EXCEEDED", "sample request timed out")
+            return _Answer(peer, asked, {}, failure, False, self._clock() - start)
+        except PeerCallFailed as e:
+            return _Answer(peer, asked, {}, e, False, self._clock() - start)
+        cells, misbehaved = _match(asked, served)
+        return _Answer(peer, asked, cells, None, misbehaved, self._clock() - start)
+
+    # --- verification -----------------------------------------------------------------------
+
+    def _verify(self, header: Header, answers: list[_Answer]) -> list[CellRef]:
+        """The coordinates verified this round; shuns peers caught serving bad cells."""
+        good: list[CellRef] = []
+        answered = [a for a in answers if a.cells]
+        if _batch_ok(header, answered):
+            trusted = answered
+        else:  # split per peer to find who lied
+            trusted = [a for a in answered if _batch_ok(header, [a])]
+        trusted_ids = {id(a) for a in trusted}
+        for answer in answers:
+            honest = id(answer) in trusted_ids or not answer.cells
+            if answer.misbehaved or not honest:
+                self._pool.shun(answer.peer)
+                log.warning("peer %s served bad cells at height %d: shunned",
+                            answer.peer.name, header.height)
+            ok = set(answer.cells) if id(answer) in trusted_ids else set()
+            good.extend(ok)
+            self._observe(answer, ok, honest and not answer.misbehaved)
+        return good
+
+    def _observe(self, answer: _Answer, ok: set[CellRef], honest: bool) -> None:
+        if self._metrics is None:
+            return
+        for coord in answer.asked:
+            if coord in ok:
+                result = "ok"
+            elif not honest:
+                result = "bad_proof"
+            elif answer.failure is not None and answer.failure.timed_out:
+                result = "timeout"
+            else:
+                result = "error"
+            self._metrics.observe_sample(result, answer.seconds)
+
+
+def _match(
+    asked: tuple[CellRef, ...], served: list[ServedCell]
+) -> tuple[dict[CellRef, ServedCell], bool]:
+    """Key the served cells by the coordinate asked for; flag unasked or malformed answers.
+
+    A cell claiming a coordinate that was not asked is not a sample of anything asked (the
+    attack of answering with another cell and its valid proof), so it is dropped and flagged.
+    """
+    wanted = set(asked)
+    cells: dict[CellRef, ServedCell] = {}
+    misbehaved = False
+    for cell in served:
+        key = (cell.row, cell.col)
+        coord = next((c for c in wanted if (c.row, c.col) == key), None)
+        malformed = len(cell.data) != BYTES_PER_CELL or len(cell.proof) != BYTES_PER_PROOF
+        if coord is None or malformed or coord in cells:
+            misbehaved = True
+            continue
+        cells[coord] = cell
+    return cells, misbehaved
+
+
+def _batch_ok(header: Header, answers: list[_Answer]) -> bool:
+    """One batch verification of every cell in `answers`, each against the coordinate asked."""
+    items = [(coord, cell) for a in answers for coord, cell in a.cells.items()]
+    if not items:
+        return True
+    return verify_cells(
+        [header.commitments[coord.row] for coord, _ in items],
+        [coord.col for coord, _ in items],
+        [cell.data for _, cell in items],
+        [cell.proof for _, cell in items],
+    )

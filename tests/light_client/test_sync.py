@@ -1,0 +1,80 @@
+"""Header sync: catch-up below the head, reconnect with backoff after failures."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator
+
+from da.header import SignedHeader
+from da.signing import KeyPair
+from da.store.memory import MemoryStore
+from erasure.square import ExtendedSquare
+from light_client.chain import HeaderChain
+from light_client.errors import PeerCallFailed
+from light_client.peers import RawHeader
+from light_client.sync import INITIAL_BACKOFF_SECONDS, HeaderSync
+from tests.light_client.fakes import FakePeer, signed_chain, trust_root
+
+
+class FlakyPeer(FakePeer):
+    """Fails its first `failures` subscriptions with UNAVAILABLE."""
+
+    failures: int = 2
+    subscriptions: int = 0
+
+    async def subscribe_headers(self, from_height: int) -> AsyncGenerator[RawHeader, None]:
+        self.subscriptions += 1
+        if self.subscriptions <= self.failures:
+            raise PeerCallFailed(self.name, "UNAVAILABLE", "connection refused")
+        async for raw in super().subscribe_headers(from_height):
+            yield raw
+
+
+async def test_catch_up_then_reconnect_with_backoff(square: ExtendedSquare, key: KeyPair) -> None:
+    headers = signed_chain(square, key, 5)
+    peer = FlakyPeer("flaky", square, headers=headers[:3])
+    chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
+    seen: list[tuple[int, bool]] = []
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+    sync = HeaderSync([peer], chain, lambda s, live: seen.append((s.header.height, live)),
+                      request_timeout_seconds=1.0, rng=random.Random(2), sleep=sleep)
+    task = asyncio.create_task(sync.run())
+    try:
+        await until(lambda: peer.subscriptions > peer.failures)
+        for signed in headers[3:]:
+            await peer.new_headers.put(signed)
+        await until(lambda: chain.head == 5)
+    finally:
+        task.cancel()
+    assert seen[:3] == [(3, False), (2, False), (1, False)]  # latest first, then the gap below
+    assert seen[3:] == [(4, True), (5, True)]
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] >= INITIAL_BACKOFF_SECONDS
+
+
+async def test_a_peer_answering_the_wrong_height_stops_the_gap_fill(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers: list[SignedHeader] = signed_chain(square, key, 3)
+
+    class Liar(FakePeer):
+        async def get_header(self, height: int, timeout: float) -> RawHeader:
+            return await super().get_header(0, timeout)  # always the latest
+
+    peer = Liar("liar", square, headers=headers)
+    chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
+    sync = HeaderSync([peer], chain, lambda s, live: None, request_timeout_seconds=1.0,
+                      rng=random.Random(2))
+    await sync.receive(peer, await peer.get_header(3, 1.0), live=True)
+    assert chain.head == 3 and chain.get(2) is None
+
+
+async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
