@@ -27,6 +27,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -q -m integration
 
+# The long reliability soak (tests/reliability, marker `soak`: 60 s at the producer's capacity,
+# three storage nodes, five light clients); deselected from `make test`. Figures are printed.
+.PHONY: soak
+soak: $(STAMP)
+	DA_SOAK=1 $(PY) -m pytest -q -s -m soak tests/reliability
+
 # Regenerate the gRPC stubs in da/v1/ from proto/da/v1/da.proto (never edit da/v1 by hand).
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/da/v1/da.proto

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client import CollectorRegistry
 
 # A plain script: make the repository importable however the venv's editable install resolves it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from da import signing  # noqa: E402
 from da.api.client import open_channel  # noqa: E402
 from da.header import SignedHeader  # noqa: E402
+from da.metrics import SAMPLE_RESULTS, LightMetrics  # noqa: E402
 from da.sampling import draw_coordinates  # noqa: E402
 from da.store.memory import MemoryStore  # noqa: E402
 from da.v1 import da_pb2, da_pb2_grpc  # noqa: E402
@@ -63,7 +65,9 @@ async def measure(
         data_dir=Path("unused"), peers=tuple(nodes), chain_id=cluster.chain_id,
         trusted_keys=(cluster.producer_pub,), peer_requests_per_second=1000.0,
     )
-    client = TimedClient(config, peers=[GrpcPeer(n) for n in nodes], store=MemoryStore())
+    registry = CollectorRegistry()
+    client = TimedClient(config, peers=[GrpcPeer(n) for n in nodes], store=MemoryStore(),
+                         metrics=LightMetrics(registry))
     client.arrivals = {}
     task = asyncio.create_task(client.run())
     feeder = asyncio.create_task(feed)
@@ -86,6 +90,11 @@ async def measure(
             assert signed is not None
             measured.append(signed)
         cpu = time.process_time() - (cpu_start or 0.0)
+        attempts = {
+            result: int(registry.get_sample_value("da_light_samples_total", {"result": result}))
+            for result in SAMPLE_RESULTS
+        }
+        print(f"  sample attempts by result: {attempts}")
     finally:
         task.cancel()
         feeder.cancel()

@@ -185,6 +185,7 @@ class BlockProducer:
                 raise
             except Exception:  # noqa: BLE001 - keep producing; the blobs stay pending
                 log.exception("block %d failed; its blobs stay pending", self.tip.height + 1)
+                await self._resync()
             await asyncio.sleep(max(0.0, block_time_seconds - (self._timer() - started)))
 
     async def produce_once(self) -> BuiltBlock | None:
@@ -205,9 +206,22 @@ class BlockProducer:
             time_ms=int(self._clock() * 1000),
             key=self._key,
         )
-        await _finish(asyncio.to_thread(self._store.write, block_batch(block), sync=True))
+        await _finish(asyncio.to_thread(self._write, block))
         self._published(block, encode_seconds)
         return block
+
+    def _write(self, block: BuiltBlock) -> None:
+        """Store `block` unless its height is taken: never sign over a stored block (that
+        would be two headers for one height), whatever state a failed write left behind."""
+        if block_store.has_block(self._store, block.height):
+            raise RuntimeError(f"a block is already stored at height {block.height}")
+        self._store.write(block_batch(block), sync=True)
+
+    async def _resync(self) -> None:
+        """After a failure, trust the store again: its tip and its mempool."""
+        self.tip = await asyncio.to_thread(chain_tip, self._store)
+        await self._mempool.recount()
+        self._metrics.set_pending_blobs(self._mempool.count)
 
     def _published(self, block: BuiltBlock, encode_seconds: float) -> None:
         """The block is durable: move the tip, wake subscribers, count and log it."""

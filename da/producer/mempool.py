@@ -68,6 +68,13 @@ class Mempool:
         self.count = len(pending)
         self.bytes = sum(len(blob.data) for blob in pending)
 
+    async def recount(self) -> None:
+        """Recount the pending blobs from the store (after a failed block write)."""
+        async with self._lock:
+            pending = await asyncio.to_thread(blobs.pending_blobs, self._store)
+            self.count = len(pending)
+            self.bytes = sum(len(blob.data) for blob in pending)
+
     async def submit(self, blob: Submission) -> tuple[BlobRecord, bool]:
         """(the blob's record, whether it is new). A new blob is durable when this returns.
 

@@ -112,21 +112,13 @@ async def start(
     notifier = serving.HeadNotifier()
     encoder = Encoder(lambda: make_executor(config))
     stack.callback(encoder.shutdown)  # after the server stopped, before the store closes
+    blob_servicer = ProducerBlobServicer(store, mempool, metrics, max_blob_bytes=limit)
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier),
-        (
-            da_pb2_grpc.add_BlobServiceServicer_to_server,
-            ProducerBlobServicer(store, mempool, metrics, max_blob_bytes=limit),
-        ),
+        (da_pb2_grpc.add_BlobServiceServicer_to_server, blob_servicer),
         (da_pb2_grpc.add_AttestationServiceServicer_to_server, AttestationServicer(certifier)),
     ]
-    server, port = await create_server(
-        config.server,
-        servicers,
-        rpc_metrics=RpcMetrics(registry, RPC_METHODS),
-        service_names=SERVICE_NAMES,
-    )
-    stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
+    port = await _serve(stack, config, servicers, registry)
     metrics_port = _serve_metrics(stack, config, registry)
     # Submissions are served (and persisted) while the encoding workers load the trusted setup.
     await encoder.start()
@@ -150,6 +142,23 @@ def _open(stack: AsyncExitStack, config: ProducerConfig) -> KeyValueStore:
     store = open_store(config.data_dir / STORE_DIR)
     stack.callback(store.close)
     return store
+
+
+async def _serve(
+    stack: AsyncExitStack,
+    config: ProducerConfig,
+    servicers: list[tuple[Any, Any]],
+    registry: CollectorRegistry,
+) -> int:
+    """Start the gRPC server (stopped gracefully on exit); returns its port."""
+    server, port = await create_server(
+        config.server,
+        servicers,
+        rpc_metrics=RpcMetrics(registry, RPC_METHODS),
+        service_names=SERVICE_NAMES,
+    )
+    stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
+    return port
 
 
 def _serve_metrics(

@@ -97,7 +97,12 @@ class Follower:
         start = self.head + 1
         if self._retention <= 0:
             return start
-        remote_head = (await source.get_header(0)).header.height
+        try:
+            remote_head = (await source.get_header(0)).header.height
+        except RemoteError as e:
+            if not is_not_found(e):
+                raise
+            return start  # the source holds no block yet: subscribe and wait for the first
         return max(start, remote_head - self._retention + 1)
 
     async def take(self, signed: SignedHeader, source: Remote) -> None:

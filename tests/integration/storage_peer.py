@@ -58,13 +58,19 @@ class OriginalCellsOnly(da_pb2_grpc.ShareServiceServicer):
 async def main(upstream: str, listen: str) -> None:
     async with open_channel(upstream) as channel:
         servicers = [
-            (da_pb2_grpc.add_HeaderServiceServicer_to_server,
-             Headers(da_pb2_grpc.HeaderServiceStub(channel))),
-            (da_pb2_grpc.add_ShareServiceServicer_to_server,
-             OriginalCellsOnly(da_pb2_grpc.ShareServiceStub(channel))),
+            (
+                da_pb2_grpc.add_HeaderServiceServicer_to_server,
+                Headers(da_pb2_grpc.HeaderServiceStub(channel)),
+            ),
+            (
+                da_pb2_grpc.add_ShareServiceServicer_to_server,
+                OriginalCellsOnly(da_pb2_grpc.ShareServiceStub(channel)),
+            ),
         ]
         server, _ = await create_server(
-            ServerConfig(listen=listen), servicers, rpc_metrics=None,
+            ServerConfig(listen=listen),
+            servicers,
+            rpc_metrics=None,
             service_names=(HEADER_SERVICE, SHARE_SERVICE),
         )
         stop = asyncio.Event()

@@ -46,8 +46,9 @@ def channel(node: DaProcess) -> grpc.Channel:
 def submit(producer: DaProcess, data: bytes, namespace: bytes = NS) -> bytes:
     with channel(producer) as ch:
         stub = da_pb2_grpc.BlobServiceStub(ch)
-        response = stub.SubmitBlob(pb.SubmitBlobRequest(namespace=namespace, data=data),
-                                   timeout=TIMEOUT)
+        response = stub.SubmitBlob(
+            pb.SubmitBlobRequest(namespace=namespace, data=data), timeout=TIMEOUT
+        )
     return bytes(response.blob_hash)
 
 
@@ -110,8 +111,7 @@ def check_served(cluster: Cluster, node: DaProcess, height: int, data: bytes) ->
         rng = random.Random(height)
         asked = [(rng.randrange(2 * k), rng.randrange(128)) for _ in range(16)]
         coords = [pb.CellCoord(row=r, col=c) for r, c in asked]
-        got = shares.GetSamples(pb.GetSamplesRequest(height=height, coords=coords),
-                                timeout=TIMEOUT)
+        got = shares.GetSamples(pb.GetSamplesRequest(height=height, coords=coords), timeout=TIMEOUT)
         _verify(header, list(got.cells), asked)
         blobs = da_pb2_grpc.BlobServiceStub(ch).GetBlobs(
             pb.GetBlobsRequest(height=height, namespace=NS), timeout=TIMEOUT
@@ -134,8 +134,11 @@ def test_two_nodes_store_serve_and_certify(cluster: Cluster, tmp_path: Path) -> 
     for node in nodes:
         wait_stored(node, height)
         check_served(cluster, node, height, data)
-    wait_until(lambda: status(producer, blob_hash).state == pb.CERTIFIED, timeout=60,
-               what="blob certified by two storage nodes")
+    wait_until(
+        lambda: status(producer, blob_hash).state == pb.CERTIFIED,
+        timeout=60,
+        what="blob certified by two storage nodes",
+    )
     text = scrape(nodes[0].metrics_port)
     assert (metric_value(text, "da_storage_head_height") or 0) >= height
     assert (metric_value(text, "da_storage_samples_served_total") or 0) > 0
@@ -180,9 +183,19 @@ def test_rebuilds_rows_from_cells_when_no_one_serves_rows(cluster: Cluster) -> N
     wait_stored(honest, height)
     listen = f"127.0.0.1:{free_port()}"
     proxy = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.storage_peer", "--upstream", honest.listen,
-         "--listen", listen], cwd=ROOT, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.storage_peer",
+            "--upstream",
+            honest.listen,
+            "--listen",
+            listen,
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_serving(listen, proc=proxy)

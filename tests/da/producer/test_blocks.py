@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from da.header import ZERO_HASH, TrustRoot, verify_signed_header
+from da.header import ZERO_HASH, TrustRoot, header_hash, verify_signed_header
 from da.producer.blocks import chain_tip, select_blobs
 from da.producer.mempool import submission_from_request
 from da.store import blobs, blocks
@@ -176,3 +176,33 @@ async def test_the_loop_retries_after_a_failed_block(make_producer: MakeProducer
     assert store.failed and notifier.head == 1
     record = blobs.get_blob_record(store, blob)
     assert record is not None and record.state is BlobState.INCLUDED
+
+
+class WriteThenFail(MemoryStore):
+    """The first block write lands but reports failure (a sync error after the WAL write)."""
+
+    failed = False
+
+    def write(self, batch: WriteBatch, *, sync: bool = False) -> None:
+        super().write(batch, sync=sync)
+        if not self.failed and any(op.key.startswith(b"B") for op in batch.ops):
+            self.failed = True
+            raise OSError("fsync failed")
+
+
+async def test_a_block_that_landed_despite_an_error_is_never_overwritten(
+    make_producer: MakeProducer,
+) -> None:
+    store = WriteThenFail()
+    producer, mempool, _ = make_producer(store)
+    await submit(mempool, b"landed")
+    with pytest.raises(OSError):
+        await producer.produce_once()
+    stored = blocks.get_signed_header(store, 1)
+    await producer._resync()  # what the loop does after a failure
+    assert producer.tip.height == 1 and mempool.count == 0
+    await submit(mempool, b"next")
+    block = await producer.produce_once()
+    assert block is not None and block.height == 2
+    assert stored is not None and blocks.get_signed_header(store, 1) == stored
+    assert block.signed.header.prev_hash == header_hash(stored[0])

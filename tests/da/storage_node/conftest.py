@@ -36,8 +36,10 @@ async def serve() -> AsyncIterator[Serve]:
         for block in blocks:
             store_block(store, block)
         servicers = [
-            (serving.da_pb2_grpc.add_HeaderServiceServicer_to_server,
-             serving.HeaderServicer(store, notifier, poll_seconds=0.1)),
+            (
+                serving.da_pb2_grpc.add_HeaderServiceServicer_to_server,
+                serving.HeaderServicer(store, notifier, poll_seconds=0.1),
+            ),
             (serving.da_pb2_grpc.add_ShareServiceServicer_to_server, share(store)),
             *extra,
         ]

@@ -63,9 +63,10 @@ async def test_untrusted_producer_refused_before_fetch(
     rogue = make_block(1, bytes(32), key=generate_keypair(b"\x01" * 32))
     with pytest.raises(UntrustedProducer):
         await ingestor.ingest(rogue.signed, _never)
-    assert registry.get_sample_value(
-        "da_storage_rejected_total", {"reason": "untrusted_producer"}
-    ) == 1
+    assert (
+        registry.get_sample_value("da_storage_rejected_total", {"reason": "untrusted_producer"})
+        == 1
+    )
 
 
 async def test_bad_signature_refused(ingestor: Ingestor) -> None:

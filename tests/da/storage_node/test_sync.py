@@ -90,9 +90,7 @@ async def test_fails_over_to_a_peer_when_the_producer_is_down(
     peer, _, _ = await serve(chain(3), producer=False)
     down = type(peer)("127.0.0.1:1", 0.5, is_producer=True).open()
     try:
-        follower = Follower(
-            ingestor, [down, peer], on_stored=_nothing, backoff=Backoff(0.01, 0.05)
-        )
+        follower = Follower(ingestor, [down, peer], on_stored=_nothing, backoff=Backoff(0.01, 0.05))
         await _follow_until(follower, 3)
     finally:
         await down.close()
@@ -105,7 +103,9 @@ async def test_retention_starts_inside_the_window(serve: Serve, ingestor: Ingest
     assert list(blocks.stored_heights(ingestor.store)) == [3, 4]
 
 
-async def test_gap_in_the_stream_is_filled_with_get_header(serve: Serve, ingestor: Ingestor) -> None:
+async def test_gap_in_the_stream_is_filled_with_get_header(
+    serve: Serve, ingestor: Ingestor
+) -> None:
     remote, _, _ = await serve(chain(3))
     follower = Follower(ingestor, [remote], on_stored=_nothing)
     await follower.take(chain(3)[2].signed, remote)  # height 3 first: 1 and 2 fetched before
@@ -175,7 +175,7 @@ async def test_attester_signs_sends_token_and_retries(serve: Serve) -> None:
         while not collector.got:
             await asyncio.sleep(0.02)
     task.cancel()
-    (attestation, token), = collector.got
+    ((attestation, token),) = collector.got
     assert token == "Bearer s3cret"
     assert attestation.public_key == key.public and attestation.height == 1
     assert signing.verify(key.public, block.signed.hash, attestation.signature)
