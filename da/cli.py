@@ -148,7 +148,12 @@ def _add_server_flags(sub: Any, default_listen: str) -> None:
     )
     sub.add_argument(
         "--metrics-port", type=int, metavar="M",
-        help="serve Prometheus /metrics on 127.0.0.1:M (default: no metrics endpoint)",
+        help="serve Prometheus /metrics on port M (default: no metrics endpoint)",
+    )
+    sub.add_argument(
+        "--metrics-address", metavar="ADDR",
+        help="address the /metrics endpoint listens on (default: 127.0.0.1; 0.0.0.0 in a "
+        "container so Prometheus can scrape it)",
     )
     sub.add_argument(
         "--auth-token-file", type=Path, metavar="F",
@@ -492,7 +497,8 @@ def producer_config(settings: dict[str, Any]) -> ProducerConfig:
         server=server_config(settings, "127.0.0.1:7000"),
         operators=tuple(settings.get("operator", ())),
         **_pick(settings, {
-            "metrics_port": "metrics_port", "block_time": "block_time_seconds",
+            "metrics_port": "metrics_port", "metrics_address": "metrics_address",
+            "block_time": "block_time_seconds",
             "max_rows": "max_rows", "quorum": "quorum", "workers": "workers",
             "max_blob_bytes": "max_blob_bytes", "dask_scheduler": "dask_scheduler",
         }),
@@ -512,7 +518,8 @@ def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
         peers=tuple(settings.get("peer", ())),
         producer_auth_token=producer_token,
         **_pick(settings, {
-            "metrics_port": "metrics_port", "key_file": "key_file",
+            "metrics_port": "metrics_port", "metrics_address": "metrics_address",
+            "key_file": "key_file",
             "retention_blocks": "retention_blocks", "max_rows": "max_rows",
             "producer_tls_ca": "producer_tls_ca", "request_timeout": "request_timeout_seconds",
         }),
@@ -530,7 +537,8 @@ def light_client_config(settings: dict[str, Any]) -> Any:
         trusted_keys=tuple(_require(settings, "trusted_key")),
         server=server_config(settings, "127.0.0.1:7100"),
         **_pick(settings, {
-            "metrics_port": "metrics_port", "samples": "samples", "confidence": "confidence",
+            "metrics_port": "metrics_port", "metrics_address": "metrics_address",
+            "samples": "samples", "confidence": "confidence",
             "sample_window": "sample_window_seconds", "concurrency": "concurrency",
             "request_timeout": "request_timeout_seconds",
             "peer_rate_limit": "peer_requests_per_second", "max_rows": "max_rows",

@@ -49,6 +49,7 @@ class ProducerConfig:
     chain_id: str
     server: ServerConfig = ServerConfig()
     metrics_port: int | None = None  # None: no /metrics endpoint; 0: any free port
+    metrics_address: str = "127.0.0.1"  # where /metrics listens (0.0.0.0 in containers)
     block_time_seconds: float = 2.0
     max_rows: int = DEFAULT_MAX_ROWS  # largest square k (power of two <= MAX_ROWS_LIMIT)
     quorum: int = 1  # storage-node attestations that make a block's blobs CERTIFIED
@@ -103,6 +104,7 @@ class StorageNodeConfig:
     trusted_keys: tuple[str, ...]  # hex producer public keys (at least one)
     server: ServerConfig = ServerConfig()
     metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
     peers: tuple[str, ...] = ()  # other storage nodes ("host:port") to repair cells from
     key_file: Path | None = None  # attestation key; None: the node does not attest
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all

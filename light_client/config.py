@@ -39,6 +39,7 @@ class LightClientConfig:
     trusted_keys: tuple[str, ...]  # hex producer public keys (at least one)
     server: ServerConfig = ServerConfig()
     metrics_port: int | None = None  # None: no /metrics endpoint; 0: any free port
+    metrics_address: str = "127.0.0.1"  # where /metrics listens (0.0.0.0 in containers)
     samples: int | None = None
     confidence: float | None = None
     sample_window_seconds: float = DEFAULT_SAMPLE_WINDOW_SECONDS  # give up on a header after

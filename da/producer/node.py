@@ -166,7 +166,7 @@ def _serve_metrics(
 ) -> int | None:
     if config.metrics_port is None:
         return None
-    port = start_metrics_server(config.metrics_port, registry)
+    port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
     stack.callback(stop_metrics_server, port)
     return port
 

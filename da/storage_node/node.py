@@ -114,7 +114,7 @@ async def _serve(
     )
     stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
     if config.metrics_port is not None:
-        metrics_port = start_metrics_server(config.metrics_port, registry)
+        metrics_port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
         stack.callback(stop_metrics_server, metrics_port)
         log.info("metrics on port %d", metrics_port)
     log.info("serving on port %d", port)
