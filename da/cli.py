@@ -285,7 +285,8 @@ def _add_light_client(commands: Any, common: argparse.ArgumentParser) -> None:
         help="give up sampling a header after this long (default: 30)",
     )
     sub.add_argument(
-        "--concurrency", type=int, metavar="N", help="sampling requests in flight (default: 4)"
+        "--concurrency", type=int, metavar="N",
+        help="backlog heights sampled at once (default: 4); new heights always go first",
     )
     sub.add_argument(
         "--request-timeout", type=float, metavar="SECONDS", help="per-RPC timeout (default: 5)"

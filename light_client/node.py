@@ -193,7 +193,7 @@ async def run(config: LightClientConfig) -> None:
         store = open_store(Path(config.data_dir) / STORE_DIR)
         stack.callback(store.close)
         if config.metrics_port is not None:
-            port = start_metrics_server(config.metrics_port, registry)
+            port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
             stack.callback(stop_metrics_server, port)
         peers = [GrpcPeer(address) for address in config.peers]
         client = LightClient(config, peers=peers, store=store, metrics=metrics)

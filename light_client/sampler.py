@@ -103,24 +103,40 @@ class Sampler:
     ) -> SamplingOutcome:
         """Fetch and verify `coords` of `header`'s square until all verify or `deadline` passes.
 
-        `holders` (read live, may grow) names peers known to hold the block because they served
-        its header: they are asked first, the others only once those were tried.
+        A coordinate's first request goes to a uniformly random peer; its retries prefer
+        `holders` (read live, may grow): peers known to hold the block since they served its
+        header. Answers are collected until every coordinate has one, then verified in one batch.
         """
         pending = {coord: _Pending() for coord in coords}
+        answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
         verified: set[CellRef] = set()
-        while pending:
-            now = self._clock()
-            if now >= deadline:
-                break
-            assignment = self._assign(pending, now, holders)
-            if not assignment:
-                await self._sleep(max(0.0, min(self._next_ready(pending), deadline) - now))
+        while pending and self._clock() < deadline:
+            answered = {coord for answer in answers for coord in answer.cells}
+            waiting = {c: state for c, state in pending.items() if c not in answered}
+            if not waiting:
+                verified |= self._settle(header, answers, pending)
                 continue
-            answers = await self._round(header.height, assignment, deadline)
-            for coord in self._verify(header, answers):
-                verified.add(coord)
-                del pending[coord]
+            now = self._clock()
+            assignment = self._assign(waiting, now, holders)
+            if not assignment:
+                await self._sleep(max(0.0, min(self._next_ready(waiting), deadline) - now))
+                continue
+            for answer in await self._round(header.height, assignment, deadline):
+                self._received(header.height, answer)
+                if answer.cells:
+                    answers.append(answer)
+        verified |= self._settle(header, answers, pending)  # what arrived in time still counts
         return SamplingOutcome(frozenset(verified), frozenset(pending))
+
+    def _settle(
+        self, header: Header, answers: list[_Answer], pending: dict[CellRef, _Pending]
+    ) -> set[CellRef]:
+        """Verify the collected answers, drop them, and take their good cells off `pending`."""
+        good = set(self._verify(header, answers)) if answers else set()
+        answers.clear()
+        for coord in good:
+            pending.pop(coord, None)
+        return good
 
     # --- assignment -------------------------------------------------------------------------
 
@@ -128,7 +144,7 @@ class Sampler:
         self, pending: dict[CellRef, _Pending], now: float, holders: Collection[str]
     ) -> dict[str, list[CellRef]]:
         """Map peer name -> coordinates to ask it this round: a random usable peer the
-        coordinate was not yet tried at, among the holders if any is left."""
+        coordinate was not yet tried at (for a retry, among the holders if any is left)."""
         usable = self._pool.usable()
         assignment: dict[str, list[CellRef]] = {}
         for coord, state in pending.items():
@@ -141,7 +157,8 @@ class Sampler:
                 backoff = RETRY_BACKOFF_SECONDS * 2 ** min(state.passes - 1, 4)
                 state.not_before = now + min(backoff, MAX_RETRY_BACKOFF_SECONDS)
                 continue
-            preferred = [p for p in candidates if p.name in holders]
+            retry = bool(state.tried) or state.passes > 0
+            preferred = [p for p in candidates if p.name in holders] if retry else []
             peer = self._rng.choice(preferred or candidates)
             state.tried.add(peer.name)
             assignment.setdefault(peer.name, []).append(coord)
@@ -188,39 +205,46 @@ class Sampler:
 
     # --- verification -----------------------------------------------------------------------
 
-    def _verify(self, header: Header, answers: list[_Answer]) -> list[CellRef]:
-        """The coordinates verified this round; shuns peers caught serving bad cells."""
-        good: list[CellRef] = []
-        answered = [a for a in answers if a.cells]
-        if _batch_ok(header, answered):
-            trusted = answered
-        else:  # split per peer to find who lied
-            trusted = [a for a in answered if _batch_ok(header, [a])]
-        trusted_ids = {id(a) for a in trusted}
-        for answer in answers:
-            honest = id(answer) in trusted_ids or not answer.cells
-            if answer.misbehaved or not honest:
-                self._pool.shun(answer.peer)
-                log.warning("peer %s served bad cells at height %d: shunned",
-                            answer.peer.name, header.height)
-            ok = set(answer.cells) if id(answer) in trusted_ids else set()
-            good.extend(ok)
-            self._observe(answer, ok, honest and not answer.misbehaved)
-        return good
-
-    def _observe(self, answer: _Answer, ok: set[CellRef], honest: bool) -> None:
+    def _received(self, height: int, answer: _Answer) -> None:
+        """Count the asked coordinates left unanswered; shun a peer answering what it was not
+        asked (or malformed cells) at once."""
+        if answer.misbehaved:
+            self._shun(answer.peer, height)
         if self._metrics is None:
             return
+        if answer.misbehaved:  # it answered, but with something that is not what was asked
+            result = "bad_proof"
+        elif answer.failure is not None and answer.failure.timed_out:
+            result = "timeout"
+        else:
+            result = "error"
         for coord in answer.asked:
-            if coord in ok:
-                result = "ok"
-            elif not honest:
-                result = "bad_proof"
-            elif answer.failure is not None and answer.failure.timed_out:
-                result = "timeout"
+            if coord not in answer.cells:
+                self._metrics.observe_sample(result, answer.seconds)
+
+    def _verify(self, header: Header, answers: list[_Answer]) -> list[CellRef]:
+        """The coordinates whose answers verify; shuns peers caught serving bad cells."""
+        if _batch_ok(header, answers):
+            trusted = answers
+        else:  # split per answer to find who lied
+            trusted = [a for a in answers if _batch_ok(header, [a])]
+        trusted_ids = {id(a) for a in trusted}
+        good: list[CellRef] = []
+        for answer in answers:
+            honest = id(answer) in trusted_ids
+            if honest:
+                good.extend(answer.cells)
             else:
-                result = "error"
-            self._metrics.observe_sample(result, answer.seconds)
+                self._shun(answer.peer, header.height)
+            if self._metrics is not None:
+                for _ in answer.cells:
+                    self._metrics.observe_sample("ok" if honest else "bad_proof", answer.seconds)
+        return good
+
+    def _shun(self, peer: Peer, height: int) -> None:
+        if not self._pool.is_shunned(peer):
+            log.warning("peer %s served bad cells at height %d: shunned", peer.name, height)
+        self._pool.shun(peer)
 
 
 def _match(

@@ -45,7 +45,10 @@ def test_a_lying_peer_alone_is_never_believed(cluster: Cluster, mode: str) -> No
     adversary = start_adversary(cluster, "adversary", mode, node.listen)
     light = cluster.light_client("light", [adversary.listen], *SHORT_WINDOW)
     wait_status(light, 1, da_pb2.UNAVAILABLE)
-    assert metric(light, "da_light_samples_total", result="ok") == 0
+    if mode != "other-cell":
+        assert metric(light, "da_light_samples_total", result="ok") == 0
+    # other-cell answers (r, c) with the genuine cell (r, c+1): when (r, c+1) was asked in the
+    # same request, that one cell is a correct answer to a question asked, and counts as such.
     assert metric(light, "da_light_samples_total", result="bad_proof") > 0
     assert metric(light, "da_light_headers_sampled_total", result="available") == 0
 

@@ -133,3 +133,29 @@ async def test_the_same_seed_draws_the_same_coordinates_and_peers(
         await run_sampler(header, peers, random.Random(7))
         runs.append([p.asked for p in peers])
     assert runs[0] == runs[1]
+
+
+async def test_retries_prefer_holders_and_one_batch_verifies_the_height(
+    header: Header, square: ExtendedSquare, rng: random.Random,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import light_client.sampler as sampler_module
+
+    batches: list[int] = []
+    real = sampler_module.verify_cells
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        batches.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler_module, "verify_cells", counting)
+    lagging = FakePeer("lagging", square, mode="lagging", lag_calls=100)
+    holder, other = FakePeer("holder", square), FakePeer("other", square, mode="withhold")
+    pool = PeerPool([lagging, holder, other], requests_per_second=1000.0)
+    sampler = Sampler(pool, request_timeout_seconds=0.3, rng=rng)
+    coords = draw_coordinates(header.k, SAMPLES, rng)
+    outcome = await sampler.sample(header, coords, time.monotonic() + 2.0, {"holder"})
+    assert outcome.available
+    assert lagging.calls + other.calls > 0  # first attempts go to any peer at random
+    assert not set(lagging.asked) & set(other.asked)  # a retry went to the holder, not around
+    assert batches == [SAMPLES]
