@@ -7,7 +7,7 @@ Two families:
 - service errors, grouped under one base per gRPC status code so that the single table in
   `da.api.errors` maps the bases: `InvalidRequest` -> INVALID_ARGUMENT, `NotFound` -> NOT_FOUND,
   `ResourceExhausted` -> RESOURCE_EXHAUSTED, `Unauthenticated` -> UNAUTHENTICATED,
-  `Unavailable` -> UNAVAILABLE.
+  `Unavailable` -> UNAVAILABLE, `Unimplemented` -> UNIMPLEMENTED.
 
 Every class passes its typed fields to `Exception.__init__`, so errors pickle across process pools
 and `args` stays meaningful; `__str__` gives the human message.
@@ -278,3 +278,16 @@ class Unavailable(DAError):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class Unimplemented(DAError):
+    """The method exists in the service but this node's role does not serve it, e.g. SubmitBlob
+    at a storage node (-> UNIMPLEMENTED). Retrying here never helps; `reason` says where to go."""
+
+    def __init__(self, method: str, reason: str) -> None:
+        super().__init__(method, reason)
+        self.method = method
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.reason}"

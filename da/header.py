@@ -38,6 +38,7 @@ from da.errors import (
 from da.sampling import CellRef
 from erasure.commitments import commitments_consistent
 from erasure.constants import (
+    BLOB_HASH_BYTES,
     BYTES_PER_COMMITMENT,
     CELLS_PER_ROW,
     MAX_ROWS_LIMIT,
@@ -48,16 +49,15 @@ from erasure.layout import BlobEntry, cells_for_length
 
 MAGIC = b"DAH1"
 MAX_CHAIN_ID_BYTES = 64
-HASH_BYTES = 32
-PRODUCER_KEY_BYTES = 48
-SIGNATURE_BYTES = 96
+HASH_BYTES = 32  # sha256 digest: header_hash and prev_hash (blob hashes: BLOB_HASH_BYTES)
 ZERO_HASH = bytes(HASH_BYTES)
 MAX_U64 = 2**64 - 1
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_BLOB_ENTRY = struct.Struct(f">{NAMESPACE_BYTES}sII{HASH_BYTES}s")  # 29 + 4 + 4 + 32 = 69 bytes
+# namespace 29 || start_cell u32 || length u32 || blob_hash 32 = 69 bytes
+_BLOB_ENTRY = struct.Struct(f">{NAMESPACE_BYTES}sII{BLOB_HASH_BYTES}s")
 _RESERVED_NAMESPACES = (bytes(NAMESPACE_BYTES), b"\xff" * NAMESPACE_BYTES)
 
 
@@ -79,8 +79,8 @@ class Header:
         _check_position(self.height, self.time_ms, self.prev_hash)
         _check_rows(self.k, self.commitments)
         _check_blob_index(self.k, self.blobs)
-        if len(self.producer) != PRODUCER_KEY_BYTES:
-            raise InvalidHeader(f"producer key must be {PRODUCER_KEY_BYTES} bytes")
+        if len(self.producer) != signing.PUBLIC_KEY_BYTES:
+            raise InvalidHeader(f"producer key must be {signing.PUBLIC_KEY_BYTES} bytes")
 
 
 def _check_chain_id(chain_id: str) -> None:
@@ -122,7 +122,7 @@ def _check_blob_index(k: int, blobs: tuple[BlobEntry, ...]) -> None:
     previous_namespace = b""
     for index, entry in enumerate(blobs):
         where = f"blob {index}"
-        if len(entry.namespace) != NAMESPACE_BYTES or len(entry.blob_hash) != HASH_BYTES:
+        if len(entry.namespace) != NAMESPACE_BYTES or len(entry.blob_hash) != BLOB_HASH_BYTES:
             raise InvalidHeader(f"{where}: namespace must be 29 bytes and blob_hash 32")
         if entry.namespace in _RESERVED_NAMESPACES:
             raise InvalidHeader(f"{where}: reserved namespace")
@@ -201,7 +201,7 @@ def header_from_bytes(raw: bytes) -> Header:
     blob_count = reader.integer(_U32, "blob_count")
     blob_bytes = reader.take(blob_count * _BLOB_ENTRY.size, "blob index")
     blobs = tuple(BlobEntry(*fields) for fields in _BLOB_ENTRY.iter_unpack(blob_bytes))
-    producer = reader.take(PRODUCER_KEY_BYTES, "producer")
+    producer = reader.take(signing.PUBLIC_KEY_BYTES, "producer")
     if reader.offset != len(raw):
         raise InvalidHeader(f"{len(raw) - reader.offset} trailing bytes")
     return Header(chain_id, height, time_ms, prev_hash, k, commitments, blobs, producer)
@@ -234,8 +234,8 @@ class SignedHeader:
     signature: bytes
 
     def __post_init__(self) -> None:
-        if len(self.signature) != SIGNATURE_BYTES:
-            raise InvalidHeader(f"signature must be {SIGNATURE_BYTES} bytes")
+        if len(self.signature) != signing.SIGNATURE_BYTES:
+            raise InvalidHeader(f"signature must be {signing.SIGNATURE_BYTES} bytes")
         if encode_header(self.header) != self.raw:
             raise InvalidHeader("raw bytes are not the canonical encoding of the header")
 
@@ -250,8 +250,9 @@ def signed_header_from_bytes(raw: bytes, signature: bytes) -> SignedHeader:
 
     Only the form is checked here; `verify_signed_header` decides whether to trust it.
     """
-    if len(signature) != SIGNATURE_BYTES:
-        raise InvalidHeader(f"signature must be {SIGNATURE_BYTES} bytes, got {len(signature)}")
+    if len(signature) != signing.SIGNATURE_BYTES:
+        expected = signing.SIGNATURE_BYTES
+        raise InvalidHeader(f"signature must be {expected} bytes, got {len(signature)}")
     raw = bytes(raw)
     return SignedHeader(header_from_bytes(raw), raw, bytes(signature))
 
@@ -277,8 +278,8 @@ class TrustRoot:
     def __post_init__(self) -> None:
         if not self.producer_keys:
             raise ValueError("a trust root needs at least one producer key")
-        if any(len(key) != PRODUCER_KEY_BYTES for key in self.producer_keys):
-            raise ValueError(f"producer keys must be {PRODUCER_KEY_BYTES} bytes")
+        if any(len(key) != signing.PUBLIC_KEY_BYTES for key in self.producer_keys):
+            raise ValueError(f"producer keys must be {signing.PUBLIC_KEY_BYTES} bytes")
 
 
 def trust_root_from_hex(chain_id: str, producer_keys_hex: Iterable[str]) -> TrustRoot:

@@ -311,7 +311,9 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
         self._on_served = on_served
 
     async def GetBlobs(self, request: pb.GetBlobsRequest, context: Any) -> pb.GetBlobsResponse:
-        found = get_blobs(self._store, request.height, request.namespace)
+        # Off the event loop: a blob may span every row of a block (MiBs to read and join).
+        # GetRow/GetSamples stay inline: sub-millisecond reads through the (unlocked) row cache.
+        found = await asyncio.to_thread(get_blobs, self._store, request.height, request.namespace)
         self._on_served(sum(len(blob.cells) for blob in found))
         return blobs_to_pb(found)
 

@@ -1,4 +1,4 @@
-"""The generated stubs in da/v1 must match proto/da/v1/da.proto: run `make proto` after editing it."""
+"""The generated stubs in da/v1 must match proto/da/v1/da.proto (`make proto` regenerates them)."""
 
 import subprocess
 import sys

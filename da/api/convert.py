@@ -13,8 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from da.errors import InvalidRequest
-from da.header import SignedHeader, signed_header_from_bytes
+from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
 from da.sampling import CellRef, cell_ref_from_coordinate
+from da.signing import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
+from da.store.blobs import BlobRecord, BlobState
 from da.v1 import da_pb2 as pb
 from erasure.constants import (
     BLOB_HASH_BYTES,
@@ -23,11 +25,6 @@ from erasure.constants import (
     CELLS_PER_EXT_ROW,
 )
 from erasure.errors import InvalidCell, InvalidProof
-
-PUBLIC_KEY_BYTES = 48
-SIGNATURE_BYTES = 96
-HEADER_HASH_BYTES = 32
-
 
 # --- cells ----------------------------------------------------------------------------------
 
@@ -108,29 +105,7 @@ def signed_header_from_pb(msg: pb.SignedHeader) -> SignedHeader:
 # --- blobs ----------------------------------------------------------------------------------
 
 
-class BlobState(enum.Enum):
-    """Where a submitted blob is (DESIGN 9)."""
-
-    PENDING = "pending"
-    INCLUDED = "included"
-    CERTIFIED = "certified"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class BlobStatus:
-    state: BlobState
-    height: int = 0  # 0 until INCLUDED
-    start_cell: int = 0
-    reason: str = ""  # why REJECTED
-
-
-_STATE_TO_PB = {
-    BlobState.PENDING: pb.PENDING,
-    BlobState.INCLUDED: pb.INCLUDED,
-    BlobState.CERTIFIED: pb.CERTIFIED,
-    BlobState.REJECTED: pb.REJECTED,
-}
+_STATE_TO_PB = {state: pb.BlobState.Value(state.name) for state in BlobState}
 _STATE_FROM_PB = {value: state for state, value in _STATE_TO_PB.items()}
 
 
@@ -146,17 +121,17 @@ def blob_state_from_pb(value: int) -> BlobState:
         raise InvalidRequest(f"unknown blob state {value}") from None
 
 
-def blob_status_to_pb(status: BlobStatus) -> pb.BlobStatus:
+def blob_status_to_pb(record: BlobRecord) -> pb.BlobStatus:
     return pb.BlobStatus(
-        state=blob_state_to_pb(status.state),
-        height=status.height,
-        start_cell=status.start_cell,
-        reason=status.reason,
+        state=blob_state_to_pb(record.state),
+        height=record.height,
+        start_cell=record.start_cell,
+        reason=record.reason,
     )
 
 
-def blob_status_from_pb(msg: pb.BlobStatus) -> BlobStatus:
-    return BlobStatus(blob_state_from_pb(msg.state), msg.height, msg.start_cell, msg.reason)
+def blob_status_from_pb(msg: pb.BlobStatus) -> BlobRecord:
+    return BlobRecord(blob_state_from_pb(msg.state), msg.height, msg.start_cell, msg.reason)
 
 
 def blob_hash_from_pb(raw: bytes) -> bytes:
@@ -200,7 +175,7 @@ def attestation_to_pb(att: Attestation) -> pb.Attestation:
 
 def attestation_from_pb(msg: pb.Attestation) -> Attestation:
     """Lengths checked (signature validity is the producer's job); raises `InvalidRequest`."""
-    _check_len("header_hash", msg.header_hash, HEADER_HASH_BYTES)
+    _check_len("header_hash", msg.header_hash, HASH_BYTES)
     _check_len("public_key", msg.public_key, PUBLIC_KEY_BYTES)
     _check_len("signature", msg.signature, SIGNATURE_BYTES)
     return Attestation(
@@ -219,7 +194,7 @@ def certificate_to_pb(cert: Certificate) -> pb.Certificate:
 
 def certificate_from_pb(msg: pb.Certificate) -> Certificate:
     """Lengths checked; raises `InvalidRequest`."""
-    _check_len("header_hash", msg.header_hash, HEADER_HASH_BYTES)
+    _check_len("header_hash", msg.header_hash, HASH_BYTES)
     for key in msg.public_keys:
         _check_len("public_key", key, PUBLIC_KEY_BYTES)
     _check_len("aggregate_signature", msg.aggregate_signature, SIGNATURE_BYTES)

@@ -37,6 +37,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (da_errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (da_errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (da_errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (da_errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
 )
 
 

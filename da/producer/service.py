@@ -13,18 +13,10 @@ from da.producer.certify import Certifier
 from da.producer.mempool import Mempool, submission_from_request
 from da.serving import BlobReadServicer
 from da.store.base import KeyValueStore
-from da.store.blobs import BlobRecord
 from da.store.certificates import StoredCertificate
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
 from erasure.errors import ErasureError
-
-
-def blob_status_to_pb(record: BlobRecord) -> pb.BlobStatus:
-    status = convert.BlobStatus(
-        convert.BlobState[record.state.name], record.height, record.start_cell, record.reason
-    )
-    return convert.blob_status_to_pb(status)
 
 
 def certificate_to_pb(cert: StoredCertificate) -> pb.Certificate:
@@ -71,14 +63,16 @@ class ProducerBlobServicer(BlobReadServicer):
             raise
         self._metrics.observe_submission("accepted" if new else "duplicate")
         self._metrics.set_pending_blobs(self._mempool.count)
-        return pb.SubmitBlobResponse(blob_hash=blob.blob_hash, status=blob_status_to_pb(record))
+        return pb.SubmitBlobResponse(
+            blob_hash=blob.blob_hash, status=convert.blob_status_to_pb(record)
+        )
 
     async def GetBlobStatus(self, request: pb.GetBlobStatusRequest, context: Any) -> pb.BlobStatus:
         blob_hash = convert.blob_hash_from_pb(request.blob_hash)
         record = await self._mempool.record(blob_hash)
         if record is None:
             raise UnknownBlob(blob_hash)
-        return blob_status_to_pb(record)
+        return convert.blob_status_to_pb(record)
 
 
 class AttestationServicer(da_pb2_grpc.AttestationServiceServicer):

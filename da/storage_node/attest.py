@@ -1,5 +1,9 @@
 """Attestations: once a block is stored whole and verified, sign its header hash and send it to
-the producer's AttestationService, retrying with backoff (the producer may be restarting)."""
+the producer's AttestationService, retrying with backoff (the producer may be restarting).
+
+The queue lives in memory only. Why that is enough: at start the node re-queues its most recent
+stored blocks (`submit_recent`), so a block stored just before a crash or restart is still
+attested; the producer keeps one attestation per (height, key), so a repeat counts once."""
 
 from __future__ import annotations
 
@@ -10,13 +14,31 @@ import grpc
 
 from da import signing
 from da.api.convert import Attestation
+from da.header import header_hash as compute_header_hash
 from da.signing import KeyPair
 from da.storage_node.remotes import Backoff, Remote, RemoteError, describe
+from da.store import blocks
+from da.store.base import KeyValueStore
 
 log = logging.getLogger(__name__)
 
 QUEUE_BLOCKS = 1024
 MAX_ATTEMPTS = 8
+ATTEST_ON_START_BLOCKS = 64  # recent heights re-attested at start (well under QUEUE_BLOCKS)
+
+
+def recent_blocks(store: KeyValueStore, count: int) -> list[tuple[int, bytes]]:
+    """(height, header hash) of the whole blocks stored among the `count` highest heights,
+    ascending."""
+    head = blocks.head_height(store)
+    if head == 0 or count <= 0:
+        return []
+    found = []
+    for height in blocks.stored_heights(store, start=max(1, head - count + 1)):
+        stored = blocks.get_signed_header(store, height)
+        if stored is not None:
+            found.append((height, compute_header_hash(stored[0])))
+    return found
 
 
 def make_attestation(key: KeyPair, height: int, header_hash: bytes) -> Attestation:
@@ -45,10 +67,18 @@ class Attester:
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(QUEUE_BLOCKS)
 
     def submit(self, height: int, header_hash: bytes) -> None:
+        """Queue an attestation of `height` (whose header hashes to `header_hash`)."""
         if self._queue.full():
             dropped, _ = self._queue.get_nowait()
             log.warning("attestation queue full: not attesting height %d", dropped)
         self._queue.put_nowait((height, header_hash))
+
+    async def submit_recent(self, store: KeyValueStore, count: int = ATTEST_ON_START_BLOCKS) -> int:
+        """Queue `recent_blocks(store, count)` (read off the event loop); returns how many."""
+        found = await asyncio.to_thread(recent_blocks, store, count)
+        for height, hash_ in found:
+            self.submit(height, hash_)
+        return len(found)
 
     async def run(self) -> None:
         while True:

@@ -1,13 +1,19 @@
 """`da storage-node`: wires the store, the gRPC server, metrics, the follower and the attester.
 
 `run(config)` runs until cancelled and then shuts down cleanly: health NOT_SERVING, server
-stopped with a grace period, remote channels and the store closed, metrics endpoint released.
+stopped with a grace period, remote channels, the verification worker and the store closed,
+metrics endpoint released.
+
+Why a verification worker: checking a block's cell proofs is ckzg work that holds the GIL
+(~6 s for a whole k = 64 block); on the event loop it would stall serving for that long. So it
+runs in a long-lived process that loaded the trusted setup once (STYLE rule 12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -35,12 +41,14 @@ from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure import kzg
+from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 
 STORE_DIR = "blocks"
 SHUTDOWN_GRACE_SECONDS = 2.0
 SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE)
+VERIFY_WORKERS = 1  # proofs of one block at a time; the event loop keeps the other core
 
 
 async def run(config: StorageNodeConfig) -> None:
@@ -55,7 +63,11 @@ async def run(config: StorageNodeConfig) -> None:
         notifier = serving.HeadNotifier()
         await _serve(stack, config, store, metrics, registry, notifier)
         remotes = await _remotes(stack, config)
+        verifier = await _verifier(stack)
         attester = _attester(config, remotes[0])
+        if attester is not None:  # the queue of a previous run was in memory only
+            requeued = await attester.submit_recent(store)
+            log.info("re-attesting the %d most recent stored blocks", requeued)
         ingestor = Ingestor(
             store,
             trust_root_from_hex(config.chain_id, config.trusted_keys),
@@ -70,7 +82,11 @@ async def run(config: StorageNodeConfig) -> None:
             ingestor.prune(config.retention_blocks)
 
         follower = Follower(
-            ingestor, remotes, on_stored=on_stored, retention_blocks=config.retention_blocks
+            ingestor,
+            remotes,
+            on_stored=on_stored,
+            retention_blocks=config.retention_blocks,
+            executor=verifier,
         )
         log.info(
             "storage node up: head %d, producer %s, %d peers, %s",
@@ -128,6 +144,15 @@ async def _remotes(stack: AsyncExitStack, config: StorageNodeConfig) -> list[Rem
     for remote in remotes:
         stack.push_async_callback(remote.close)
     return remotes
+
+
+async def _verifier(stack: AsyncExitStack) -> Executor:
+    """The process that verifies fetched cells (trusted setup loaded once), shut down on exit.
+
+    Started and stopped off the event loop: spawning it and loading the setup take a while."""
+    pool = await asyncio.to_thread(make_encoder_pool, VERIFY_WORKERS)
+    stack.push_async_callback(asyncio.to_thread, pool.shutdown, cancel_futures=True)
+    return pool
 
 
 def _attester(config: StorageNodeConfig, producer: Remote) -> Attester | None:

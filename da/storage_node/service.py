@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-import grpc
-
+from da.errors import Unimplemented
 from da.serving import BlobReadServicer
 from da.v1 import da_pb2 as pb
 
@@ -14,17 +13,10 @@ NOT_A_PRODUCER = "this is a storage node: submit blobs to, and ask their status 
 
 
 class StorageBlobServicer(BlobReadServicer):
-    """GetBlobs only; SubmitBlob and GetBlobStatus answer UNIMPLEMENTED with a message."""
+    """GetBlobs only; SubmitBlob and GetBlobStatus raise `Unimplemented` (-> UNIMPLEMENTED)."""
 
     async def SubmitBlob(self, request: pb.SubmitBlobRequest, context: Any) -> NoReturn:
-        await _refuse(context)
+        raise Unimplemented("SubmitBlob", NOT_A_PRODUCER)
 
     async def GetBlobStatus(self, request: pb.GetBlobStatusRequest, context: Any) -> NoReturn:
-        await _refuse(context)
-
-
-async def _refuse(context: Any) -> NoReturn:
-    # UNIMPLEMENTED is not an error of ours (the error table has no entry for it): the method
-    # exists in the service but not in this role, so the status is set here directly.
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_A_PRODUCER)
-    raise AssertionError("abort returned")  # pragma: no cover - context.abort always raises
+        raise Unimplemented("GetBlobStatus", NOT_A_PRODUCER)

@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
+from da.signing import SIGNATURE_BYTES
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
@@ -35,8 +36,8 @@ def add_signed_header_to_batch(
     batch: WriteBatch, height: int, header_raw: bytes, signature: bytes
 ) -> None:
     """Queue the signed header of `height` (header bytes exactly as signed, 96-byte signature)."""
-    if len(signature) != schema.SIGNATURE_BYTES:
-        raise ValueError(f"signature must be {schema.SIGNATURE_BYTES} bytes")
+    if len(signature) != SIGNATURE_BYTES:
+        raise ValueError(f"signature must be {SIGNATURE_BYTES} bytes")
     batch.put(schema.signed_header_key(height), bytes(signature) + bytes(header_raw))
 
 
@@ -55,9 +56,9 @@ def get_signed_header(store: KeyValueStore, height: int) -> tuple[bytes, bytes] 
     raw = store.get(key)
     if raw is None:
         return None
-    if len(raw) <= schema.SIGNATURE_BYTES:
+    if len(raw) <= SIGNATURE_BYTES:
         raise CorruptValueError(key, "signed header shorter than its signature")
-    return raw[schema.SIGNATURE_BYTES :], raw[: schema.SIGNATURE_BYTES]
+    return raw[SIGNATURE_BYTES:], raw[:SIGNATURE_BYTES]
 
 
 def add_block_to_batch(

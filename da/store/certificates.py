@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from da.header import HASH_BYTES
+from da.signing import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
@@ -35,8 +37,8 @@ _COUNT = struct.Struct(">H")
 
 def put_attestation(store: KeyValueStore, att: StoredAttestation, *, sync: bool = True) -> None:
     """Store one attestation, replacing an earlier one by the same key at the same height."""
-    _check(att.header_hash, schema.HEADER_HASH_BYTES, "header hash")
-    _check(att.signature, schema.SIGNATURE_BYTES, "signature")
+    _check(att.header_hash, HASH_BYTES, "header hash")
+    _check(att.signature, SIGNATURE_BYTES, "signature")
     key = schema.attestation_key(att.height, att.public_key)
     store.put(key, att.header_hash + att.signature, sync=sync)
 
@@ -46,19 +48,19 @@ def attestations(store: KeyValueStore, height: int) -> list[StoredAttestation]:
     prefix = schema.attestations_prefix(height)
     found = []
     for key, raw in store.iterate(prefix):
-        if len(raw) != schema.HEADER_HASH_BYTES + schema.SIGNATURE_BYTES:
+        if len(raw) != HASH_BYTES + SIGNATURE_BYTES:
             raise CorruptValueError(key, "attestation has the wrong length")
-        hash_, sig = raw[: schema.HEADER_HASH_BYTES], raw[schema.HEADER_HASH_BYTES :]
+        hash_, sig = raw[:HASH_BYTES], raw[HASH_BYTES:]
         found.append(StoredAttestation(height, key[len(prefix) :], hash_, sig))
     return found
 
 
 def add_certificate_to_batch(batch: WriteBatch, cert: StoredCertificate) -> None:
     """Queue `cert` (e.g. with the CERTIFIED blob records it implies, in the same batch)."""
-    _check(cert.header_hash, schema.HEADER_HASH_BYTES, "header hash")
-    _check(cert.aggregate_signature, schema.SIGNATURE_BYTES, "aggregate signature")
+    _check(cert.header_hash, HASH_BYTES, "header hash")
+    _check(cert.aggregate_signature, SIGNATURE_BYTES, "aggregate signature")
     for key in cert.public_keys:
-        _check(key, schema.PUBLIC_KEY_BYTES, "public key")
+        _check(key, PUBLIC_KEY_BYTES, "public key")
     value = b"".join(
         [
             cert.header_hash,
@@ -85,17 +87,16 @@ def get_certificate(store: KeyValueStore, height: int) -> StoredCertificate | No
 
 
 def _decode_certificate(key: bytes, height: int, raw: bytes) -> StoredCertificate:
-    hash_end = schema.HEADER_HASH_BYTES
+    hash_end = HASH_BYTES
     keys_start = hash_end + _COUNT.size
     if len(raw) < keys_start:
         raise CorruptValueError(key, "certificate too short")
     (count,) = _COUNT.unpack_from(raw, hash_end)
-    keys_end = keys_start + count * schema.PUBLIC_KEY_BYTES
-    if len(raw) != keys_end + schema.SIGNATURE_BYTES:
+    keys_end = keys_start + count * PUBLIC_KEY_BYTES
+    if len(raw) != keys_end + SIGNATURE_BYTES:
         raise CorruptValueError(key, "certificate has the wrong length")
     keys = tuple(
-        raw[i : i + schema.PUBLIC_KEY_BYTES]
-        for i in range(keys_start, keys_end, schema.PUBLIC_KEY_BYTES)
+        raw[i : i + PUBLIC_KEY_BYTES] for i in range(keys_start, keys_end, PUBLIC_KEY_BYTES)
     )
     return StoredCertificate(height, raw[:hash_end], keys, raw[keys_end:])
 

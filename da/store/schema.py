@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import struct
 
+from da.signing import PUBLIC_KEY_BYTES
 from erasure.constants import (
     BLOB_HASH_BYTES,
     BYTES_PER_CELL,
@@ -32,10 +33,6 @@ from erasure.constants import (
     CELLS_PER_EXT_ROW,
 )
 
-# BLS12-381 (PopSchemeMPL) sizes; da.signing owns the keys, the store only needs the widths.
-PUBLIC_KEY_BYTES = 48
-SIGNATURE_BYTES = 96
-HEADER_HASH_BYTES = 32
 BYTES_PER_STORED_ROW = CELLS_PER_EXT_ROW * (BYTES_PER_CELL + BYTES_PER_PROOF)
 MAX_HEIGHT = 2**64 - 1
 

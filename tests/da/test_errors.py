@@ -22,6 +22,7 @@ from da.errors import (
     TooManyRows,
     Unauthenticated,
     Unavailable,
+    Unimplemented,
     UnknownBlob,
     UnknownHeight,
     UntrustedProducer,
@@ -47,6 +48,7 @@ EXAMPLES = [
     RateLimited("peer:1", 1.5),
     Unauthenticated(),
     Unavailable("syncing"),
+    Unimplemented("SubmitBlob", "submit to the producer"),
 ]
 
 
@@ -96,7 +98,14 @@ def test_leaves_sit_under_the_base_their_status_code_maps(leaf: type, base: type
 
 
 def test_status_code_groups_are_disjoint() -> None:
-    groups = [InvalidRequest, NotFound, ResourceExhausted, Unauthenticated, Unavailable]
+    groups = [
+        InvalidRequest,
+        NotFound,
+        ResourceExhausted,
+        Unauthenticated,
+        Unavailable,
+        Unimplemented,
+    ]
     for group in groups:
         assert not any(issubclass(group, other) for other in groups if other is not group)
     assert not issubclass(InvalidHeader, HeaderRejected)

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 
@@ -19,7 +20,27 @@ from erasure import kzg
 from erasure.constants import CELLS_PER_EXT_ROW
 from tests.integration.harness import Cluster, DaProcess, metric_value, scrape
 
+T = TypeVar("T")
 TIMEOUT = 10.0
+# gRPC Python shares one TCP connection between channels to the same target unless told not to;
+# a client that must be its own peer (own connection, own rate-limit bucket) uses this.
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
+
+
+def own_channel(target: str) -> grpc.Channel:
+    return grpc.insecure_channel(target, options=OWN_CONNECTION)
+
+
+def patiently(call: Callable[[], T], attempts: int = 100) -> T:
+    """`call()`, retried after a pause while the server answers RESOURCE_EXHAUSTED."""
+    for _ in range(attempts - 1):
+        try:
+            return call()
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            time.sleep(0.2)
+    return call()
 
 
 def metric(process: DaProcess, name: str, **labels: str) -> float:
@@ -111,12 +132,13 @@ class Feeder:
         self._thread.join(15)
 
     def _run(self) -> None:
-        with grpc.insecure_channel(self.producer.listen) as channel:
+        with own_channel(self.producer.listen) as channel:
             stub = da_pb2_grpc.BlobServiceStub(channel)
             for n in itertools.count():
                 if self._stop.is_set():
                     return
-                data = (f"{self.namespace!r} blob {n} {time.time_ns()} ".encode() * 50)[:self.size]
+                stamp = f"{self.namespace!r} blob {n} {time.time_ns()} ".encode()
+                data = (stamp * (self.size // len(stamp) + 1))[: self.size]
                 try:
                     reply = stub.SubmitBlob(pb.SubmitBlobRequest(namespace=self.namespace,
                                                                  data=data), timeout=5)

@@ -3,7 +3,8 @@ tests/integration/adversary.py). Withholding above the recoverability threshold 
 light clients and storage nodes; below it a storage node rebuilds the block; corrupted cells,
 cells of another height, forged headers and slow-loris answers are never accepted, and honest
 peers beside them still give the right verdict. Every stored block is checked cell by cell against
-the producer's header commitments."""
+the producer's header commitments. The producer itself (it serves HeaderService and ShareService)
+is the honest upstream and peer, to keep the number of processes down."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ SN_TIMEOUT = ("--request-timeout", "2")
 
 def test_withholding_beyond_the_threshold_is_never_accepted(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
-    honest = cluster.storage_node("honest", producer)
+    honest = producer  # serves HeaderService and ShareService like a storage node
     withholder = start_byzantine(cluster, "withholder", "withhold-unrecoverable", honest.listen)
     follower = cluster.storage_node("follower", withholder, *SN_TIMEOUT)
     # 20 samples: a sample misses the withheld half with p = 126/256, so 20 all miss with ~1e-6.
@@ -40,7 +41,7 @@ def test_withholding_beyond_the_threshold_is_never_accepted(cluster: Cluster) ->
 
 def test_withholding_below_the_threshold_is_rebuilt(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
-    honest = cluster.storage_node("honest", producer)
+    honest = producer  # serves HeaderService and ShareService like a storage node
     withholder = start_byzantine(cluster, "withholder", "withhold-recoverable", honest.listen)
     rebuilt = cluster.storage_node("rebuilt", withholder, *SN_TIMEOUT)
     # A light client whose peers are the withholder and the node that rebuilt the block:
@@ -60,7 +61,7 @@ def test_withholding_below_the_threshold_is_rebuilt(cluster: Cluster) -> None:
 @pytest.mark.parametrize("mode", ["corrupt", "other-height"])
 def test_lying_source_beside_an_honest_peer(cluster: Cluster, mode: str) -> None:
     producer, feeder = fed(cluster)
-    honest = cluster.storage_node("honest", producer)
+    honest = producer  # serves HeaderService and ShareService like a storage node
     liar = start_byzantine(cluster, "liar", mode, honest.listen)
     # Headers and rows come from the liar first; only verified data may be stored.
     node = cluster.storage_node("node", liar, "--peer", honest.listen, *SN_TIMEOUT)
@@ -82,7 +83,7 @@ def test_lying_source_beside_an_honest_peer(cluster: Cluster, mode: str) -> None
 def test_forged_headers_are_refused_by_storage_nodes(cluster: Cluster, mode: str,
                                                      reason: str) -> None:
     producer, feeder = fed(cluster)
-    honest = cluster.storage_node("honest", producer)
+    honest = producer  # serves HeaderService and ShareService like a storage node
     forger = start_adversary(cluster, "forger", mode, honest.listen,
                              "--key-file", str(cluster.producer_key_file))
     node = cluster.storage_node("node", forger, *SN_TIMEOUT)
@@ -96,7 +97,7 @@ def test_forged_headers_are_refused_by_storage_nodes(cluster: Cluster, mode: str
 
 def test_slow_loris_peer_cannot_stall_sampling_or_sync(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
-    honest = cluster.storage_node("honest", producer)
+    honest = producer  # serves HeaderService and ShareService like a storage node
     sloth = start_byzantine(cluster, "sloth", "slow-loris", honest.listen)
     mixed = cluster.light_client("mixed", [sloth.listen, honest.listen], "--samples", "16",
                                  "--request-timeout", "1", "--sample-window", "20")

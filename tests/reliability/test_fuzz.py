@@ -3,11 +3,12 @@
 One producer, one storage node and one light client run for the whole module. Every method gets
 random well-typed requests (built from the message descriptors) and random raw payloads (often
 not protobuf at all). Each call carries a deadline; the answer must be OK or a status code from
-the error table; never UNKNOWN, INTERNAL (except grpc's own "cannot deserialize" for payloads
-that are not a protobuf of the request type), a deadline overrun (a hang) or UNAVAILABLE (a dead
-server). Afterwards every process still answers health checks and a good request. The header
-decoder must turn any bytes into a header or `InvalidHeader`, and verification must turn any
-decodable header into a verdict or a `DAError`, never another exception.
+the error table; never UNKNOWN or INTERNAL (tolerated only for payloads that are not a protobuf
+of the request type, which grpc.aio refuses before our code runs: a known bug, pinned by the
+strict xfail test below), a deadline overrun (a hang) or UNAVAILABLE (a dead server).
+Afterwards every process still answers health checks and a good request. The header decoder must
+turn any bytes into a header or `InvalidHeader`, and verification must turn any decodable header
+into a verdict or a `DAError`, never another exception.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tests.integration.harness import Cluster, DaProcess, wait_serving, wait_unt
 from tests.reliability.helpers import Feeder, head, header_at
 
 CALL_TIMEOUT = 5.0
-STREAM_TIMEOUT = 2.0
+STREAM_TIMEOUT = 1.0
 EXAMPLES = 25
 ALLOWED = {
     grpc.StatusCode.OK,
@@ -43,6 +44,10 @@ ALLOWED = {
     grpc.StatusCode.OUT_OF_RANGE,
     grpc.StatusCode.FAILED_PRECONDITION,
 }
+# What grpc.aio answers, before any of our code runs, to a payload that is not a protobuf of the
+# request type: UNKNOWN ("Unexpected DecodeError"); DESIGN 9 wants INVALID_ARGUMENT (xfail below).
+NOT_PARSED_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
+MALFORMED = [b"\x00", b"\xff\xff\xff\xff", b"\x0a\xff\x01", b"\x12\x05ab"]
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                          suppress_health_check=list(HealthCheck))
 
@@ -100,7 +105,7 @@ def message_strategy(cls: type[Message], depth: int = 0) -> st.SearchStrategy[Me
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for f in cls.DESCRIPTOR.fields:
         value = field_strategy(f, depth)
-        if f.label == FieldDescriptor.LABEL_REPEATED:
+        if f.is_repeated:
             value = st.lists(value, max_size=40)
         fields[f.name] = st.one_of(st.none(), value)
 
@@ -155,15 +160,15 @@ def target_of(nodes: Nodes, role: str) -> DaProcess:
 
 
 def check_code(code: grpc.StatusCode, details: str, request_type: type[Message], payload: bytes,
-               streaming: bool) -> None:
+               streaming: bool, stored_head: int = 0) -> None:
     if code in ALLOWED:
         return
     if streaming and code == grpc.StatusCode.DEADLINE_EXCEEDED:
         parsed = request_type.FromString(payload)
-        assert getattr(parsed, "from_height", 0) >= 1, "stream of existing heights stalled"
+        assert parsed.from_height > stored_head, f"stream from {parsed.from_height} stalled"
         return  # a subscription from a future height waits for it: not a hang of the server
-    if code == grpc.StatusCode.INTERNAL and not parses(request_type, payload):
-        return  # grpc's own answer to bytes that are not this request type at all
+    if code in NOT_PARSED_CODES and not parses(request_type, payload):
+        return  # bytes that are not this request type at all (see the xfail test below)
     raise AssertionError(f"{code.name}: {details!r} for payload {payload[:80].hex()}")
 
 
@@ -190,8 +195,9 @@ def test_random_requests_get_a_status_code(nodes: Nodes, role: str, service: str
     @given(request=message_strategy(request_type))
     def fuzz(request: Message) -> None:
         payload = request.SerializeToString()
+        before = head(target) if streaming else 0
         code, details = call(target.listen, service, method, payload, streaming)
-        check_code(code, details, request_type, payload, streaming)
+        check_code(code, details, request_type, payload, streaming, before)
 
     fuzz()
     still_serving(target)
@@ -206,11 +212,28 @@ def test_raw_payloads_get_a_status_code(nodes: Nodes, role: str, service: str, m
     @FUZZ_SETTINGS
     @given(payload=st.binary(max_size=300))
     def fuzz(payload: bytes) -> None:
+        before = head(target) if streaming else 0
         code, details = call(target.listen, service, method, payload, streaming)
-        check_code(code, details, request_type, payload, streaming)
+        check_code(code, details, request_type, payload, streaming, before)
 
     fuzz()
     still_serving(target)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "da/api/errors.py wrap_handler keeps grpc's request_deserializer: a payload that is not a "
+    "protobuf of the request type is refused by grpc.aio as UNKNOWN ('Unexpected DecodeError') "
+    "before the error table runs, not INVALID_ARGUMENT (DESIGN 9)"))
+def test_malformed_protobuf_is_invalid_argument(nodes: Nodes) -> None:
+    wrong = []
+    for role, service, method, request_type, streaming in METHODS:
+        for payload in MALFORMED:
+            assert not parses(request_type, payload)
+            code, details = call(target_of(nodes, role).listen, service, method, payload,
+                                 streaming)
+            if code != grpc.StatusCode.INVALID_ARGUMENT:
+                wrong.append(f"{role} {method} {payload.hex()}: {code.name} {details[:60]}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_every_process_still_serves_after_the_fuzzing(nodes: Nodes) -> None:

@@ -36,8 +36,8 @@ class SoakReport:
     lost: int
     duplicated: int
     blocks: int
-    acked_per_second: float
-    included_per_second: float
+    acked_per_second: float  # over the submission window
+    included_per_second: float  # from the first acknowledgement to the last including header
     p50_latency_seconds: float
     p99_latency_seconds: float
     max_latency_seconds: float
@@ -94,7 +94,8 @@ def run_soak(cluster: Cluster, name: str, seconds: float, light_clients: int) ->
         refused=sum(len(f.errors) for f in feeders), included=len(in_window), lost=len(lost),
         duplicated=len(duplicated), blocks=tip,
         acked_per_second=round(len(acked_at) / elapsed, 1),
-        included_per_second=round(len(in_window) / elapsed, 1),
+        included_per_second=round(len(in_window) / max(1e-3, times[tip] - min(acked_at.values(),
+                                                                           default=start)), 1),
         p50_latency_seconds=round(statistics.median(latencies), 3) if latencies else -1,
         p99_latency_seconds=round(latencies[int(0.99 * (len(latencies) - 1))], 3)
         if latencies else -1,

@@ -33,6 +33,7 @@ C = grpc.StatusCode
         (da_errors.RateLimited("ipv4:1.2.3.4:5"), C.RESOURCE_EXHAUSTED),
         (da_errors.Unauthenticated(), C.UNAUTHENTICATED),
         (da_errors.Unavailable("syncing"), C.UNAVAILABLE),
+        (da_errors.Unimplemented("SubmitBlob", "ask the producer"), C.UNIMPLEMENTED),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else value.name,
 )

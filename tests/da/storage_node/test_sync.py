@@ -181,6 +181,39 @@ async def test_attester_signs_sends_token_and_retries(serve: Serve) -> None:
     assert signing.verify(key.public, block.signed.hash, attestation.signature)
 
 
+async def test_restarted_attester_re_attests_the_most_recent_stored_blocks(serve: Serve) -> None:
+    # A previous run stored blocks 1..4 but its in-memory queue died with it.
+    collector = Collector()
+    producer, _, _ = await serve(
+        extra=[(da_pb2_grpc.add_AttestationServiceServicer_to_server, collector)]
+    )
+    store = MemoryStore()
+    for block in chain(4):
+        store_block(store, block)
+    key = signing.generate_keypair(b"\x06" * 32)
+    attester = Attester(key, producer, None, backoff_cap_seconds=0.05)
+    assert await attester.submit_recent(store, count=3) == 3
+    task = asyncio.create_task(attester.run())
+    try:
+        async with asyncio.timeout(10):
+            while len(collector.got) < 3:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    sent = [attestation for attestation, _ in collector.got]
+    assert [a.height for a in sent] == [2, 3, 4]
+    for attestation, block in zip(sent, chain(4)[1:], strict=True):
+        assert attestation.header_hash == block.signed.hash
+        assert signing.verify(key.public, block.signed.hash, attestation.signature)
+
+
+async def test_nothing_to_re_attest_in_an_empty_store(serve: Serve) -> None:
+    producer, _, _ = await serve()
+    attester = Attester(signing.generate_keypair(b"\x06" * 32), producer, None)
+    assert await attester.submit_recent(MemoryStore()) == 0
+
+
 async def test_storage_node_refuses_blob_writes(serve: Serve) -> None:
     store = MemoryStore()
     remote, _, _ = await serve(
@@ -191,3 +224,7 @@ async def test_storage_node_refuses_blob_writes(serve: Serve) -> None:
         await stub.SubmitBlob(pb.SubmitBlobRequest(namespace=b"\x01", data=b"x"), timeout=5)
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "storage node" in (info.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.GetBlobStatus(pb.GetBlobStatusRequest(blob_hash=bytes(32)), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "GetBlobStatus" in (info.value.details() or "")

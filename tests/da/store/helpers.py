@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from da.store import blocks, schema
+from da.signing import SIGNATURE_BYTES
+from da.store import blocks
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_EXT_ROW
 
-SIGNATURE = b"\x07" * schema.SIGNATURE_BYTES
+SIGNATURE = b"\x07" * SIGNATURE_BYTES
 
 
 def cell(height: int, row: int, col: int) -> bytes:
