@@ -37,13 +37,6 @@ log = logging.getLogger(__name__)
 MAX_CELLS_PER_REQUEST = 64
 RETRY_BACKOFF_SECONDS = 0.2  # first wait once a coordinate was tried at every usable peer
 MAX_RETRY_BACKOFF_SECONDS = 2.0
-# Storage nodes store a block a few milliseconds apart, so the peer drawn for a sample often has
-# not announced the header yet: asking it at once costs a NOT_FOUND and a retry round (a third
-# of the light client's RPCs in bench/light.py). A call to a peer not yet known to hold the
-# block waits for its header up to this long after sampling starts, then goes anyway. The peer
-# is still drawn uniformly at random; only the moment of asking moves.
-HOLDER_GRACE_SECONDS = 0.1
-HOLDER_POLL_SECONDS = 0.005
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -117,7 +110,6 @@ class Sampler:
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
         verified: set[CellRef] = set()
-        grace_end = min(self._clock() + HOLDER_GRACE_SECONDS, deadline)
         while pending and self._clock() < deadline:
             answered = {coord for answer in answers for coord in answer.cells}
             waiting = {c: state for c, state in pending.items() if c not in answered}
@@ -129,8 +121,7 @@ class Sampler:
             if not assignment:
                 await self._sleep(max(0.0, min(self._next_ready(waiting), deadline) - now))
                 continue
-            rounds = self._round(header.height, assignment, deadline, holders, grace_end)
-            for answer in await rounds:
+            for answer in await self._round(header.height, assignment, deadline):
                 self._received(header.height, answer)
                 if answer.cells:
                     answers.append(answer)
@@ -184,40 +175,20 @@ class Sampler:
     # --- fetching ---------------------------------------------------------------------------
 
     async def _round(
-        self,
-        height: int,
-        assignment: dict[str, list[CellRef]],
-        deadline: float,
-        holders: Collection[str],
-        grace_end: float,
+        self, height: int, assignment: dict[str, list[CellRef]], deadline: float
     ) -> list[_Answer]:
         by_name = {p.name: p for p in self._pool.peers}
         step = MAX_CELLS_PER_REQUEST
         calls = [
-            self._fetch(by_name[name], height, tuple(coords[i : i + step]), deadline,
-                        self._await_holder(name, holders, grace_end))
+            self._fetch(by_name[name], height, tuple(coords[i : i + step]), deadline)
             for name, coords in assignment.items()
             for i in range(0, len(coords), step)
         ]
         return list(await asyncio.gather(*calls))
 
-    async def _await_holder(self, name: str, holders: Collection[str], grace_end: float) -> None:
-        """Wait (at most until `grace_end`) for peer `name` to announce the header, when the
-        holders are known at all; a bounded number of polls, whatever the clock does."""
-        for _ in range(round(HOLDER_GRACE_SECONDS / HOLDER_POLL_SECONDS)):
-            if not holders or name in holders or self._clock() >= grace_end:
-                return
-            await self._sleep(HOLDER_POLL_SECONDS)
-
     async def _fetch(
-        self,
-        peer: Peer,
-        height: int,
-        asked: tuple[CellRef, ...],
-        deadline: float,
-        ready: Awaitable[None],
+        self, peer: Peer, height: int, asked: tuple[CellRef, ...], deadline: float
     ) -> _Answer:
-        await ready
         start = self._clock()
         timeout = max(0.001, min(self._timeout, deadline - start))
         try:

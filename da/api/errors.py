@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc.aio import AbortError, ServicerContext
 from grpc.experimental import wrap_server_method_handler
 
@@ -74,30 +75,46 @@ Scope = Callable[[str, ServicerContext[Any, Any]], Any]
 """An async context manager factory `(method, context) -> AsyncContextManager` run around an RPC."""
 
 
-def wrap_behavior(behavior: Callable[..., Any], method: str, scope: Scope) -> Callable[..., Any]:
+def wrap_behavior(
+    behavior: Callable[..., Any],
+    method: str,
+    scope: Scope,
+    decode: Callable[[bytes], Any] | None = None,
+) -> Callable[..., Any]:
     """Run `behavior(request, context)` inside `scope(method, context)`.
 
-    Works for every arity: async generators (streaming responses written by `yield`) are wrapped
-    as async generators; coroutines (unary responses, or streams written with `context.write`)
-    as coroutines.
+    With `decode`, the request arrives as raw bytes and is decoded inside the scope, so a payload
+    that is not a protobuf of the request type becomes INVALID_ARGUMENT through the table (grpc.aio
+    would answer UNKNOWN before any of our code runs). Works for every arity: async generators
+    (streaming responses written by `yield`) are wrapped as async generators; coroutines (unary
+    responses, or streams written with `context.write`) as coroutines.
     """
     if _is_async_gen(behavior):
 
         async def stream(request: Any, context: ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with scope(method, context):
-                async for response in behavior(request, context):
+                async for response in behavior(_decoded(request, decode), context):
                     yield response
 
         return stream
 
     async def unary(request: Any, context: ServicerContext[Any, Any]) -> Any:
         async with scope(method, context):
-            result = behavior(request, context)
+            result = behavior(_decoded(request, decode), context)
             if isinstance(result, Awaitable):
                 result = await result
             return result
 
     return unary
+
+
+def _decoded(request: Any, decode: Callable[[bytes], Any] | None) -> Any:
+    if decode is None:
+        return request
+    try:
+        return decode(request)
+    except DecodeError as e:
+        raise da_errors.InvalidRequest(f"malformed request message: {e}") from e
 
 
 def _is_async_gen(behavior: Callable[..., Any]) -> bool:
@@ -120,7 +137,15 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 def wrap_handler(
     handler: grpc.RpcMethodHandler | None, method: str, scope: Scope
 ) -> grpc.RpcMethodHandler:
-    """`handler` with its behaviour run inside `scope` (None passes through: unknown method)."""
-    return wrap_server_method_handler(  # type: ignore[no-any-return]
-        lambda behavior: wrap_behavior(behavior, method, scope), handler
+    """`handler` with its behaviour run inside `scope` (None passes through: unknown method).
+
+    The innermost wrapper takes over decoding unary requests (see `wrap_behavior`), so the outer
+    scopes, the error table's among them, see a malformed payload as an `InvalidRequest`.
+    """
+    if handler is None:
+        return None
+    decode = None if handler.request_streaming else handler.request_deserializer
+    wrapped = wrap_server_method_handler(
+        lambda behavior: wrap_behavior(behavior, method, scope, decode), handler
     )
+    return wrapped._replace(request_deserializer=None) if decode is not None else wrapped

@@ -3,9 +3,9 @@
 One producer, one storage node and one light client run for the whole module. Every method gets
 random well-typed requests (built from the message descriptors) and random raw payloads (often
 not protobuf at all). Each call carries a deadline; the answer must be OK or a status code from
-the error table; never UNKNOWN or INTERNAL (tolerated only for payloads that are not a protobuf
-of the request type, which grpc.aio refuses before our code runs: a known bug, pinned by the
-strict xfail test below), a deadline overrun (a hang) or UNAVAILABLE (a dead server).
+the error table; never UNKNOWN or INTERNAL (a payload that is not a protobuf of the request type
+is INVALID_ARGUMENT: our edge decodes requests inside the error table's scope), a deadline
+overrun (a hang) or UNAVAILABLE (a dead server).
 Afterwards every process still answers health checks and a good request. The header decoder must
 turn any bytes into a header or `InvalidHeader`, and verification must turn any decodable header
 into a verdict or a `DAError`, never another exception.
@@ -44,9 +44,6 @@ ALLOWED = {
     grpc.StatusCode.OUT_OF_RANGE,
     grpc.StatusCode.FAILED_PRECONDITION,
 }
-# What grpc.aio answers, before any of our code runs, to a payload that is not a protobuf of the
-# request type: UNKNOWN ("Unexpected DecodeError"); DESIGN 9 wants INVALID_ARGUMENT (xfail below).
-NOT_PARSED_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 MALFORMED = [b"\x00", b"\xff\xff\xff\xff", b"\x0a\xff\x01", b"\x12\x05ab"]
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                          suppress_health_check=list(HealthCheck))
@@ -167,8 +164,6 @@ def check_code(code: grpc.StatusCode, details: str, request_type: type[Message],
         parsed = request_type.FromString(payload)
         assert parsed.from_height > stored_head, f"stream from {parsed.from_height} stalled"
         return  # a subscription from a future height waits for it: not a hang of the server
-    if code in NOT_PARSED_CODES and not parses(request_type, payload):
-        return  # bytes that are not this request type at all (see the xfail test below)
     raise AssertionError(f"{code.name}: {details!r} for payload {payload[:80].hex()}")
 
 
@@ -220,10 +215,6 @@ def test_raw_payloads_get_a_status_code(nodes: Nodes, role: str, service: str, m
     still_serving(target)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "da/api/errors.py wrap_handler keeps grpc's request_deserializer: a payload that is not a "
-    "protobuf of the request type is refused by grpc.aio as UNKNOWN ('Unexpected DecodeError') "
-    "before the error table runs, not INVALID_ARGUMENT (DESIGN 9)"))
 def test_malformed_protobuf_is_invalid_argument(nodes: Nodes) -> None:
     wrong = []
     for role, service, method, request_type, streaming in METHODS:

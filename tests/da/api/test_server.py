@@ -172,6 +172,30 @@ async def test_streaming_errors_map_after_items(serve: Any) -> None:
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.parametrize(
+    ("method", "streaming"),
+    [("/da.v1.HeaderService/GetHeader", False), ("/da.v1.HeaderService/SubscribeHeaders", True)],
+)
+async def test_malformed_request_bytes_are_invalid_argument(
+    serve: Any, method: str, streaming: bool
+) -> None:
+    # b"\x0a\xff\x01": field 1 with a truncated length, not a protobuf of any request type.
+    async with serve() as (_, channel):
+        make = channel.unary_stream if streaming else channel.unary_unary
+        call = make(method, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            if streaming:
+                async for _ in call(b"\x0a\xff\x01", timeout=5):
+                    pass
+            else:
+                await call(b"\x0a\xff\x01", timeout=5)
+        header = await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+            pb.GetHeaderRequest(height=1), timeout=5
+        )
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert header.signature == SIGNATURE  # still serving
+
+
 async def test_health_serving_then_not_serving(serve: Any) -> None:
     async with serve() as (server, channel):
         health = health_pb2_grpc.HealthStub(channel)
