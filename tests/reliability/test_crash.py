@@ -68,8 +68,9 @@ def test_producer_kill9_under_concurrent_submitters(cluster: Cluster) -> None:
 
 def test_storage_node_kill9_during_ingest(cluster: Cluster) -> None:
     producer = cluster.producer("producer")
-    # 70 kB blobs (36 cells) make squares of k >= 2 (at least 4 x 128 cells): ingest takes a while.
-    feeder = Feeder(producer, interval=1.0, size=70_000).start()
+    # 130 kB blobs (66 cells, more than one 64-cell row) make every square k >= 2 (at least
+    # 4 x 128 cells), so ingest takes a while.
+    feeder = Feeder(producer, interval=1.0, size=130_000).start()
     node = cluster.storage_node("storage", producer)
     rng = random.Random(7)
     try:
