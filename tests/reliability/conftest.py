@@ -1,15 +1,11 @@
-"""Reliability and attack suite fixtures: a `cluster` factory of real `da` processes, and the
-`soak` marker (deselected unless `--soak` is given or DA_SOAK=1 is set; `make soak` does both)."""
+"""Reliability and attack suite: its markers (the `cluster` factory is in tests/conftest.py), and
+the `soak` marker (deselected unless `--soak` is given or DA_SOAK=1 is set; `make soak` does both)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from tests.integration.harness import Cluster
 
 SOAK_ENV = "DA_SOAK"
 
@@ -39,20 +35,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.reliability)
         if "soak" in item.keywords and not soak_enabled(config):
             item.add_marker(skip)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    yield c
-    c.close()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(c.logs())
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
