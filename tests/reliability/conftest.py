@@ -1,5 +1,6 @@
-"""Reliability and attack suite: its markers (the `cluster` factory is in tests/conftest.py), and
-the `soak` marker (deselected unless `--soak` is given or DA_SOAK=1 is set; `make soak` does both)."""
+"""Reliability and attack suite: its markers (the `cluster` factory is in tests/conftest.py),
+and the `soak` marker (deselected unless `--soak` is given or DA_SOAK=1 is set; `make soak`
+does both)."""
 
 from __future__ import annotations
 
