@@ -4,8 +4,11 @@
 peers and store closed). `LightClient` is the same thing with its parts injectable (peers, store,
 clock, RNG), for tests and the benchmark.
 
-Scheduling: a header arriving as the new head is sampled at once; headers fetched to catch up
-(the backlog) wait in a queue, newest first, worked off by `concurrency` tasks. The sampling
+Scheduling: a header arriving as the new head is sampled at once, from the peers that announced
+it (waiting up to HOLDER_WAIT_SECONDS for a second one, so that the samples are spread and no
+request goes to a peer that has not stored the block yet); headers fetched to catch up (the
+backlog) wait in a queue, newest first, worked off by `concurrency` tasks, and are sampled from
+every peer. The sampling
 window of a live header starts at its arrival; a backlog header's window starts when its sampling
 does (it could not have been sampled earlier, and it must not expire while waiting in the queue).
 """
@@ -19,7 +22,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 STORE_DIR = "light-client.db"
 SAMPLING_METHODS = ("/da.v1.SamplingService/GetAvailability",)
 VERDICTS_KEPT = 1024
+SPREAD_HOLDERS = 2  # a live header is sampled once this many peers announced it...
+HOLDER_WAIT_SECONDS = 0.5  # ...or this long after its arrival, whichever comes first
 
 
 def sample_count(k: int, samples: int | None, confidence: float | None) -> int:
@@ -135,7 +140,9 @@ class LightClient:
             return
         if live and self._tasks is not None:
             self._queued.add(height)
-            self._tasks.create_task(self._sample(signed, self._clock()), name=f"sample {height}")
+            self._tasks.create_task(
+                self._sample(signed, self._clock(), live=True), name=f"sample {height}"
+            )
         else:
             self._enqueue(signed)
         self.state.skip_to(self.chain.head - BACKLOG_HEIGHTS)
@@ -151,9 +158,9 @@ class LightClient:
                 self._backlog_ready.clear()
                 await self._backlog_ready.wait()
             _, _, signed = heapq.heappop(self._backlog)
-            await self._sample(signed, self._clock())
+            await self._sample(signed, self._clock(), live=False)
 
-    async def _sample(self, signed: SignedHeader, window_start: float) -> None:
+    async def _sample(self, signed: SignedHeader, window_start: float, *, live: bool) -> None:
         """Sample one height and record its verdict."""
         header = signed.header
         self.state.begin(header.height)
@@ -161,7 +168,10 @@ class LightClient:
         coords = draw_coordinates(header.k, count, self._rng)
         started = self._clock()
         deadline = window_start + self.config.sample_window_seconds
-        holders = self.sync.holders(header.height)
+        holders: Collection[str] = ()  # the backlog: old enough for every peer to hold it
+        if live:
+            wanted = min(SPREAD_HOLDERS, len(self.pool.peers))
+            holders = await self.sync.wait_for_holders(header.height, wanted, HOLDER_WAIT_SECONDS)
         outcome = await self.sampler.sample(header, coords, deadline, holders)
         seconds = self._clock() - started
         confidence = sample_confidence(header.k, count) if outcome.available else 0.0

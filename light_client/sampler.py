@@ -103,9 +103,10 @@ class Sampler:
     ) -> SamplingOutcome:
         """Fetch and verify `coords` of `header`'s square until all verify or `deadline` passes.
 
-        A coordinate's first request goes to a uniformly random peer; its retries prefer
-        `holders` (read live, may grow): peers known to hold the block since they served its
-        header. Answers are collected until every coordinate has one, then verified in one batch.
+        Each request goes to a uniformly random peer among `holders` (read live, may grow:
+        peers known to hold the block since they served its header) while one of them is usable
+        and untried for that coordinate, else to any usable peer; empty `holders` means every
+        peer. Answers are collected until every coordinate has one, then verified in one batch.
         """
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
@@ -144,7 +145,7 @@ class Sampler:
         self, pending: dict[CellRef, _Pending], now: float, holders: Collection[str]
     ) -> dict[str, list[CellRef]]:
         """Map peer name -> coordinates to ask it this round: a random usable peer the
-        coordinate was not yet tried at (for a retry, among the holders if any is left)."""
+        coordinate was not yet tried at, among the holders if any is left."""
         usable = self._pool.usable()
         assignment: dict[str, list[CellRef]] = {}
         for coord, state in pending.items():
@@ -157,8 +158,7 @@ class Sampler:
                 backoff = RETRY_BACKOFF_SECONDS * 2 ** min(state.passes - 1, 4)
                 state.not_before = now + min(backoff, MAX_RETRY_BACKOFF_SECONDS)
                 continue
-            retry = bool(state.tried) or state.passes > 0
-            preferred = [p for p in candidates if p.name in holders] if retry else []
+            preferred = [p for p in candidates if p.name in holders]
             peer = self._rng.choice(preferred or candidates)
             state.tried.add(peer.name)
             assignment.setdefault(peer.name, []).append(coord)

@@ -7,6 +7,7 @@ not live for catch-up (the backlog).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,10 +51,28 @@ class HeaderSync:
         self._sleep = sleep
         self._catch_up_lock = asyncio.Lock()
         self._holders: dict[int, set[str]] = {}  # height -> peers that served its header
+        self._holders_grew: dict[int, asyncio.Event] = {}  # height -> set when a holder is added
 
     def holders(self, height: int) -> set[str]:
         """Peers that served the accepted header at `height` (a live set: it grows)."""
         return self._holders.setdefault(height, set())
+
+    async def wait_for_holders(self, height: int, count: int, timeout: float) -> set[str]:
+        """The holders of `height` once there are `count` of them, or when `timeout` passes."""
+        holders = self.holders(height)
+        grew = self._holders_grew.setdefault(height, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while len(holders) < count:
+                    grew.clear()
+                    await grew.wait()
+        return holders
+
+    def _add_holder(self, height: int, peer: Peer) -> None:
+        self.holders(height).add(peer.name)
+        grew = self._holders_grew.get(height)
+        if grew is not None:
+            grew.set()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -78,7 +97,7 @@ class HeaderSync:
             backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
 
     async def _catch_up(self, peer: Peer) -> None:
-        """Fetch the peer's latest header and whatever is missing below it."""
+        """Fetch the peer's latest header, then whatever is missing below the head."""
         try:
             latest = await peer.get_header(0, self._timeout)
         except PeerCallFailed as e:
@@ -86,6 +105,7 @@ class HeaderSync:
                 return
             raise
         await self.receive(peer, latest, live=False)
+        await self.fill_gaps(peer)  # also gaps an earlier, interrupted fill left behind
 
     async def _subscribe(self, peer: Peer) -> None:
         """Take headers from the peer's stream until it ends, fails or stays silent too long."""
@@ -99,40 +119,67 @@ class HeaderSync:
                 await self.receive(peer, raw, live=True)
 
     async def receive(self, peer: Peer, raw: RawHeader, *, live: bool) -> None:
-        """Offer one header; if it leaves a gap below it, fetch the gap from the same peer."""
+        """Offer one header; if its parent is missing, fill the gaps below it."""
         height = self._chain.known_height(raw)
         if height is not None:
-            self.holders(height).add(peer.name)
+            self._add_holder(height, peer)
             return
         signed = self._chain.decode(raw, peer.name)
         if signed is None:
             return
+        height = signed.header.height
         head_before = self._chain.head
-        if self._offer(signed, peer, live=live and signed.header.height > head_before):
-            await self._fill_gap(peer, signed.header.height, head_before)
+        if not self._offer(signed, peer, live=live and height > head_before):
+            return
+        if height - 1 >= self._lowest() and self._chain.get(height - 1) is None:
+            await self.fill_gaps(peer)
 
-    async def _fill_gap(self, peer: Peer, height: int, head_before: int) -> None:
-        """Fetch heights below `height` down to the old head (at most BACKLOG_HEIGHTS), newest
-        first, so each is linked to its accepted child as it comes."""
-        lowest = max(head_before + 1, height - BACKLOG_HEIGHTS + 1, 1)
+    async def fill_gaps(self, first: Peer) -> None:
+        """Fetch every height missing in the backlog window below an accepted header, newest
+        first. The header to take at height h is the one whose hash the accepted h + 1 names
+        (its signature covers that link), from whichever peer has it: `first`, then the others
+        in random order. So a peer that lags, fails, lies or follows an equivocating fork of the
+        producer's stops nothing: another peer's copy of the named header is taken."""
         async with self._catch_up_lock:
-            for below in range(height - 1, lowest - 1, -1):
+            for below in range(self._chain.head - 1, self._lowest() - 1, -1):
                 if self._chain.get(below) is not None:
                     continue
-                raw = await peer.get_header(below, self._timeout)
-                signed = self._chain.decode(raw, peer.name)
-                if signed is None or signed.header.height != below:
-                    log.warning("peer %s answered height %d with something else", peer.name, below)
-                    return
-                if not self._offer(signed, peer, live=False):
-                    return
+                child = self._chain.get(below + 1)
+                if child is not None:  # else an interrupted fill: nothing names this one yet
+                    await self._fetch_parent(child, first)
+
+    async def _fetch_parent(self, child: SignedHeader, first: Peer) -> bool:
+        """Accept the header `child` links to, asking `first` then the other peers."""
+        height = child.header.height - 1
+        others = [p for p in self._peers if p is not first]
+        self._rng.shuffle(others)
+        for peer in (first, *others):
+            try:
+                raw = await peer.get_header(height, self._timeout)
+            except PeerCallFailed as e:
+                log.info("header %d from %s: %s", height, peer.name, e)
+                continue
+            signed = self._chain.decode(raw, peer.name)
+            if signed is None:
+                continue
+            if signed.header.height != height or signed.hash != child.header.prev_hash:
+                log.warning("peer %s answered height %d with a header that is not the parent "
+                            "of the accepted header %d", peer.name, height, height + 1)
+                continue
+            if self._offer(signed, peer, live=False):
+                return True
+        return False
+
+    def _lowest(self) -> int:
+        """The lowest height catch-up fetches: BACKLOG_HEIGHTS below the head at most."""
+        return max(1, self._chain.head - BACKLOG_HEIGHTS + 1)
 
     def _offer(self, signed: SignedHeader, peer: Peer, *, live: bool) -> bool:
         """Offer to the chain; hand accepted headers on. True if the chain holds this header."""
         outcome = self._chain.offer(signed, peer.name)
         held = outcome in (Offer.ACCEPTED, Offer.DUPLICATE)
         if held:
-            self.holders(signed.header.height).add(peer.name)
+            self._add_holder(signed.header.height, peer)
             self._forget_holders_below(self._chain.head - BACKLOG_HEIGHTS)
         if outcome is Offer.ACCEPTED:
             self._on_header(signed, live)
@@ -141,3 +188,4 @@ class HeaderSync:
     def _forget_holders_below(self, height: int) -> None:
         for old in [h for h in self._holders if h < height]:
             del self._holders[old]
+            self._holders_grew.pop(old, None)

@@ -135,7 +135,7 @@ async def test_the_same_seed_draws_the_same_coordinates_and_peers(
     assert runs[0] == runs[1]
 
 
-async def test_retries_prefer_holders_and_one_batch_verifies_the_height(
+async def test_requests_go_to_holders_and_one_batch_verifies_the_height(
     header: Header, square: ExtendedSquare, rng: random.Random,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -150,12 +150,26 @@ async def test_retries_prefer_holders_and_one_batch_verifies_the_height(
 
     monkeypatch.setattr(sampler_module, "verify_cells", counting)
     lagging = FakePeer("lagging", square, mode="lagging", lag_calls=100)
-    holder, other = FakePeer("holder", square), FakePeer("other", square, mode="withhold")
-    pool = PeerPool([lagging, holder, other], requests_per_second=1000.0)
+    holders = [FakePeer("holder-1", square), FakePeer("holder-2", square)]
+    pool = PeerPool([lagging, *holders], requests_per_second=1000.0)
+    sampler = Sampler(pool, request_timeout_seconds=0.3, rng=rng)
+    coords = draw_coordinates(header.k, SAMPLES, rng)
+    deadline = time.monotonic() + 2.0
+    outcome = await sampler.sample(header, coords, deadline, {"holder-1", "holder-2"})
+    assert outcome.available
+    assert lagging.calls == 0  # a peer not known to hold the block is not asked while one is
+    assert all(h.asked for h in holders)  # spread over the holders at random
+    assert batches == [SAMPLES]
+
+
+async def test_when_the_holders_fail_the_other_peers_are_asked(
+    header: Header, square: ExtendedSquare, rng: random.Random
+) -> None:
+    holder = FakePeer("holder", square, mode="withhold")
+    other = FakePeer("other", square)
+    pool = PeerPool([holder, other], requests_per_second=1000.0)
     sampler = Sampler(pool, request_timeout_seconds=0.3, rng=rng)
     coords = draw_coordinates(header.k, SAMPLES, rng)
     outcome = await sampler.sample(header, coords, time.monotonic() + 2.0, {"holder"})
     assert outcome.available
-    assert lagging.calls + other.calls > 0  # first attempts go to any peer at random
-    assert not set(lagging.asked) & set(other.asked)  # a retry went to the holder, not around
-    assert batches == [SAMPLES]
+    assert set(holder.asked) == set(other.asked) == set(coords)  # same coordinates, retried

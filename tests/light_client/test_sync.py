@@ -14,7 +14,7 @@ from light_client.chain import HeaderChain
 from light_client.errors import PeerCallFailed
 from light_client.peers import RawHeader
 from light_client.sync import INITIAL_BACKOFF_SECONDS, HeaderSync
-from tests.light_client.fakes import FakePeer, signed_chain, trust_root
+from tests.light_client.fakes import FakePeer, raw, resign, signed_chain, trust_root
 
 
 class FlakyPeer(FakePeer):
@@ -27,8 +27,8 @@ class FlakyPeer(FakePeer):
         self.subscriptions += 1
         if self.subscriptions <= self.failures:
             raise PeerCallFailed(self.name, "UNAVAILABLE", "connection refused")
-        async for raw in super().subscribe_headers(from_height):
-            yield raw
+        async for header in super().subscribe_headers(from_height):
+            yield header
 
 
 async def test_catch_up_then_reconnect_with_backoff(square: ExtendedSquare, key: KeyPair) -> None:
@@ -57,7 +57,7 @@ async def test_catch_up_then_reconnect_with_backoff(square: ExtendedSquare, key:
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] >= INITIAL_BACKOFF_SECONDS
 
 
-async def test_a_peer_answering_the_wrong_height_stops_the_gap_fill(
+async def test_a_peer_answering_the_wrong_height_is_not_believed(
     square: ExtendedSquare, key: KeyPair
 ) -> None:
     headers: list[SignedHeader] = signed_chain(square, key, 3)
@@ -74,7 +74,56 @@ async def test_a_peer_answering_the_wrong_height_stops_the_gap_fill(
     assert chain.head == 3 and chain.get(2) is None
 
 
+async def test_gaps_are_filled_with_the_linked_headers_past_a_peer_on_an_equivocating_fork(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    """The fork peer's header at 3 is accepted first (first seen wins); below it the fork
+    peer's own headers do not match the links, so the honest peer's are fetched instead."""
+    honest_headers = signed_chain(square, key, 3)
+    fork_headers = [resign(h, key, time_ms=h.header.time_ms + 1) for h in honest_headers]
+    fork = FakePeer("fork", square, headers=fork_headers)
+    honest = FakePeer("honest", square, headers=honest_headers)
+    chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
+    sync = HeaderSync([fork, honest], chain, lambda s, live: None, request_timeout_seconds=1.0,
+                      rng=random.Random(2))
+    await sync.receive(fork, await fork.get_header(3, 1.0), live=True)
+    assert [chain.get(h) for h in (1, 2, 3)] == [*honest_headers[:2], fork_headers[2]]
+    assert sync.holders(2) == {"honest"}
+
+
+async def test_a_gap_an_interrupted_fill_left_is_filled_at_the_next_catch_up(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers = signed_chain(square, key, 4)
+    peer = FakePeer("peer", square, headers=headers[2:])  # has only heights 3 and 4 at first
+    chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
+    sync = HeaderSync([peer], chain, lambda s, live: None, request_timeout_seconds=1.0,
+                      rng=random.Random(2))
+    await sync.receive(peer, await peer.get_header(4, 1.0), live=True)
+    assert chain.head == 4 and chain.get(3) is not None and chain.get(2) is None
+    peer.headers[:0] = headers[:2]
+    await sync.fill_gaps(peer)
+    assert [chain.get(h) for h in (1, 2, 3, 4)] == headers
+
+
 async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+async def test_waiting_for_holders_ends_when_enough_announced_or_at_the_timeout(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers = signed_chain(square, key, 1)
+    peers = [FakePeer(f"p{i}", square, headers=headers) for i in range(3)]
+    chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
+    sync = HeaderSync(peers, chain, lambda s, live: None, request_timeout_seconds=1.0,
+                      rng=random.Random(2))
+    await sync.receive(peers[0], raw(headers[0]), live=True)
+    waiting = asyncio.create_task(sync.wait_for_holders(1, 2, timeout=5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await sync.receive(peers[1], raw(headers[0]), live=True)  # the same bytes: a second holder
+    assert await asyncio.wait_for(waiting, 1.0) == {"p0", "p1"}
+    assert await sync.wait_for_holders(1, 3, timeout=0.05) == {"p0", "p1"}  # timed out
