@@ -1,10 +1,18 @@
-"""Block production: choose pending blobs, encode them off the event loop, sign the header, store
-the block and settle its blobs in ONE synced batch, and only then publish the new head.
+"""Block production: choose pending blobs, encode them off the event loop while their rows are
+stored batch by batch, sign the header, then seal the block and settle its blobs in ONE synced
+batch, and only then publish the new head.
 
-Crash safety (DESIGN 10): the batch holds the signed header, all 2k extended rows, the block
-marker, the removal of the included blobs from the mempool and their INCLUDED records. After
-kill -9 either all of it is durable or none is, so every acknowledged blob is still pending or
-included, exactly once; a header is never served before its block is stored.
+Memory stays bounded (k up to 512, issue 6): rows go from the encoding workers to the store as
+they finish (`RowWriter`), so the square is never held whole.
+
+Crash safety (DESIGN 10): readers see a block only through its marker (`da.store.blocks`), and
+the final batch holds the signed header, the block marker, the removal of the included blobs
+from the mempool and their INCLUDED records. After kill -9 either all of it is durable or none
+is, so every acknowledged blob is still pending or included, exactly once, and a header is never
+served before its block is stored. The rows written before (not synced) are durable once the
+synced final batch is: RocksDB's write-ahead log syncs and replays in write order. Rows of a
+block that never got its final batch are orphans: invisible, and deleted when the producer
+starts, before every attempt, and after a failed one (`block_store.delete_orphan_rows`).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from da.header import (
     ZERO_HASH,
@@ -34,8 +42,8 @@ from da.store import blocks as block_store
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.blobs import PendingBlob, Placement
 from erasure.constants import CELLS_PER_ROW
-from erasure.layout import cells_for_length
-from erasure.square import ExtendedSquare
+from erasure.layout import BlobEntry, cells_for_length
+from erasure.parallel import RowBatch, SquareSummary
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +59,26 @@ class Tip:
     time_ms: int = 0
 
 
+class EncodedSquare(Protocol):
+    """What a header needs of an encoded square: a `SquareSummary` or an `ExtendedSquare`."""
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def commitments(self) -> Sequence[bytes]: ...
+
+    @property
+    def blob_index(self) -> Sequence[BlobEntry]: ...
+
+
 @dataclass(frozen=True)
 class BuiltBlock:
-    """A signed block ready to store, with the pending blobs it includes and where they sit."""
+    """A signed block whose rows are stored (or are being stored), with the pending blobs it
+    includes and where they sit. `summary` is the square's k, commitments and blob index."""
 
     signed: SignedHeader
-    square: ExtendedSquare
+    summary: SquareSummary
     included: tuple[PendingBlob, ...]
     placements: tuple[Placement, ...]
 
@@ -97,7 +119,7 @@ def select_blobs(pending: Sequence[PendingBlob], max_rows: int) -> list[PendingB
     return chosen
 
 
-def placements_for(square: ExtendedSquare, included: Sequence[PendingBlob]) -> list[Placement]:
+def placements_for(square: EncodedSquare, included: Sequence[PendingBlob]) -> list[Placement]:
     """Each included blob's sequence number, hash and start cell, from the square's blob index."""
     seq_by_hash = {
         blob_store.compute_blob_hash(blob.namespace, blob.data): blob.seq for blob in included
@@ -112,7 +134,7 @@ def placements_for(square: ExtendedSquare, included: Sequence[PendingBlob]) -> l
 
 
 def make_block(
-    square: ExtendedSquare,
+    square: EncodedSquare,
     included: Sequence[PendingBlob],
     *,
     chain_id: str,
@@ -121,29 +143,60 @@ def make_block(
     key: KeyPair,
 ) -> BuiltBlock:
     """Sign the header of the block after `tip` holding `square` (pure: nothing is stored)."""
+    summary = SquareSummary(square.k, tuple(square.commitments), tuple(square.blob_index))
     header = Header(
         chain_id=chain_id,
         height=tip.height + 1,
         time_ms=max(time_ms, tip.time_ms),  # never before the parent, even if the clock steps
         prev_hash=tip.hash,
-        k=square.k,
-        commitments=square.commitments,
-        blobs=square.blob_index,
+        k=summary.k,
+        commitments=summary.commitments,
+        blobs=summary.blob_index,
         producer=key.public,
     )
     signed = sign_header(header, key.secret)
-    return BuiltBlock(signed, square, tuple(included), tuple(placements_for(square, included)))
+    return BuiltBlock(signed, summary, tuple(included), tuple(placements_for(summary, included)))
 
 
-def block_batch(block: BuiltBlock) -> WriteBatch:
-    """ONE batch: the whole block and the settlement of every blob it includes."""
-    square = block.square
-    rows = [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * square.k)]
+def seal_batch(block: BuiltBlock) -> WriteBatch:
+    """ONE batch, written once all 2k rows are stored: the signed header and block marker (which
+    make the block visible) and the settlement of every blob it includes."""
     batch = WriteBatch()
     signed = block.signed
-    block_store.add_block_to_batch(batch, block.height, signed.raw, signed.signature, rows)
+    ext_rows = 2 * block.summary.k
+    block_store.add_block_seal_to_batch(batch, block.height, signed.raw, signed.signature, ext_rows)
     blob_store.include_blobs(batch, block.height, block.placements)
     return batch
+
+
+class RowWriter:
+    """`on_rows` for an encode: stores each `RowBatch` of the block at `height` as it arrives
+    (one unsynced write per batch: the final synced batch makes them durable, see above)."""
+
+    def __init__(self, store: KeyValueStore, height: int) -> None:
+        self._store = store
+        self.height = height
+        self.rows: set[int] = set()
+
+    def __call__(self, rows: RowBatch) -> None:
+        batch = WriteBatch()
+        pairs = zip(rows.cells, rows.proofs, strict=True)
+        block_store.add_rows_to_batch(batch, self.height, rows.first_row, pairs)
+        self._store.write(batch)
+        self.rows.update(rows.rows)
+
+    def check_complete(self, k: int) -> None:
+        """Raise RuntimeError unless exactly rows 0..2k-1 were written."""
+        if self.rows != set(range(2 * k)):
+            raise RuntimeError(f"block {self.height}: stored rows do not cover 0..{2 * k - 1}")
+
+
+def discard_unfinished_blocks(store: KeyValueStore) -> list[int]:
+    """Delete the rows of blocks that were never sealed (above the head); returns their heights."""
+    heights = block_store.delete_orphan_rows(store)
+    if heights:
+        log.warning("deleted the rows of unfinished blocks at heights %s", heights)
+    return heights
 
 
 class BlockProducer:
@@ -173,6 +226,7 @@ class BlockProducer:
         self._encoder = encoder
         self._clock = clock
         self._timer = timer
+        discard_unfinished_blocks(store)  # a crash may have left a block's rows without it
         self.tip = chain_tip(store)
 
     async def run(self, block_time_seconds: float) -> None:
@@ -189,33 +243,60 @@ class BlockProducer:
             await asyncio.sleep(max(0.0, block_time_seconds - (self._timer() - started)))
 
     async def produce_once(self) -> BuiltBlock | None:
-        """Build, store and publish one block from the pending blobs; None if there are none."""
+        """Build, store and publish one block from the pending blobs; None if there are none.
+
+        On any failure (cancellation included) the rows stored so far are deleted and the blobs
+        stay pending; the exception propagates.
+        """
         chosen = select_blobs(await self._mempool.pending(), self._max_rows)
         if not chosen:
             return None
-        started = self._timer()
-        square = await self._encoder.encode(
-            [(blob.namespace, blob.data) for blob in chosen], self._max_rows
-        )
-        encode_seconds = self._timer() - started
-        block = make_block(
-            square,
-            chosen,
-            chain_id=self._chain_id,
-            tip=self.tip,
-            time_ms=int(self._clock() * 1000),
-            key=self._key,
-        )
-        await _finish(asyncio.to_thread(self._write, block))
+        height = self.tip.height + 1
+        try:
+            await _finish(asyncio.to_thread(self._prepare, height))
+            started = self._timer()
+            writer = RowWriter(self._store, height)
+            summary = await self._encoder.encode_stream(
+                [(blob.namespace, blob.data) for blob in chosen], self._max_rows, writer
+            )
+            writer.check_complete(summary.k)
+            encode_seconds = self._timer() - started  # producing AND storing every row
+            block = make_block(
+                summary,
+                chosen,
+                chain_id=self._chain_id,
+                tip=self.tip,
+                time_ms=int(self._clock() * 1000),
+                key=self._key,
+            )
+            await _finish(asyncio.to_thread(self._write, block))
+        except BaseException:
+            await self._discard(height)
+            raise
         self._published(block, encode_seconds)
         return block
 
+    def _prepare(self, height: int) -> None:
+        """Before streaming rows for `height`: refuse a taken height (its rows would be
+        overwritten), and delete rows a failed attempt left (it may have had a larger k)."""
+        if block_store.has_block(self._store, height):
+            raise RuntimeError(f"a block is already stored at height {height}")
+        discard_unfinished_blocks(self._store)
+
     def _write(self, block: BuiltBlock) -> None:
-        """Store `block` unless its height is taken: never sign over a stored block (that
+        """Seal `block` unless its height is taken: never sign over a stored block (that
         would be two headers for one height), whatever state a failed write left behind."""
         if block_store.has_block(self._store, block.height):
             raise RuntimeError(f"a block is already stored at height {block.height}")
-        self._store.write(block_batch(block), sync=True)
+        self._store.write(seal_batch(block), sync=True)
+
+    async def _discard(self, height: int) -> None:
+        """After a failed attempt at `height`: delete its rows unless the block got sealed after
+        all (a write reported failed yet landed). Best effort: the next attempt retries it."""
+        try:
+            await _finish(asyncio.to_thread(discard_unfinished_blocks, self._store))
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            log.exception("could not delete the rows of unfinished block %d", height)
 
     async def _resync(self) -> None:
         """After a failure, trust the store again: its tip and its mempool."""

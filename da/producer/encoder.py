@@ -1,19 +1,30 @@
 """Square encoding for the block loop: off the event loop, on a pool of worker processes that is
 replaced when it breaks (a worker killed by the OOM killer or a signal leaves a
-`ProcessPoolExecutor` unusable for good; without a replacement no block could ever be built)."""
+`ProcessPoolExecutor` unusable for good; without a replacement no block could ever be built).
+
+`encode_stream` hands rows on as the workers finish them, so the block loop stores them batch by
+batch and never holds a whole square (k up to 512, issue 6); `encode` returns the whole square.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 
+from erasure.parallel import RowBatch, RowsCallback, SquareSummary, encode_square_stream
 from erasure.square import ExtendedSquare, encode_square
 
 log = logging.getLogger(__name__)
 
 ExecutorMaker = Callable[[], Executor | None]
+
+
+class _EncodeStopped(Exception):
+    """Raised inside an encode's thread to stop it once its caller was cancelled (never escapes
+    `Encoder.encode_stream`: the caller sees its CancelledError)."""
 
 
 class Encoder:
@@ -40,6 +51,48 @@ class Encoder:
             return await asyncio.to_thread(
                 encode_square, blobs, max_rows=max_rows, executor=self._executor
             )
+        except BrokenExecutor:
+            log.error("the encoding pool broke (a worker died); starting a new one")
+            await self._replace()
+            raise
+
+    async def encode_stream(
+        self, blobs: Sequence[tuple[bytes, bytes]], max_rows: int, on_rows: RowsCallback
+    ) -> SquareSummary:
+        """Encode like `encode`, handing each `RowBatch` to `on_rows` as it is done (called in a
+        worker thread, see `erasure.parallel.encode_square_stream`); returns k, commitments and
+        blob index once every row was handed on.
+
+        If cancelled, the encode stops at its next batch and this waits for its thread to end
+        before re-raising: once this returns or raises, `on_rows` is never called again.
+        On a broken pool, replaces it and re-raises.
+        """
+        if not self._started:
+            await self.start()
+        stop = threading.Event()
+
+        def guarded(batch: RowBatch) -> None:
+            if stop.is_set():
+                raise _EncodeStopped("the block loop was cancelled")
+            on_rows(batch)
+
+        task = asyncio.ensure_future(
+            asyncio.to_thread(
+                encode_square_stream,
+                blobs,
+                max_rows=max_rows,
+                executor=self._executor,
+                on_rows=guarded,
+            )
+        )
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            stop.set()
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # retrieved: _EncodeStopped, or whatever ended it first
+            raise
         except BrokenExecutor:
             log.error("the encoding pool broke (a worker died); starting a new one")
             await self._replace()

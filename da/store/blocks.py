@@ -1,7 +1,11 @@
 """Block data of the producer and the storage node: signed headers and extended rows.
 
-A block is written in one atomic batch (header, every extended row, the block marker), so a crash
-never leaves a half-written block visible and `head_height` always names a whole block.
+A block becomes visible (`has_block`, `head_height`, `block_row_count`, and so serving) only
+through its block marker, written in one atomic batch with its signed header. The storage node
+writes the whole block in that batch (`put_block`); the producer streams rows in earlier batches
+(`add_rows_to_batch`) and then seals the block (`add_block_seal_to_batch`). Rows without a marker
+are invisible orphans until `delete_orphan_rows` removes them; `get_row` and `get_cells` read rows
+only, so callers check the marker first (as `da.serving` does).
 """
 
 from __future__ import annotations
@@ -69,13 +73,42 @@ def add_block_to_batch(
     Raises ValueError unless there are 2k rows (k a power of two within limits), each of 128
     cells of 2048 bytes and 128 proofs of 48 bytes.
     """
-    ext_rows = len(rows)
+    _check_ext_rows(len(rows))
+    add_rows_to_batch(batch, height, 0, rows)
+    add_block_seal_to_batch(batch, height, header_raw, signature, len(rows))
+
+
+def add_rows_to_batch(batch: WriteBatch, height: int, first_row: int, rows: Iterable[Row]) -> int:
+    """Queue extended rows `first_row, first_row + 1, ...` of the block at `height`; returns how
+    many. They stay invisible until the block is sealed (`add_block_seal_to_batch`).
+
+    Raises ValueError for a row outside 0..2 * MAX_ROWS_LIMIT - 1 or of the wrong size.
+    """
+    count = 0
+    for index, (cells, proofs) in enumerate(rows, start=first_row):
+        if not 0 <= index < 2 * MAX_ROWS_LIMIT:
+            raise ValueError(f"extended row {index} is outside 0..{2 * MAX_ROWS_LIMIT - 1}")
+        batch.put(schema.row_key(height, index), encode_row(cells, proofs))
+        count += 1
+    return count
+
+
+def add_block_seal_to_batch(
+    batch: WriteBatch, height: int, header_raw: bytes, signature: bytes, ext_rows: int
+) -> None:
+    """Queue what makes the block at `height` visible: its signed header and its marker.
+
+    Write it only once all `ext_rows` rows are stored (by earlier batches or this one): from then
+    on `has_block` and `head_height` cover the block. Raises ValueError for a bad `ext_rows`.
+    """
+    _check_ext_rows(ext_rows)
+    add_signed_header_to_batch(batch, height, header_raw, signature)
+    batch.put(schema.block_key(height), ext_rows.to_bytes(2, "big"))
+
+
+def _check_ext_rows(ext_rows: int) -> None:
     if ext_rows < 2 or ext_rows & (ext_rows - 1) or ext_rows > 2 * MAX_ROWS_LIMIT:
         raise ValueError(f"a block has 2k extended rows with k a power of two, got {ext_rows}")
-    add_signed_header_to_batch(batch, height, header_raw, signature)
-    for index, (cells, proofs) in enumerate(rows):
-        batch.put(schema.row_key(height, index), encode_row(cells, proofs))
-    batch.put(schema.block_key(height), ext_rows.to_bytes(2, "big"))
 
 
 def put_block(
@@ -105,7 +138,8 @@ def encode_row(cells: Sequence[bytes], proofs: Sequence[bytes]) -> bytes:
 
 
 def get_row(store: KeyValueStore, height: int, row: int) -> tuple[list[bytes], list[bytes]] | None:
-    """(128 cells, 128 proofs) of one extended row, or None if the block or row is not stored."""
+    """(128 cells, 128 proofs) of one extended row, or None if the row is not stored (it reads
+    the row alone: whether the block is sealed is `has_block`'s answer)."""
     raw = _read_row(store, height, row)
     if raw is None:
         return None
@@ -189,6 +223,40 @@ def prune_below(
         )
         store.write(batch, sync=sync)
     return len(doomed)
+
+
+def delete_orphan_rows(store: KeyValueStore, *, sync: bool = False) -> list[int]:
+    """Delete the rows of every height above `head_height`: rows streamed for a block that was
+    never sealed (a crash or a failure mid-block). Returns those heights, ascending.
+
+    Call only while no block is being written: that block's own rows would go too. Not synced by
+    default: if the deletion is lost in a crash, the next call repeats it.
+    """
+    cleaned: list[int] = []
+    height = _next_row_height(store, head_height(store) + 1)
+    while height is not None:
+        batch = WriteBatch()
+        for row in range(_last_row_index(store, height) + 1):  # rows may arrive out of order
+            batch.delete(schema.row_key(height, row))
+        store.write(batch, sync=sync)
+        cleaned.append(height)
+        height = _next_row_height(store, height + 1) if height < schema.MAX_HEIGHT else None
+    return cleaned
+
+
+def _next_row_height(store: KeyValueStore, start: int) -> int | None:
+    """The lowest height >= `start` with any row stored, or None."""
+    for key, _ in store.iterate(schema.ROW, start=schema.rows_prefix(start)):
+        return schema.read_u64(key, len(schema.ROW))
+    return None
+
+
+def _last_row_index(store: KeyValueStore, height: int) -> int:
+    """The highest row index stored at `height` (-1 if none)."""
+    prefix = schema.rows_prefix(height)
+    for key, _ in store.iterate(prefix, reverse=True):
+        return int.from_bytes(key[len(prefix) :], "big")
+    return -1
 
 
 def _read_row(store: KeyValueStore, height: int, row: int) -> memoryview | None:
