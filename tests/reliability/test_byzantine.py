@@ -1,4 +1,4 @@
-"""Scenario 4: Byzantine storage peers (real processes; tests/reliability/byzantine.py and
+"""Scenario 4: Byzantine storage peers (real processes; the adversaries of
 tests/integration/adversary.py). Withholding above the recoverability threshold is detected by
 light clients and storage nodes; below it a storage node rebuilds the block; corrupted cells,
 cells of another height, forged headers and slow-loris answers are never accepted, and honest
@@ -14,7 +14,6 @@ from da.v1 import da_pb2
 from tests.integration.adversary import start_adversary
 from tests.integration.harness import Cluster, wait_until
 from tests.integration.test_light_client import wait_status
-from tests.reliability.byzantine import start_byzantine
 from tests.reliability.helpers import fed, head, header_at, holds_whole_block, metric
 
 SHORT_WINDOW = ("--sample-window", "4", "--request-timeout", "1")
@@ -24,7 +23,7 @@ SN_TIMEOUT = ("--request-timeout", "2")
 def test_withholding_beyond_the_threshold_is_never_accepted(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
     honest = producer  # serves HeaderService and ShareService like a storage node
-    withholder = start_byzantine(cluster, "withholder", "withhold-unrecoverable", honest.listen)
+    withholder = start_adversary(cluster, "withholder", "withhold-unrecoverable", honest.listen)
     follower = cluster.storage_node("follower", withholder, *SN_TIMEOUT)
     # 20 samples: a sample misses the withheld half with p = 126/256, so 20 all miss with ~1e-6.
     light = cluster.light_client("light", [withholder.listen], *SHORT_WINDOW, "--samples", "20")
@@ -42,7 +41,7 @@ def test_withholding_beyond_the_threshold_is_never_accepted(cluster: Cluster) ->
 def test_withholding_below_the_threshold_is_rebuilt(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
     honest = producer  # serves HeaderService and ShareService like a storage node
-    withholder = start_byzantine(cluster, "withholder", "withhold-recoverable", honest.listen)
+    withholder = start_adversary(cluster, "withholder", "withhold-recoverable", honest.listen)
     rebuilt = cluster.storage_node("rebuilt", withholder, *SN_TIMEOUT)
     # A light client whose peers are the withholder and the node that rebuilt the block:
     # failed samples are retried at the other peer, so the verdict is AVAILABLE.
@@ -58,11 +57,11 @@ def test_withholding_below_the_threshold_is_rebuilt(cluster: Cluster) -> None:
     assert metric(light, "da_light_samples_total", result="ok") >= 32
 
 
-@pytest.mark.parametrize("mode", ["corrupt", "other-height"])
+@pytest.mark.parametrize("mode", ["corrupt-rows", "other-height"])
 def test_lying_source_beside_an_honest_peer(cluster: Cluster, mode: str) -> None:
     producer, feeder = fed(cluster)
     honest = producer  # serves HeaderService and ShareService like a storage node
-    liar = start_byzantine(cluster, "liar", mode, honest.listen)
+    liar = start_adversary(cluster, "liar", mode, honest.listen)
     # Headers and rows come from the liar first; only verified data may be stored.
     node = cluster.storage_node("node", liar, "--peer", honest.listen, *SN_TIMEOUT)
     light = cluster.light_client("light", [liar.listen], *SHORT_WINDOW)
@@ -98,7 +97,7 @@ def test_forged_headers_are_refused_by_storage_nodes(cluster: Cluster, mode: str
 def test_slow_loris_peer_cannot_stall_sampling_or_sync(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
     honest = producer  # serves HeaderService and ShareService like a storage node
-    sloth = start_byzantine(cluster, "sloth", "slow-loris", honest.listen)
+    sloth = start_adversary(cluster, "sloth", "slow-loris", honest.listen)
     mixed = cluster.light_client("mixed", [sloth.listen, honest.listen], "--samples", "16",
                                  "--request-timeout", "1", "--sample-window", "20")
     alone = cluster.light_client("alone", [sloth.listen], *SHORT_WINDOW)

@@ -6,15 +6,15 @@ it and count it in a metric; the block stays whole and available."""
 from __future__ import annotations
 
 from da.v1 import da_pb2
+from tests.integration.adversary import start_adversary
 from tests.integration.harness import Cluster, wait_until
 from tests.integration.test_light_client import wait_status
-from tests.reliability.byzantine import start_byzantine
 from tests.reliability.helpers import fed, header_at, holds_whole_block, metric
 
 
 def test_equivocating_producer_is_refused_and_exposed(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
-    twins = start_byzantine(cluster, "twins", "double-header", producer.listen,
+    twins = start_adversary(cluster, "twins", "double-header", producer.listen,
                             "--key-file", str(cluster.producer_key_file))
     node = cluster.storage_node("storage", twins)
     light = cluster.light_client("light", [twins.listen])
