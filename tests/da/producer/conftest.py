@@ -4,6 +4,7 @@ block producer encoding in-process (no worker pool) so tests stay fast."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -43,6 +44,33 @@ def metrics(registry: CollectorRegistry) -> ProducerMetrics:
 
 
 MakeProducer = Callable[..., tuple[BlockProducer, Mempool, HeadNotifier]]
+ExecutorMaker = Callable[[], Executor | None]
+
+
+def build_producer(
+    metrics: ProducerMetrics,
+    store: KeyValueStore,
+    *,
+    executor: ExecutorMaker = lambda: None,
+    max_rows: int = 4,
+    clock: Callable[[], float] | None = None,
+) -> tuple[BlockProducer, Mempool, HeadNotifier, Encoder]:
+    """A block producer over `store` (executor None: in-process encoding, started on first use)."""
+    encoder = Encoder(executor)
+    mempool = Mempool(store, max_pending_bytes=MEMPOOL_BYTES)
+    notifier = HeadNotifier()
+    producer = BlockProducer(
+        store,
+        mempool,
+        notifier,
+        metrics,
+        key=PRODUCER_KEY,
+        chain_id=CHAIN_ID,
+        max_rows=max_rows,
+        encoder=encoder,
+        clock=clock or (lambda: 1_700_000_000.0),
+    )
+    return producer, mempool, notifier, encoder
 
 
 @pytest.fixture
@@ -52,20 +80,6 @@ def make_producer(metrics: ProducerMetrics) -> MakeProducer:
     def make(
         store: KeyValueStore, *, max_rows: int = 4, clock: Callable[[], float] | None = None
     ) -> tuple[BlockProducer, Mempool, HeadNotifier]:
-        encoder = Encoder(lambda: None)  # in-process encoding, started on first use
-        mempool = Mempool(store, max_pending_bytes=MEMPOOL_BYTES)
-        notifier = HeadNotifier()
-        producer = BlockProducer(
-            store,
-            mempool,
-            notifier,
-            metrics,
-            key=PRODUCER_KEY,
-            chain_id=CHAIN_ID,
-            max_rows=max_rows,
-            encoder=encoder,
-            clock=clock or (lambda: 1_700_000_000.0),
-        )
-        return producer, mempool, notifier
+        return build_producer(metrics, store, max_rows=max_rows, clock=clock)[:3]
 
     return make

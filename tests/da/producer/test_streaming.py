@@ -30,9 +30,8 @@ from erasure import kzg
 from erasure.constants import CELLS_PER_EXT_ROW, PAYLOAD_BYTES_PER_CELL
 from erasure.parallel import RowBatch, SquareSummary
 from erasure.square import encode_square
-from tests.da.producer.conftest import CHAIN_ID, MEMPOOL_BYTES, PRODUCER_KEY
+from tests.da.producer.conftest import MEMPOOL_BYTES, ExecutorMaker, build_producer
 
-ExecutorMaker = Callable[[], Executor | None]
 Make = Callable[..., tuple[BlockProducer, Mempool, HeadNotifier, Encoder]]
 # Blob sizes in cells per square size k (max_rows 4): k = 1, 2 and 4.
 SIZES = {1: [1, 3], 2: [40, 30], 4: [100, 40]}
@@ -51,22 +50,9 @@ def make(metrics: ProducerMetrics) -> Iterator[Make]:
     def build(
         store: KeyValueStore, *, executor: ExecutorMaker = thread_pool, max_rows: int = 4
     ) -> tuple[BlockProducer, Mempool, HeadNotifier, Encoder]:
-        encoder = Encoder(executor)
-        encoders.append(encoder)
-        mempool = Mempool(store, max_pending_bytes=MEMPOOL_BYTES)
-        notifier = HeadNotifier()
-        producer = BlockProducer(
-            store,
-            mempool,
-            notifier,
-            metrics,
-            key=PRODUCER_KEY,
-            chain_id=CHAIN_ID,
-            max_rows=max_rows,
-            encoder=encoder,
-            clock=lambda: 1_700_000_000.0,
-        )
-        return producer, mempool, notifier, encoder
+        parts = build_producer(metrics, store, executor=executor, max_rows=max_rows)
+        encoders.append(parts[3])
+        return parts
 
     yield build
     for encoder in encoders:
