@@ -4,11 +4,12 @@
 peers and store closed). `LightClient` is the same thing with its parts injectable (peers, store,
 clock, RNG), for tests and the benchmark.
 
-Scheduling: a header arriving as the new head is sampled at once, from the peers that announced
-it (waiting up to HOLDER_WAIT_SECONDS for a second one, so that the samples are spread and no
-request goes to a peer that has not stored the block yet); headers fetched to catch up (the
-backlog) wait in a queue, newest first, worked off by `concurrency` tasks, and are sampled from
-every peer. The sampling
+Scheduling: a header arriving as the new head is sampled at once, from peers that announced it
+(waiting up to HOLDER_WAIT_SECONDS for a second one, so that no request goes to a peer that has
+not stored the block yet); headers fetched to catch up (the backlog) wait in a queue, newest
+first, worked off by `concurrency` tasks. Each header's samples go first to SAMPLE_PEERS peers
+drawn at random (each sees only part of them, and a header costs few requests); a coordinate
+they fail is retried at the other peers. The sampling
 window of a live header starts at its arrival; a backlog header's window starts when its sampling
 does (it could not have been sampled earlier, and it must not expire while waiting in the queue).
 """
@@ -22,7 +23,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 STORE_DIR = "light-client.db"
 SAMPLING_METHODS = ("/da.v1.SamplingService/GetAvailability",)
 VERDICTS_KEPT = 1024
-SPREAD_HOLDERS = 2  # a live header is sampled once this many peers announced it...
-HOLDER_WAIT_SECONDS = 0.5  # ...or this long after its arrival, whichever comes first
+SAMPLE_PEERS = 2  # a header's samples go first to this many random peers; a live header is
+HOLDER_WAIT_SECONDS = 0.5  # sampled once that many announced it, or this long after its arrival
 
 
 def sample_count(k: int, samples: int | None, confidence: float | None) -> int:
@@ -168,11 +169,14 @@ class LightClient:
         coords = draw_coordinates(header.k, count, self._rng)
         started = self._clock()
         deadline = window_start + self.config.sample_window_seconds
-        holders: Collection[str] = ()  # the backlog: old enough for every peer to hold it
         if live:
-            wanted = min(SPREAD_HOLDERS, len(self.pool.peers))
+            wanted = min(SAMPLE_PEERS, len(self.pool.peers))
             holders = await self.sync.wait_for_holders(header.height, wanted, HOLDER_WAIT_SECONDS)
-        outcome = await self.sampler.sample(header, coords, deadline, holders)
+            candidates = sorted(holders)
+        else:  # the backlog: old enough for every peer to hold it
+            candidates = [peer.name for peer in self.pool.peers]
+        preferred = self._rng.sample(candidates, min(SAMPLE_PEERS, len(candidates)))
+        outcome = await self.sampler.sample(header, coords, deadline, preferred)
         seconds = self._clock() - started
         confidence = sample_confidence(header.k, count) if outcome.available else 0.0
         status = SamplingStatus.AVAILABLE if outcome.available else SamplingStatus.UNAVAILABLE

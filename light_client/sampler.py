@@ -99,14 +99,14 @@ class Sampler:
         header: Header,
         coords: Sequence[CellRef],
         deadline: float,
-        holders: Collection[str] = (),
+        preferred: Collection[str] = (),
     ) -> SamplingOutcome:
         """Fetch and verify `coords` of `header`'s square until all verify or `deadline` passes.
 
-        Each request goes to a uniformly random peer among `holders` (read live, may grow:
-        peers known to hold the block since they served its header) while one of them is usable
-        and untried for that coordinate, else to any usable peer; empty `holders` means every
-        peer. Answers are collected until every coordinate has one, then verified in one batch.
+        Each request goes to a uniformly random peer among `preferred` (e.g. peers known to
+        hold the block) while one of them is usable and untried for that coordinate, else to any
+        usable peer; empty `preferred` means every peer. Answers are collected until every
+        coordinate has one, then verified in one batch.
         """
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
@@ -118,7 +118,7 @@ class Sampler:
                 verified |= self._settle(header, answers, pending)
                 continue
             now = self._clock()
-            assignment = self._assign(waiting, now, holders)
+            assignment = self._assign(waiting, now, preferred)
             if not assignment:
                 await self._sleep(max(0.0, min(self._next_ready(waiting), deadline) - now))
                 continue
@@ -142,10 +142,10 @@ class Sampler:
     # --- assignment -------------------------------------------------------------------------
 
     def _assign(
-        self, pending: dict[CellRef, _Pending], now: float, holders: Collection[str]
+        self, pending: dict[CellRef, _Pending], now: float, preferred: Collection[str]
     ) -> dict[str, list[CellRef]]:
         """Map peer name -> coordinates to ask it this round: a random usable peer the
-        coordinate was not yet tried at, among the holders if any is left."""
+        coordinate was not yet tried at, among the preferred ones if any is left."""
         usable = self._pool.usable()
         assignment: dict[str, list[CellRef]] = {}
         for coord, state in pending.items():
@@ -158,8 +158,8 @@ class Sampler:
                 backoff = RETRY_BACKOFF_SECONDS * 2 ** min(state.passes - 1, 4)
                 state.not_before = now + min(backoff, MAX_RETRY_BACKOFF_SECONDS)
                 continue
-            preferred = [p for p in candidates if p.name in holders]
-            peer = self._rng.choice(preferred or candidates)
+            first_choice = [p for p in candidates if p.name in preferred]
+            peer = self._rng.choice(first_choice or candidates)
             state.tried.add(peer.name)
             assignment.setdefault(peer.name, []).append(coord)
         return assignment
