@@ -9,6 +9,16 @@ list of rows `{"figure": str, "value": float, "bound": float | null, "ratio": fl
 `ratio = value / bound`, `met` is null where no target applies (e.g. at quick sizes). Build the
 rows with `BenchRow` and print them with `emit` (scripts run from bench/ can `import run`).
 Each script runs in its own process, one after another, so none disturbs another's timings.
+Scripts that start real `da` processes (producer.py, storage_rss.py) do it through
+bench/procs.py, which also samples a process tree's RSS.
+
+    encode.py       codec: encode and recovery against the bare ckzg calls
+    serve.py        storage node: GetSamples throughput and block ingest
+    light.py        light client: header to verdict latency, CPU per header
+    parallel.py     encoding workers: 1 -> 2 workers, sustained rate, peak RSS, dask
+    producer.py     a real producer at k = 64, 2 workers: payload MiB/s at its block time next
+                    to ckzg's rate on the same cores, backlog, block interval, peak RSS
+    storage_rss.py  a real storage node following and serving 300 blocks: RSS stays flat
 """
 
 import argparse
@@ -27,6 +37,8 @@ BENCHES = (
     ("serving", "serve.py"),
     ("light client", "light.py"),
     ("encoding workers", "parallel.py"),
+    ("producer", "producer.py"),
+    ("storage memory", "storage_rss.py"),
 )
 
 

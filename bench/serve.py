@@ -15,7 +15,6 @@
 import argparse
 import asyncio
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from procs import free_port, python_child  # noqa: E402  (bench/procs.py: child processes)
 from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da import serving  # noqa: E402
@@ -136,14 +136,9 @@ async def hammer(port: int, k: int, seconds: float) -> float:
 
 
 def throughput(db: str, k: int, seconds: float, bare: bool) -> float:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = [sys.executable, __file__, "--serve", db, "--port", str(port), "--k", str(k)]
-    proc = subprocess.Popen(args + (["--bare"] if bare else []))
-    try:
+    port = free_port()
+    args = [__file__, "--serve", db, "--port", str(port), "--k", str(k)]
+    with python_child(args + (["--bare"] if bare else [])):
         time.sleep(1.0)
         for _ in range(100):
             try:
@@ -151,9 +146,6 @@ def throughput(db: str, k: int, seconds: float, bare: bool) -> float:
             except Exception:  # noqa: BLE001 - the server is still starting
                 time.sleep(0.3)
         raise RuntimeError("server did not start")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 # --- ingest ---------------------------------------------------------------------------------
