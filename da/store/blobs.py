@@ -3,7 +3,8 @@
 Durability contract (DESIGN 10) and how to keep it:
 - `append_pending` writes the blob, its PENDING record and the next sequence number in one synced
   batch: answer SubmitBlob only after it returns.
-- To produce a block, fill ONE `WriteBatch` with `blocks.add_block_to_batch(...)` and
+- To produce a block, store its rows (invisible until sealed), then fill ONE `WriteBatch` with
+  `blocks.add_block_seal_to_batch(...)` (or `add_block_to_batch(...)` with every row) and
   `include_blobs(...)` (and `settle_pending(...)` for blobs dropped as REJECTED), write it with
   `sync=True`, and only then publish the header. Either the block and the removal of its blobs
   from the mempool are both durable, or neither is: after a crash every acknowledged blob is
