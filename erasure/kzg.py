@@ -6,12 +6,21 @@ never committed, never generated from a known secret) and loaded once per proces
 worker processes of an executor each load it on first use.
 
 ckzg's ValueError/RuntimeError become our errors; a verification returning False is an outcome.
+
+A workaround lives here too: ckzg 2.1.8 (the newest release) leaks the two lists that
+`compute_cells_and_kzg_proofs` and `recover_cells_and_kzg_proofs` return (the binding packs them
+into its result tuple with `PyTuple_Pack`, which takes references of its own, and never drops the
+ones `PyList_New` gave it), so every call leaked ~260 KB and an encoding worker grew by the size
+of every row it ever computed. `_release_leaked` drops exactly that extra reference, and only when
+a probe at load time finds it there: a fixed ckzg is detected and left alone.
 """
 
+import ctypes
 import hashlib
 import importlib.resources
 import json
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -114,6 +123,34 @@ def settings() -> KzgSettings:
         return _settings
 
 
+_leaks_result_lists: bool | None = None  # probed on first use
+
+
+def _probe_result_list_leak(ts: KzgSettings) -> bool:
+    """Whether this ckzg keeps an extra reference to the lists it returns (see the docstring)."""
+    cells, proofs = ckzg.compute_cells_and_kzg_proofs(bytes(BYTES_PER_ROW), ts)
+    fresh = list(cells)  # a list referenced by one local name, like `cells` would be
+    leaks = sys.getrefcount(cells) > sys.getrefcount(fresh)
+    if leaks:
+        _drop_reference(cells)
+        _drop_reference(proofs)
+    return leaks
+
+
+def _release_leaked(ts: KzgSettings, *lists: list[bytes]) -> None:
+    """Drop the reference ckzg leaked on each of `lists` (the caller still holds its own)."""
+    global _leaks_result_lists
+    if _leaks_result_lists is None:
+        _leaks_result_lists = _probe_result_list_leak(ts)
+    if _leaks_result_lists:
+        for leaked in lists:
+            _drop_reference(leaked)
+
+
+def _drop_reference(obj: object) -> None:
+    ctypes.pythonapi.Py_DecRef(ctypes.py_object(obj))
+
+
 def _check_row(row: bytes) -> None:
     if len(row) != BYTES_PER_ROW:
         raise InvalidFieldElement(f"a row must be {BYTES_PER_ROW} bytes, got {len(row)}")
@@ -134,9 +171,11 @@ def compute_cells_and_proofs(
     """The 128 cells of the extended row (0..63 are `row` itself) and their 128 proofs."""
     _check_row(row)
     try:
-        cells, proofs = ckzg.compute_cells_and_kzg_proofs(row, ts or settings())
+        ts = ts or settings()
+        cells, proofs = ckzg.compute_cells_and_kzg_proofs(row, ts)
     except (ValueError, RuntimeError) as e:
         raise InvalidFieldElement("a field element of the row is not below the modulus") from e
+    _release_leaked(ts, cells, proofs)
     return tuple(cells), tuple(proofs)
 
 
@@ -151,11 +190,11 @@ def recover_row(
         raise Unrecoverable(f"a row needs {CELLS_PER_ROW} cells, got {len(set(cell_indices))}")
     _check_cells(cell_indices, cells)
     try:
-        got_cells, proofs = ckzg.recover_cells_and_kzg_proofs(
-            list(cell_indices), list(cells), ts or settings()
-        )
+        ts = ts or settings()
+        got_cells, proofs = ckzg.recover_cells_and_kzg_proofs(list(cell_indices), list(cells), ts)
     except (ValueError, RuntimeError) as e:
         raise InvalidCell("cells could not be decoded for recovery") from e
+    _release_leaked(ts, got_cells, proofs)
     return tuple(got_cells), tuple(proofs)
 
 
