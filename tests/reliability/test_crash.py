@@ -106,6 +106,10 @@ def test_storage_node_rebuilds_a_lost_data_dir_from_peers(cluster: Cluster) -> N
     wait_until(lambda: head(victim) >= 3 and head(peer) >= 3, timeout=60,
                what="both nodes hold 3 blocks")
     feeder.stop()
+    # The last blobs sent may still be on their way into a block: the tip is the head once none
+    # is pending (the gauge drops only after the block holding them is stored and published).
+    wait_until(lambda: metric(producer, "da_producer_pending_blobs") == 0, timeout=30,
+               what="every submitted blob in a block")
     tip = head(producer)
     wait_until(lambda: head(peer) == tip, timeout=60, what="the peer holds the tip")
     truth = [header_at(producer, h) for h in range(1, tip + 1)]
