@@ -23,7 +23,6 @@ measured in the same run on the same cores.
 `--quick`: k = 4, 1 + 3 blocks, no target judged (small blocks are mostly overhead).
 """
 
-import argparse
 import asyncio
 import itertools
 import math
@@ -40,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parallel import bare_ckzg  # noqa: E402  (bench/parallel.py: the bare ckzg calls)
 from procs import Cluster, DaProcess, RssSampler, cluster, metric  # noqa: E402
-from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, emit, log, parse_args, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da.api.client import open_channel  # noqa: E402
 from da.header import header_from_bytes  # noqa: E402
@@ -293,10 +292,7 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="k = 4, a few blocks, no target")
-    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "k = 4, a few blocks, no target")
     sizes = QUICK if args.quick else FULL
     emit(rows(sizes, not args.quick, lambda m: log(m, as_json=args.json)), as_json=args.json)
 

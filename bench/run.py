@@ -68,6 +68,14 @@ def emit(rows: list[BenchRow], *, as_json: bool) -> None:
         print_table([("", r) for r in rows])
 
 
+def parse_args(doc: str, quick_help: str) -> argparse.Namespace:
+    """The convention's command line: `--quick` (described by `quick_help`) and `--json`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
+    return parser.parse_args()
+
+
 def log(message: str, *, as_json: bool) -> None:
     """Progress: to stderr under --json (stdout carries the JSON line), else to stdout."""
     print(message, file=sys.stderr if as_json else sys.stdout, flush=True)

@@ -16,7 +16,6 @@ measured blocks against the first half (a leak keeps growing, a cache filling up
 `--quick`: 30 blocks, warm-up 10, no target judged.
 """
 
-import argparse
 import asyncio
 import random
 import sys
@@ -31,7 +30,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from procs import DaProcess, RssSampler, cluster, keygen  # noqa: E402
-from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, emit, log, parse_args, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da.api.client import open_channel  # noqa: E402
 from da.header import header_from_bytes  # noqa: E402
@@ -234,10 +233,7 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="30 blocks, no target judged")
-    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "30 blocks, no target judged")
     sizes = QUICK if args.quick else FULL
     emit(rows(sizes, not args.quick, lambda m: log(m, as_json=args.json)), as_json=args.json)
 
