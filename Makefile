@@ -45,8 +45,6 @@ devnet: $(STAMP)
 	rm -rf $(DEVNET_DIR)/nodes
 	$(VENV)/bin/da devnet --data-dir $(DEVNET_DIR) $(DEVNET_ARGS)
 
-# Every benchmark script bench/*.py, one after another (bench/run.py is the table runner, not a
-# benchmark); fails if any fails. BENCH_ARGS="--quick" for a smoke run.
 BENCH_ARGS ?=
 # Every benchmark, one table: figure, bound measured in the same run, ratio, target, met.
 # BENCH_ARGS=--quick for a smoke run.

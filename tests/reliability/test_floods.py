@@ -30,7 +30,11 @@ FLOOD_THREADS = 6
 
 
 def code_total(port: int, code: str, method_part: str) -> float:
-    """Sum of da_grpc_requests_total over methods containing `method_part`, for `code`."""
+    """Sum of da_grpc_requests_total over methods containing `method_part`, for `code`.
+
+    A refusal is counted when its handler unwinds, just after the status went out, so a client
+    can see its last refusal a moment before the server's counter does: poll, do not read once.
+    """
     from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
@@ -69,7 +73,8 @@ def test_submission_flood_gets_resource_exhausted_and_loses_nothing(cluster: Clu
             if entry.blob_hash in counts:
                 counts[entry.blob_hash] += 1
     assert counts == dict.fromkeys(acked, 1)
-    assert code_total(producer.metrics_port, "RESOURCE_EXHAUSTED", "SubmitBlob") >= refused
+    wait_until(lambda: code_total(producer.metrics_port, "RESOURCE_EXHAUSTED", "SubmitBlob")
+               >= refused, timeout=10, what="every refusal counted")
     assert metric_value(scrape(producer.metrics_port), "da_blob_submissions_total",
                         {"result": "accepted"}) == len(set(acked))
 
@@ -121,4 +126,5 @@ def test_sampling_flood_from_one_peer_does_not_starve_others(cluster: Cluster) -
     assert flood_codes and set(flood_codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert flood_ok[0] > 0
     assert statistics.quantiles(latencies, n=20)[-1] < 1.0, latencies  # p95 under a second
-    assert code_total(node.metrics_port, "RESOURCE_EXHAUSTED", "GetSamples") >= len(flood_codes)
+    wait_until(lambda: code_total(node.metrics_port, "RESOURCE_EXHAUSTED", "GetSamples")
+               >= len(flood_codes), timeout=10, what="every refusal counted")
