@@ -13,6 +13,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 
+from da.backoff import Backoff
 from da.header import SignedHeader
 from light_client.chain import HeaderChain, Offer
 from light_client.errors import PeerCallFailed
@@ -81,20 +82,19 @@ class HeaderSync:
 
     async def _follow(self, peer: Peer) -> None:
         """Catch up, then subscribe; on any failure wait (exponential backoff, jitter), repeat."""
-        backoff = INITIAL_BACKOFF_SECONDS
+        backoff = Backoff(INITIAL_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, rng=self._rng)
         while True:
             try:
                 await self._catch_up(peer)
                 await self._subscribe(peer)
-                backoff = INITIAL_BACKOFF_SECONDS
+                backoff.reset()
                 log.info("header stream from %s ended; reconnecting", peer.name)
             except PeerCallFailed as e:
                 log.info("header sync from %s failed: %s", peer.name, e)
             except TimeoutError:
                 log.info("no header from %s for %.0f s; reconnecting", peer.name,
                          STREAM_IDLE_SECONDS)
-            await self._sleep(backoff * (1 + 0.5 * self._rng.random()))
-            backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
+            await self._sleep(backoff.next_delay())
 
     async def _catch_up(self, peer: Peer) -> None:
         """Fetch the peer's latest header, then whatever is missing below the head."""

@@ -14,9 +14,10 @@ import grpc
 
 from da import signing
 from da.api.convert import Attestation
+from da.backoff import Backoff
 from da.header import header_hash as compute_header_hash
 from da.signing import KeyPair
-from da.storage_node.remotes import Backoff, Remote, RemoteError, describe
+from da.storage_node.remotes import Remote, RemoteError, describe
 from da.store import blocks
 from da.store.base import KeyValueStore
 

@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
 from da import errors as da_errors
+from da.backoff import Backoff
 from da.header import SignedHeader
 from da.storage_node.errors import BlockUnavailable, NoSource
 from da.storage_node.fetch import FetchedBlock, fetch_block
 from da.storage_node.ingest import Ingestor, Stored
-from da.storage_node.remotes import Backoff, Remote, RemoteError, describe, is_not_found, ordered
+from da.storage_node.remotes import Remote, RemoteError, describe, is_not_found, ordered
 from da.store import blocks
 
 log = logging.getLogger(__name__)

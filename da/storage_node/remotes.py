@@ -3,7 +3,6 @@ with a timeout, converting answers at the edge (`da.api.convert`)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,25 +99,6 @@ class Remote:
             metadata=bearer_metadata(token),
         )
         return bool(msg.accepted)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter, capped; `reset()` after a success."""
-
-    initial_seconds: float = 0.5
-    cap_seconds: float = 30.0
-    factor: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-    _attempt: int = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_seconds, self.initial_seconds * self.factor**self._attempt)
-        self._attempt = min(self._attempt + 1, 64)
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 def ordered(remotes: Sequence[Remote], first: Remote | None) -> list[Remote]:

@@ -10,13 +10,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from da import serving, signing
+from da.backoff import Backoff
 from da.errors import Unavailable
 from da.storage_node.attest import Attester
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.fetch import fetch_block
 from da.storage_node.follow import Follower
 from da.storage_node.ingest import Ingestor, Stored
-from da.storage_node.remotes import Backoff
 from da.storage_node.service import StorageBlobServicer
 from da.store import blocks
 from da.store.memory import MemoryStore
