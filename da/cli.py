@@ -434,13 +434,13 @@ def _coerce(action: argparse.Action, where: str, value: Any) -> Any:
 
 
 def _coerce_scalar(action: argparse.Action, where: str, value: Any) -> Any:
-    convert = action.type or str
+    convert: Callable[[Any], Any] = action.type or str  # type: ignore[assignment]
     numeric = convert in (int, float)
     if isinstance(value, bool) or (numeric and isinstance(value, float) and convert is int):
         raise UsageError(f"{where}: expected {_type_name(convert)}, got {value!r}")
     if isinstance(value, str) or (numeric and isinstance(value, int | float)):
         try:
-            return convert(value)  # type: ignore[operator]
+            return convert(value)
         except (TypeError, ValueError):
             pass
     raise UsageError(f"{where}: expected {_type_name(convert)}, got {value!r}")
@@ -579,7 +579,7 @@ def _config_from_args(args: argparse.Namespace, sub: argparse.ArgumentParser) ->
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     for action in parser._actions:  # noqa: SLF001
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            return action.choices[command]  # type: ignore[no-any-return]
+            return action.choices[command]
     raise KeyError(command)
 
 

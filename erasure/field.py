@@ -58,7 +58,9 @@ def barycentric_weights(points: Sequence[int]) -> list[int]:
 
 
 @lru_cache(maxsize=256)
-def lagrange_matrix(sources: tuple[int, ...], targets: tuple[int, ...]) -> tuple[tuple[int, ...]]:
+def lagrange_matrix(
+    sources: tuple[int, ...], targets: tuple[int, ...]
+) -> tuple[tuple[int, ...], ...]:
     """Row `t`, column `i`: `L_i(targets[t])`, `L_i` the Lagrange basis over `sources`.
 
     Multiplying it by the values of a degree `< len(sources)` polynomial at `sources` gives its

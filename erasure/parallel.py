@@ -94,7 +94,9 @@ class RowJobResult:
 def extend_row_batch(job: RowJob) -> RowJobResult:
     """Cells and proofs of every row of a batch, plus commitments if asked (runs in a worker)."""
     ts = kzg.settings()
-    cells, proofs, commitments = [], [], []
+    cells: list[bytes] = []
+    proofs: list[bytes] = []
+    commitments: list[bytes] = []
     for start in range(0, len(job.rows), BYTES_PER_ROW):
         row = job.rows[start : start + BYTES_PER_ROW]
         row_cells, row_proofs = kzg.compute_cells_and_proofs(row, ts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from da.api.convert import availability_to_pb
 from da.errors import UnknownHeight
 from da.store.checkpoint import SamplingResult, SamplingStatus
 from da.v1 import da_pb2, da_pb2_grpc
@@ -38,7 +39,7 @@ class SamplingServicer(da_pb2_grpc.SamplingServiceServicer):
         result = availability(self._chain, self._state, request.height)
         return da_pb2.AvailabilityResponse(
             height=result.height,
-            status=int(result.status),
+            status=availability_to_pb(result.status),
             confidence=result.confidence,
             samples=result.samples,
         )

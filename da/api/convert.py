@@ -8,7 +8,6 @@ Code past this module never sees a protobuf message.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
 from da.sampling import CellRef, cell_ref_from_coordinate
 from da.signing import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 from da.store.blobs import BlobRecord, BlobState
+from da.store.checkpoint import SamplingStatus
 from da.v1 import da_pb2 as pb
 from erasure.constants import (
     BLOB_HASH_BYTES,
@@ -109,14 +109,14 @@ _STATE_TO_PB = {state: pb.BlobState.Value(state.name) for state in BlobState}
 _STATE_FROM_PB = {value: state for state, value in _STATE_TO_PB.items()}
 
 
-def blob_state_to_pb(state: BlobState) -> pb.BlobState.ValueType:
+def blob_state_to_pb(state: BlobState) -> pb.BlobState:
     return _STATE_TO_PB[state]
 
 
 def blob_state_from_pb(value: int) -> BlobState:
     """Raises `InvalidRequest` for UNSPECIFIED or unknown values."""
     try:
-        return _STATE_FROM_PB[value]  # type: ignore[index]
+        return _STATE_FROM_PB[value]
     except KeyError:
         raise InvalidRequest(f"unknown blob state {value}") from None
 
@@ -210,28 +210,18 @@ def _check_len(name: str, value: bytes, expected: int) -> None:
 # --- availability ---------------------------------------------------------------------------
 
 
-class Availability(enum.Enum):
-    SAMPLING = "sampling"
-    AVAILABLE = "available"
-    UNAVAILABLE = "unavailable"
+_AVAILABILITY_TO_PB = {status: pb.Availability.Value(status.name) for status in SamplingStatus}
+_AVAILABILITY_FROM_PB = {value: status for status, value in _AVAILABILITY_TO_PB.items()}
 
 
-_AVAILABILITY_TO_PB = {
-    Availability.SAMPLING: pb.SAMPLING,
-    Availability.AVAILABLE: pb.AVAILABLE,
-    Availability.UNAVAILABLE: pb.UNAVAILABLE,
-}
-_AVAILABILITY_FROM_PB = {value: a for a, value in _AVAILABILITY_TO_PB.items()}
+def availability_to_pb(status: SamplingStatus) -> pb.Availability:
+    return _AVAILABILITY_TO_PB[status]
 
 
-def availability_to_pb(value: Availability) -> pb.Availability.ValueType:
-    return _AVAILABILITY_TO_PB[value]
-
-
-def availability_from_pb(value: int) -> Availability:
+def availability_from_pb(value: int) -> SamplingStatus:
     """Raises `InvalidRequest` for UNSPECIFIED or unknown values."""
     try:
-        return _AVAILABILITY_FROM_PB[value]  # type: ignore[index]
+        return _AVAILABILITY_FROM_PB[value]
     except KeyError:
         raise InvalidRequest(f"unknown availability {value}") from None
 

@@ -58,6 +58,7 @@ async def abort_for(
     if code is grpc.StatusCode.INTERNAL:
         log.error("unexpected error in %s", method, exc_info=exc)
     await context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 from asyncio_throttle import Throttler
@@ -35,7 +35,7 @@ from da.errors import DAError, RateLimited, Unauthenticated
 
 log = logging.getLogger(__name__)
 
-HealthServicer = health_aio.HealthServicer  # grpc_health.v1.health.aio.HealthServicer
+HealthServicer: TypeAlias = health_aio.HealthServicer  # grpc_health.v1.health.aio
 
 MIB = 1024 * 1024
 # A GetBlobs answer carries a blob's data *and* its cells with proofs (~2.06x the data): a full

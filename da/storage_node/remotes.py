@@ -3,7 +3,7 @@ with a timeout, converting answers at the edge (`da.api.convert`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +58,7 @@ class Remote:
         msg = await stub.GetHeader(pb.GetHeaderRequest(height=height), timeout=self.timeout)
         return convert.signed_header_from_pb(msg)
 
-    async def subscribe(self, from_height: int) -> AsyncIterator[SignedHeader]:
+    async def subscribe(self, from_height: int) -> AsyncGenerator[SignedHeader, None]:
         """Headers from `from_height` on, as the remote stores them (no overall timeout: the
         caller bounds the wait for each one)."""
         stub = da_pb2_grpc.HeaderServiceStub(self.channel)

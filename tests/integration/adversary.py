@@ -10,6 +10,9 @@ mode does not name below is proxied unchanged.
 - honest: pure proxy;
 - withhold: NOT_FOUND for every GetSamples;
 - withhold-parity: answers only cells of columns < 64, silently omitting parity cells;
+- original-cells: serves only the cells of the original columns 0..63 of every row, like a node
+  keeping just the original data square; GetRow answers UNAVAILABLE (a storage node whose only
+  source it is must rebuild every row from cells);
 - withhold-unrecoverable: serves, of every block, only the cells of columns 0..62 (every row
   has 63 < 64 cells, columns 63..127 have none: exactly (k+1)*65 cells are missing at k = 1, the
   fewest that make a k = 1 square unrecoverable); GetRow answers UNAVAILABLE;
@@ -199,6 +202,11 @@ class _WithholdCells(Proxy):
         await context.abort(grpc.StatusCode.UNAVAILABLE, "withheld")
 
 
+class OriginalCells(_WithholdCells):
+    def kept(self, row: int, col: int) -> bool:
+        return col < CELLS_PER_ROW
+
+
 class WithholdUnrecoverable(_WithholdCells):
     def kept(self, row: int, col: int) -> bool:
         return col < CELLS_PER_ROW - 1
@@ -282,6 +290,7 @@ MODES: dict[str, type[Proxy]] = {
     "honest": Proxy,
     "withhold": Withhold,
     "withhold-parity": WithholdParity,
+    "original-cells": OriginalCells,
     "withhold-unrecoverable": WithholdUnrecoverable,
     "withhold-recoverable": WithholdRecoverable,
     "corrupt": Corrupt,

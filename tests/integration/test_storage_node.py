@@ -4,8 +4,6 @@ from a peer, rebuild rows from cells, survive kill -9. Blobs stay tiny (k = 1)."
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -21,15 +19,13 @@ from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
 from erasure import kzg
 from erasure.layout import normalize_namespace
+from tests.integration.adversary import start_adversary
 from tests.integration.harness import (
-    ROOT,
     Cluster,
     DaProcess,
-    free_port,
     keygen,
     metric_value,
     scrape,
-    wait_serving,
     wait_until,
 )
 
@@ -181,34 +177,13 @@ def test_rebuilds_rows_from_cells_when_no_one_serves_rows(cluster: Cluster) -> N
     data = b"rebuild me" * 50
     height = included_height(producer, submit(producer, data))
     wait_stored(honest, height)
-    listen = f"127.0.0.1:{free_port()}"
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.storage_peer",
-            "--upstream",
-            honest.listen,
-            "--listen",
-            listen,
-        ],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_serving(listen, proc=proxy)
-        # Its only source serves cells of columns 0..63 and refuses GetRow.
-        only_cells = DaProcess("only-cells", [], cluster.tmp / "x.log", listen, 0)
-        rebuilt = cluster.storage_node("rebuilt", only_cells)
-        wait_stored(rebuilt, height)
-        check_served(cluster, rebuilt, height, data)
-        repaired = metric_value(scrape(rebuilt.metrics_port), "da_storage_cells_repaired_total")
-        assert repaired is not None and repaired >= 2 * 64  # k = 1: 2 rows x 64 parity cells
-    finally:
-        proxy.terminate()
-        proxy.wait(10)
+    # Its only source serves cells of columns 0..63 and refuses GetRow.
+    only_cells = start_adversary(cluster, "only-cells", "original-cells", honest.listen)
+    rebuilt = cluster.storage_node("rebuilt", only_cells)
+    wait_stored(rebuilt, height)
+    check_served(cluster, rebuilt, height, data)
+    repaired = metric_value(scrape(rebuilt.metrics_port), "da_storage_cells_repaired_total")
+    assert repaired is not None and repaired >= 2 * 64  # k = 1: 2 rows x 64 parity cells
 
 
 def test_restarts_whole_after_kill9(cluster: Cluster) -> None:

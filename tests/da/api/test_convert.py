@@ -9,6 +9,7 @@ from da.api.client import bearer_metadata
 from da.errors import BadCoordinate, InvalidHeader, InvalidRequest
 from da.sampling import CellRef
 from da.store.blobs import BlobRecord, BlobState
+from da.store.checkpoint import SamplingStatus
 from da.v1 import da_pb2 as pb
 from erasure.errors import InvalidCell, InvalidProof
 
@@ -70,8 +71,9 @@ def test_unspecified_enums_are_invalid() -> None:
         convert.blob_state_from_pb(pb.BLOB_STATE_UNSPECIFIED)
     with pytest.raises(InvalidRequest):
         convert.availability_from_pb(pb.AVAILABILITY_UNSPECIFIED)
-    for value in convert.Availability:
-        assert convert.availability_from_pb(convert.availability_to_pb(value)) is value
+    for status in SamplingStatus:
+        assert convert.availability_to_pb(status) == int(status)  # stored numbers are wire numbers
+        assert convert.availability_from_pb(convert.availability_to_pb(status)) is status
 
 
 def test_blob_hash_length() -> None:
