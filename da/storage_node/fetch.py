@@ -1,9 +1,13 @@
 """Getting every verified row of a block: whole rows by GetRow from the producer or peers, and,
 for rows nobody serves whole, cells gathered with GetSamples and rebuilt (DESIGN 8).
 
-Nothing fetched is trusted before it verifies against the header's row commitment: a row is
-checked in one batch (`erasure.kzg.verify_cells`), gathered cells by `recover_square` with their
+Nothing fetched is trusted before it verifies against the header's row commitment: rows are
+checked in batches (`erasure.kzg.verify_cells`), gathered cells by `recover_square` with their
 proofs. CPU work runs in `executor` when one is given (a process pool), else inline.
+
+Rows are fetched, verified and handed to a `RowSink` a window of `WINDOW_ROWS` at a time, so a
+block is never held whole (a k = 512 block is ~270 MB): only a repair, which rebuilds the
+square, reads the whole rows back from the sink.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from da.header import Header
 from da.sampling import CellRef
@@ -28,16 +32,46 @@ from erasure.recovery import recover_square
 log = logging.getLogger(__name__)
 
 ROW_FETCH_CONCURRENCY = 8
+WINDOW_ROWS = 16  # rows fetched, verified and handed on together (~4.3 MB of cells and proofs)
 
 Row = tuple[Sequence[bytes], Sequence[bytes]]
 T = TypeVar("T")
 
 
+class RowSink(Protocol):
+    """Where `fetch_block` puts verified rows as they come (a storage node: its store)."""
+
+    async def put(self, rows: Sequence[tuple[int, Row]]) -> None:
+        """Keep `(index, row)` pairs, each verified against its row commitment."""
+
+    async def get(self, index: int) -> Row:
+        """A row put earlier (a repair reads the whole rows back)."""
+
+
+class MemorySink:
+    """A `RowSink` holding the rows in memory (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.puts: list[list[int]] = []  # the row indexes of each `put`, in order
+        self._rows: dict[int, Row] = {}
+
+    async def put(self, rows: Sequence[tuple[int, Row]]) -> None:
+        self.puts.append([index for index, _ in rows])
+        self._rows.update(rows)
+
+    async def get(self, index: int) -> Row:
+        return self._rows[index]
+
+    def rows(self) -> list[Row]:
+        """Every row put, in index order."""
+        return [self._rows[index] for index in sorted(self._rows)]
+
+
 @dataclass(frozen=True)
 class FetchedBlock:
-    """Every extended row of a block, verified; `repaired` cells were rebuilt, not fetched."""
+    """What `fetch_block` put into its sink: every extended row of a block, verified;
+    `repaired` cells were rebuilt, not fetched; `source` names where the rows came from."""
 
-    rows: list[Row]
     repaired: int
     source: str
 
@@ -59,10 +93,10 @@ def rows_verify(commitments: Sequence[bytes], rows: Sequence[Row]) -> bool:
 
 
 async def _fetch_unverified(
-    remotes: Sequence[Remote], header: Header, limit: asyncio.Semaphore
-) -> tuple[list[Row], str] | None:
-    """Every row from the first remote answering GetRow for it, or None if one row failed
-    everywhere. The fast path: all rows are then verified in one batch."""
+    remotes: Sequence[Remote], header: Header, window: range, limit: asyncio.Semaphore
+) -> list[tuple[Row, str]] | None:
+    """Every row of `window` from the first remote answering GetRow for it, or None if one row
+    failed everywhere. The fast path: the window's rows are then verified in one batch."""
 
     async def one(row: int) -> tuple[Row, str] | None:
         async with limit:
@@ -73,11 +107,10 @@ async def _fetch_unverified(
                     log.info("%s: GetRow(%d, %d): %s", remote.name, header.height, row, describe(e))
             return None
 
-    got = await asyncio.gather(*(one(r) for r in range(2 * header.k)))
+    got = await asyncio.gather(*(one(r) for r in window))
     if any(found is None for found in got):
         return None
-    sources = sorted({found[1] for found in got if found is not None})
-    return [found[0] for found in got if found is not None], ", ".join(sources)
+    return [found for found in got if found is not None]
 
 
 async def _cpu(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
@@ -107,35 +140,57 @@ async def fetch_row(
     return None
 
 
-async def fetch_block(
-    remotes: Sequence[Remote], header: Header, executor: Executor | None = None
-) -> FetchedBlock:
-    """All 2k verified rows of `header`'s block. Fast path: every row fetched, then verified in
-    one batch. Otherwise row by row (a row failing its proofs is fetched elsewhere), and rows
-    nobody serves whole are rebuilt from gathered cells. Raises `BlockUnavailable` when that is
-    not enough."""
-    limit = asyncio.Semaphore(ROW_FETCH_CONCURRENCY)
+async def _fetch_window(
+    remotes: Sequence[Remote],
+    header: Header,
+    window: range,
+    limit: asyncio.Semaphore,
+    executor: Executor | None,
+) -> dict[int, tuple[Row, str]]:
+    """The verified rows of `window` that someone serves whole, with who served each. Fast
+    path: every row fetched, then verified in one batch. Otherwise row by row (a row failing
+    its proofs is fetched elsewhere)."""
+    fast = await _fetch_unverified(remotes, header, window, limit)
+    commitments = [header.commitments[r] for r in window]
+    if fast is not None and await _cpu(executor, rows_verify, commitments, [r for r, _ in fast]):
+        return dict(zip(window, fast, strict=True))
 
     async def one(row: int) -> tuple[Row, str] | None:
         async with limit:
             return await fetch_row(remotes, header, row, executor)
 
-    fast = await _fetch_unverified(remotes, header, limit)
-    if fast is not None and await _cpu(executor, rows_verify, header.commitments, fast[0]):
-        return FetchedBlock(fast[0], 0, fast[1])
-    got = await asyncio.gather(*(one(r) for r in range(2 * header.k)))
-    whole = {r: found[0] for r, found in enumerate(got) if found is not None}
-    sources = sorted({found[1] for found in got if found is not None})
-    if len(whole) == 2 * header.k:
-        return FetchedBlock([whole[r] for r in range(2 * header.k)], 0, ", ".join(sources))
-    missing = [r for r in range(2 * header.k) if r not in whole]
+    got = await asyncio.gather(*(one(r) for r in window))
+    return {r: found for r, found in zip(window, got, strict=True) if found is not None}
+
+
+async def fetch_block(
+    remotes: Sequence[Remote], header: Header, sink: RowSink, executor: Executor | None = None
+) -> FetchedBlock:
+    """Put all 2k verified rows of `header`'s block into `sink`, `WINDOW_ROWS` at a time (see
+    `_fetch_window`); rows nobody serves whole are then rebuilt from gathered cells and put
+    last. Raises `BlockUnavailable` when that is not enough (some rows may have been put)."""
+    limit = asyncio.Semaphore(ROW_FETCH_CONCURRENCY)
+    ext_rows = 2 * header.k
+    sources: set[str] = set()
+    missing: list[int] = []
+    for start in range(0, ext_rows, WINDOW_ROWS):
+        window = range(start, min(start + WINDOW_ROWS, ext_rows))
+        got = await _fetch_window(remotes, header, window, limit, executor)
+        missing.extend(r for r in window if r not in got)
+        sources.update(source for _, source in got.values())
+        if got:
+            await sink.put([(r, row) for r, (row, _) in sorted(got.items())])
+    if not missing:
+        return FetchedBlock(0, ", ".join(sorted(sources)))
     log.info(
         "height %d: %d rows not served whole; gathering cells from %d nodes",
         header.height,
         len(missing),
         len(remotes),
     )
-    return await repair_block(remotes, header, whole, missing, executor)
+    lost = set(missing)
+    whole = {r: await sink.get(r) for r in range(ext_rows) if r not in lost}
+    return await repair_block(remotes, header, whole, missing, sink, executor)
 
 
 async def gather_cells(
@@ -168,9 +223,10 @@ def _rebuild(
     header: Header,
     cells: dict[tuple[int, int], bytes],
     proofs: dict[tuple[int, int], bytes],
-) -> list[Row]:
+    wanted: Sequence[int],
+) -> list[tuple[int, Row]]:
     square = recover_square(header.k, header.commitments, cells, proofs, header.blobs)
-    return [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * header.k)]
+    return [(r, (square.row_cells(r), square.row_proofs(r))) for r in wanted]
 
 
 async def repair_block(
@@ -178,18 +234,21 @@ async def repair_block(
     header: Header,
     whole: dict[int, Row],
     missing: Sequence[int],
+    sink: RowSink,
     executor: Executor | None,
 ) -> FetchedBlock:
     """Rebuild the rows in `missing` from cells gathered from `remotes` and the verified `whole`
-    rows (their cells determine every column once at least k rows are whole)."""
+    rows (their cells determine every column once at least k rows are whole), and put them into
+    `sink`. The one step that holds a whole square in memory."""
     gathered, gathered_proofs = await gather_cells(remotes, header, missing)
     cells, proofs = dict(gathered), dict(gathered_proofs)
     for r, (row_cells, row_proofs) in whole.items():
         for c in range(CELLS_PER_EXT_ROW):
             cells[(r, c)], proofs[(r, c)] = row_cells[c], row_proofs[c]
     try:
-        rows = await _cpu(executor, _rebuild, header, cells, proofs)
+        rebuilt = await _cpu(executor, _rebuild, header, cells, proofs, missing)
     except Unrecoverable as e:
         raise BlockUnavailable(header.height, len(missing), str(e)) from e
+    await sink.put(rebuilt)
     repaired = len(missing) * CELLS_PER_EXT_ROW - len(gathered)
-    return FetchedBlock(rows, repaired, f"repair from {len(remotes)} nodes")
+    return FetchedBlock(repaired, f"repair from {len(remotes)} nodes")

@@ -19,7 +19,7 @@ from da import errors as da_errors
 from da.backoff import Backoff
 from da.header import SignedHeader
 from da.storage_node.errors import BlockUnavailable, NoSource
-from da.storage_node.fetch import FetchedBlock, fetch_block
+from da.storage_node.fetch import FetchedBlock, RowSink, fetch_block
 from da.storage_node.ingest import Ingestor, Stored
 from da.storage_node.remotes import Remote, RemoteError, describe, is_not_found, ordered
 from da.store import blocks
@@ -118,14 +118,17 @@ class Follower:
 
     async def ingest(self, signed: SignedHeader, source: Remote) -> None:
         try:
-            stored = await self._ingestor.ingest(signed, lambda s: self.fetch(s, source))
+            stored = await self._ingestor.ingest(
+                signed, lambda s, sink: self.fetch(s, sink, source)
+            )
         except da_errors.Equivocation:
             return  # refused, logged and counted; the stored header stays
         if stored is not None:
             await self._on_stored(stored)
 
-    async def fetch(self, signed: SignedHeader, source: Remote) -> FetchedBlock:
-        return await fetch_block(ordered(self._remotes, source), signed.header, self._executor)
+    async def fetch(self, signed: SignedHeader, sink: RowSink, source: Remote) -> FetchedBlock:
+        remotes = ordered(self._remotes, source)
+        return await fetch_block(remotes, signed.header, sink, self._executor)
 
     async def header_from_anyone(self, height: int, first: Remote) -> SignedHeader:
         """The header at `height` from the first remote that has it (unverified)."""

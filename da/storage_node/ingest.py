@@ -1,5 +1,7 @@
 """Taking a block in: check the header first (equivocation, DESIGN 6 against the stored parent),
-then fetch and verify every row, then write header, rows and head in one atomic batch.
+then fetch and verify the rows, writing each window of verified rows as it comes (`StoreSink`:
+invisible until sealed), then seal the block: header and marker in one synced batch. A failed
+ingest deletes the rows it wrote; a crash leaves them to `blocks.delete_orphan_rows` at start.
 
 `Ingestor.accept_header` is the gate nothing passes unverified; `Ingestor.ingest` runs the whole
 pipeline for one header and returns what was stored, or None when the block was already held.
@@ -18,9 +20,9 @@ from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_
 from da.metrics import StorageMetrics
 from da.serving import HeadNotifier
 from da.storage_node.errors import BlockUnavailable
-from da.storage_node.fetch import FetchedBlock
+from da.storage_node.fetch import FetchedBlock, Row, RowSink
 from da.store import blocks
-from da.store.base import KeyValueStore
+from da.store.base import KeyValueStore, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,35 @@ REJECT_REASONS: tuple[tuple[type[Exception], str], ...] = (
     (da_errors.InvalidHeader, "invalid_header"),
 )
 
-Fetch = Callable[[SignedHeader], Awaitable[FetchedBlock]]
-"""Fetches and verifies every row of a block whose header was accepted."""
+Fetch = Callable[[SignedHeader, RowSink], Awaitable[FetchedBlock]]
+"""Fetches and verifies every row of a block whose header was accepted, into the sink."""
+
+
+class StoreSink:
+    """The `RowSink` of one ingest: verified rows of the block at `height` written to the store
+    as they come (not synced: the seal's synced write makes them durable), invisible until the
+    block is sealed."""
+
+    def __init__(self, store: KeyValueStore, height: int) -> None:
+        self._store = store
+        self._height = height
+        self.written: set[int] = set()
+
+    async def put(self, rows: Sequence[tuple[int, Row]]) -> None:
+        await asyncio.to_thread(self._write, rows)
+        self.written.update(index for index, _ in rows)
+
+    def _write(self, rows: Sequence[tuple[int, Row]]) -> None:
+        batch = WriteBatch()
+        for index, row in rows:
+            blocks.add_rows_to_batch(batch, self._height, index, [row])
+        self._store.write(batch, sync=False)
+
+    async def get(self, index: int) -> Row:
+        found = await asyncio.to_thread(blocks.get_row, self._store, self._height, index)
+        if found is None:
+            raise LookupError(f"row {index} of height {self._height} was never put")
+        return found
 
 
 def reject_reason(error: Exception) -> str:
@@ -104,18 +133,23 @@ class Ingestor:
         return True
 
     async def ingest(self, signed: SignedHeader, fetch: Fetch) -> Stored | None:
-        """Verify `signed`, fetch and verify its rows, store the block atomically."""
+        """Verify `signed`, fetch and verify its rows into the store, then seal the block."""
         start = self._clock()
         if not self.accept_header(signed):
             return None
-        try:
-            fetched = await fetch(signed)
-        except BlockUnavailable:
-            self._metrics.observe_rejected("unrecoverable")
-            raise
-        await asyncio.to_thread(self.write, signed, fetched.rows)
-        seconds = self._clock() - start
         height, k = signed.header.height, signed.header.k
+        sink = StoreSink(self.store, height)
+        try:
+            fetched = await fetch(signed, sink)
+            if len(sink.written) != 2 * k:
+                raise RuntimeError(f"fetch put {len(sink.written)} of the {2 * k} rows")
+            await asyncio.to_thread(self.seal, signed)
+        except Exception as e:
+            if isinstance(e, BlockUnavailable):
+                self._metrics.observe_rejected("unrecoverable")
+            await self._discard_rows(height)
+            raise
+        seconds = self._clock() - start
         self._metrics.observe_block_ingested(height, seconds)
         self._metrics.observe_cells_repaired(fetched.repaired)
         self._notifier.notify(height)
@@ -129,11 +163,22 @@ class Ingestor:
         )
         return Stored(height, k, seconds, fetched.source, fetched.repaired, signed.hash)
 
-    def write(self, signed: SignedHeader, rows: Sequence[blocks.Row]) -> None:
-        """Header, every row and the head height in one atomic, synced batch."""
-        blocks.put_block(
-            self.store, signed.header.height, signed.raw, signed.signature, rows, sync=True
-        )
+    async def _discard_rows(self, height: int) -> None:
+        """After a failed ingest: delete the rows it wrote (best effort: a store that fails here
+        leaves them to `delete_orphan_rows` at the next start)."""
+        try:
+            await asyncio.to_thread(blocks.delete_unsealed_rows, self.store, height)
+        except Exception as e:  # noqa: BLE001 - the ingest's own error is the one to raise
+            log.warning("could not delete the rows of unfinished block %d: %s", height, e)
+
+    def seal(self, signed: SignedHeader) -> None:
+        """Make the block of `signed` visible (its rows are written): header and marker in one
+        synced batch, which also makes every row written before it durable."""
+        batch = WriteBatch()
+        header = signed.header
+        blocks.add_block_seal_to_batch(batch, header.height, signed.raw, signed.signature,
+                                       2 * header.k)
+        self.store.write(batch, sync=True)
 
     def prune(self, retention_blocks: int) -> int:
         """Drop whole blocks older than the newest `retention_blocks` (0 keeps everything)."""

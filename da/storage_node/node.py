@@ -105,6 +105,9 @@ def _open(stack: AsyncExitStack, config: StorageNodeConfig) -> KeyValueStore:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.data_dir / STORE_DIR)
     stack.callback(store.close)
+    orphans = blocks.delete_orphan_rows(store)
+    if orphans:
+        log.warning("deleted the rows of unfinished blocks at heights %s", orphans)
     return store
 
 

@@ -235,13 +235,23 @@ def delete_orphan_rows(store: KeyValueStore, *, sync: bool = False) -> list[int]
     cleaned: list[int] = []
     height = _next_row_height(store, head_height(store) + 1)
     while height is not None:
-        batch = WriteBatch()
-        for row in range(_last_row_index(store, height) + 1):  # rows may arrive out of order
-            batch.delete(schema.row_key(height, row))
-        store.write(batch, sync=sync)
+        delete_unsealed_rows(store, height, sync=sync)
         cleaned.append(height)
         height = _next_row_height(store, height + 1) if height < schema.MAX_HEIGHT else None
     return cleaned
+
+
+def delete_unsealed_rows(store: KeyValueStore, height: int, *, sync: bool = False) -> int:
+    """Delete the rows stored at `height` unless its block is sealed (then nothing is deleted);
+    returns how many row slots were cleared. For a block whose writing failed half-way."""
+    if has_block(store, height):
+        return 0
+    last = _last_row_index(store, height)
+    batch = WriteBatch()
+    for row in range(last + 1):  # rows may arrive out of order
+        batch.delete(schema.row_key(height, row))
+    store.write(batch, sync=sync)
+    return last + 1
 
 
 def _next_row_height(store: KeyValueStore, start: int) -> int | None:

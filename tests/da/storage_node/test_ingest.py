@@ -8,25 +8,34 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from da.errors import BadSignature, BrokenLink, Equivocation, UntrustedProducer
-from da.header import sign_header
+from da.header import SignedHeader, sign_header
 from da.signing import generate_keypair
-from da.storage_node.fetch import FetchedBlock
-from da.storage_node.ingest import Ingestor
+from da.storage_node.errors import BlockUnavailable
+from da.storage_node.fetch import FetchedBlock, RowSink
+from da.storage_node.ingest import Fetch, Ingestor
 from da.store import blocks
 from tests.da.storage_node.chain import PRODUCER, Block, chain, make_block, store_block
 
 
-def fetched(block: Block) -> FetchedBlock:
-    return FetchedBlock(block.rows(), 0, "test")
+def fetcher(block: Block, rows: int | None = None, error: Exception | None = None) -> Fetch:
+    """A fetch putting the first `rows` rows of `block` (all by default), one per put, then
+    raising `error` if given."""
+
+    async def fetch(signed: SignedHeader, sink: RowSink) -> FetchedBlock:
+        for index, row in list(enumerate(block.rows()))[:rows]:
+            await sink.put([(index, row)])
+        if error is not None:
+            raise error
+        return FetchedBlock(0, "test")
+
+    return fetch
 
 
 async def test_ingest_stores_whole_block_and_counts(
     ingestor: Ingestor, registry: CollectorRegistry
 ) -> None:
     block = chain(2)[0]
-
-    async def fetch(signed):  # type: ignore[no-untyped-def]
-        return fetched(block)
+    fetch = fetcher(block)
 
     stored = await ingestor.ingest(block.signed, fetch)
     assert stored is not None and (stored.height, stored.k) == (1, 1)
@@ -40,7 +49,23 @@ async def test_ingest_stores_whole_block_and_counts(
     assert await ingestor.ingest(block.signed, fetch) is None  # already held
 
 
-async def _never(signed):  # type: ignore[no-untyped-def]
+async def test_a_failed_fetch_leaves_no_rows_and_no_block(
+    ingestor: Ingestor, registry: CollectorRegistry
+) -> None:
+    block = chain(1)[0]
+    unavailable = fetcher(block, rows=1, error=BlockUnavailable(1, 1, "withheld"))
+    with pytest.raises(BlockUnavailable):
+        await ingestor.ingest(block.signed, unavailable)
+    assert registry.get_sample_value("da_storage_rejected_total", {"reason": "unrecoverable"}) == 1
+    assert blocks.get_row(ingestor.store, 1, 0) is None and not blocks.has_block(ingestor.store, 1)
+    with pytest.raises(RuntimeError, match="1 of the 2 rows"):  # a fetch that forgot a row
+        await ingestor.ingest(block.signed, fetcher(block, rows=1))
+    assert blocks.get_row(ingestor.store, 1, 0) is None and blocks.head_height(ingestor.store) == 0
+    assert await ingestor.ingest(block.signed, fetcher(block)) is not None  # a retry succeeds
+    assert blocks.has_block(ingestor.store, 1)
+
+
+async def _never(signed, sink):  # type: ignore[no-untyped-def]
     raise AssertionError("fetched a block whose header should have been refused")
 
 

@@ -12,9 +12,10 @@ from prometheus_client import CollectorRegistry
 from da import serving, signing
 from da.backoff import Backoff
 from da.errors import Unavailable
+from da.storage_node import fetch
 from da.storage_node.attest import Attester
 from da.storage_node.errors import BlockUnavailable
-from da.storage_node.fetch import fetch_block
+from da.storage_node.fetch import MemorySink, fetch_block
 from da.storage_node.follow import Follower
 from da.storage_node.ingest import Ingestor, Stored
 from da.storage_node.service import StorageBlobServicer
@@ -116,16 +117,49 @@ async def test_bad_row_from_one_source_is_fetched_from_another(serve: Serve) -> 
     block = chain(3, big_at=(3,))[2]
     bad, _, _ = await serve([block], share=CorruptRows)
     good, _, _ = await serve([block], producer=False)
-    got = await fetch_block([bad, good], block.signed.header)
-    assert _plain(got.rows) == _plain(block.rows()) and got.repaired == 0
+    sink = MemorySink()
+    got = await fetch_block([bad, good], block.signed.header, sink)
+    assert _plain(sink.rows()) == _plain(block.rows()) and got.repaired == 0
+
+
+async def test_rows_are_put_a_window_at_a_time(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetch, "WINDOW_ROWS", 3)
+    block = chain(3, big_at=(3,))[2]  # k = 2: 4 extended rows
+    remote, _, _ = await serve([block])
+    sink = MemorySink()
+    await fetch_block([remote], block.signed.header, sink)
+    assert sink.puts == [[0, 1, 2], [3]]
+    assert _plain(sink.rows()) == _plain(block.rows())
 
 
 async def test_rows_rebuilt_from_cells_when_no_one_serves_rows(serve: Serve) -> None:
     block = chain(3, big_at=(3,))[2]  # k = 2
     half, _, _ = await serve([block], share=OriginalHalfOnly)
-    got = await fetch_block([half], block.signed.header)
-    assert _plain(got.rows) == _plain(block.rows())
+    sink = MemorySink()
+    got = await fetch_block([half], block.signed.header, sink)
+    assert _plain(sink.rows()) == _plain(block.rows())
     assert got.repaired == 4 * 64
+
+
+async def test_missing_rows_rebuilt_from_the_whole_rows_already_put(serve: Serve) -> None:
+    class FirstTwoRowsOnly(serving.ShareServicer):
+        async def GetRow(self, request: pb.GetRowRequest, context: Any) -> pb.GetRowResponse:
+            if request.row >= 2:
+                raise Unavailable("withheld")
+            return await super().GetRow(request, context)
+
+        async def GetSamples(self, request: pb.GetSamplesRequest, context: Any) -> Any:
+            raise Unavailable("withheld")
+
+    block = chain(3, big_at=(3,))[2]  # k = 2: rows 0 and 1 give every column 2 of its 4 cells
+    remote, _, _ = await serve([block], share=FirstTwoRowsOnly)
+    sink = MemorySink()
+    got = await fetch_block([remote], block.signed.header, sink)
+    assert sink.puts == [[0, 1], [2, 3]]  # the window's whole rows, then the rebuilt ones
+    assert _plain(sink.rows()) == _plain(block.rows())
+    assert got.repaired == 2 * 128
 
 
 async def test_unavailable_when_too_few_cells(serve: Serve) -> None:
@@ -136,7 +170,7 @@ async def test_unavailable_when_too_few_cells(serve: Serve) -> None:
     block = chain(1)[0]
     withholding, _, _ = await serve([block], share=Nothing)
     with pytest.raises(BlockUnavailable):
-        await fetch_block([withholding], block.signed.header)
+        await fetch_block([withholding], block.signed.header, MemorySink())
 
 
 async def test_repair_counted_by_follower(

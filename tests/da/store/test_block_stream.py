@@ -88,3 +88,13 @@ def test_rows_outside_the_largest_square_are_refused(first: int) -> None:
 def test_seal_refuses_a_bad_row_count(ext_rows: int) -> None:
     with pytest.raises(ValueError):
         blocks.add_block_seal_to_batch(WriteBatch(), 1, b"h", SIGNATURE, ext_rows)
+
+
+def test_delete_unsealed_rows_of_one_height_only(store: KeyValueStore) -> None:
+    blocks.put_block(store, 1, b"header-1", SIGNATURE, make_rows(1, 2))
+    kept = contents(store)
+    write_rows(store, 2, make_rows(2, 4)[2:], 2)  # a failed ingest wrote rows 2 and 3 only
+    assert blocks.delete_unsealed_rows(store, 1) == 0  # a sealed block is left alone
+    assert blocks.delete_unsealed_rows(store, 2) == 4
+    assert contents(store) == kept
+    assert blocks.delete_unsealed_rows(store, 5) == 0
