@@ -3,7 +3,7 @@ replaced when it breaks (a worker killed by the OOM killer or a signal leaves a
 `ProcessPoolExecutor` unusable for good; without a replacement no block could ever be built).
 
 `encode_stream` hands rows on as the workers finish them, so the block loop stores them batch by
-batch and never holds a whole square (k up to 512, issue 6); `encode` returns the whole square.
+batch and never holds a whole square (k up to 512, issue 6).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 
 from erasure.parallel import RowBatch, RowsCallback, SquareSummary, encode_square_stream
-from erasure.square import ExtendedSquare, encode_square
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +39,13 @@ class Encoder:
         self._executor = await asyncio.to_thread(self._make)
         self._started = True
 
-    async def encode(self, blobs: Sequence[tuple[bytes, bytes]], max_rows: int) -> ExtendedSquare:
-        """Encode `(namespace, data)` blobs in arrival order (see `erasure.square.encode_square`).
-
-        On a broken pool, replaces it and re-raises: the caller retries on its next tick.
-        """
-        if not self._started:
-            await self.start()
-        try:
-            return await asyncio.to_thread(
-                encode_square, blobs, max_rows=max_rows, executor=self._executor
-            )
-        except BrokenExecutor:
-            log.error("the encoding pool broke (a worker died); starting a new one")
-            await self._replace()
-            raise
-
     async def encode_stream(
         self, blobs: Sequence[tuple[bytes, bytes]], max_rows: int, on_rows: RowsCallback
     ) -> SquareSummary:
-        """Encode like `encode`, handing each `RowBatch` to `on_rows` as it is done (called in a
-        worker thread, see `erasure.parallel.encode_square_stream`); returns k, commitments and
-        blob index once every row was handed on.
+        """Encode `(namespace, data)` blobs in arrival order (see `erasure.square.encode_square`),
+        handing each `RowBatch` to `on_rows` as it is done (called in a worker thread, see
+        `erasure.parallel.encode_square_stream`); returns k, commitments and blob index once
+        every row was handed on.
 
         If cancelled, the encode stops at its next batch and this waits for its thread to end
         before re-raising: once this returns or raises, `on_rows` is never called again.

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from da.producer.encoder import Encoder
+from erasure.parallel import RowBatch
 
 BLOBS = [(b"\x01", b"tiny")]
 
@@ -36,9 +37,10 @@ async def test_a_broken_pool_is_replaced_and_the_next_encode_works() -> None:
 
     encoder = Encoder(make)
     await encoder.start()
+    batches: list[RowBatch] = []
     with pytest.raises(BrokenExecutor):
-        await encoder.encode(BLOBS, max_rows=1)
-    assert broken.shut_down and len(made) == 2
-    square = await encoder.encode(BLOBS, max_rows=1)
-    assert square.k == 1
+        await encoder.encode_stream(BLOBS, max_rows=1, on_rows=batches.append)
+    assert broken.shut_down and len(made) == 2 and not batches
+    summary = await encoder.encode_stream(BLOBS, max_rows=1, on_rows=batches.append)
+    assert summary.k == 1 and sum(len(b.cells) for b in batches) == 2  # 2k extended rows
     encoder.shutdown()
