@@ -9,7 +9,6 @@ recovery (from every other cell of every row) against 2k x recover_cells_and_kzg
 the rows in bench/run.py's convention.
 """
 
-import argparse
 import random
 import resource
 import subprocess
@@ -22,7 +21,7 @@ from typing import NamedTuple
 # A plain script: make the repository importable however the venv's editable install resolves it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, emit, log, parse_args, row  # noqa: E402  (bench/run.py: the table convention)
 
 from erasure import encode_square, kzg, recover_square  # noqa: E402
 from erasure.constants import CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL  # noqa: E402
@@ -109,10 +108,7 @@ def bench_row(f: Figure) -> BenchRow:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip k = 64 and the RSS child")
-    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "skip k = 64 and the RSS child")
     kzg.settings()  # our precomputed setup, loaded before any timing
     bare = kzg.load_settings(precompute=0)
     figures, squares = [], {}

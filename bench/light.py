@@ -9,7 +9,6 @@ the same kind of data: one `verify_cell_kzg_proof_batch` of a header's s samples
 G1 points, one BLS signature verification. Target: CPU per header at most 2x the bound.
 """
 
-import argparse
 import asyncio
 import itertools
 import multiprocessing
@@ -27,7 +26,7 @@ from prometheus_client import CollectorRegistry
 # A plain script: make the repository importable however the venv's editable install resolves it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, bench_parser, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da import signing  # noqa: E402
 from da.api.client import open_channel  # noqa: E402
@@ -161,13 +160,11 @@ def start_feeder(producer: str, size: int, interval: float) -> multiprocessing.P
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "5 headers: a smoke run")
     parser.add_argument("--headers", type=int, default=20)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--block-time", default="1")
     parser.add_argument("--blob-bytes", type=int, default=1000, help="size of the blob per block")
-    parser.add_argument("--quick", action="store_true", help="5 headers: a smoke run")
-    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
     args = parser.parse_args()
     headers = 5 if args.quick else args.headers
     kzg.settings()

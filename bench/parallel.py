@@ -27,7 +27,7 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from encode import encode_bound, full_square_blobs  # noqa: E402
-from run import BenchRow, emit, log, row  # noqa: E402
+from run import BenchRow, bench_parser, emit, log, row  # noqa: E402
 
 from erasure import encode_square, kzg  # noqa: E402
 from erasure.constants import CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL  # noqa: E402
@@ -229,9 +229,7 @@ def rows(quick: bool, *, as_json: bool = False) -> list[BenchRow]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="k = 8, no target judged")
-    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
+    parser = bench_parser(__doc__, "k = 8, no target judged")
     parser.add_argument("--rss-child", type=int, metavar="K", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:

@@ -68,12 +68,18 @@ def emit(rows: list[BenchRow], *, as_json: bool) -> None:
         print_table([("", r) for r in rows])
 
 
-def parse_args(doc: str, quick_help: str) -> argparse.Namespace:
-    """The convention's command line: `--quick` (described by `quick_help`) and `--json`."""
+def bench_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """The convention's command line, `--quick` (described by `quick_help`) and `--json`, for a
+    script to add its own flags to."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
-    return parser.parse_args()
+    return parser
+
+
+def parse_args(doc: str, quick_help: str) -> argparse.Namespace:
+    """`bench_parser(doc, quick_help).parse_args()`: for scripts without flags of their own."""
+    return bench_parser(doc, quick_help).parse_args()
 
 
 def log(message: str, *, as_json: bool) -> None:

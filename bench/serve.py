@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from procs import free_port, python_child  # noqa: E402  (bench/procs.py: child processes)
-from run import BenchRow, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, bench_parser, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da import serving  # noqa: E402
 from da.header import Header, sign_header, trust_root_from_hex  # noqa: E402
@@ -195,9 +195,7 @@ async def ingest(signed, square, db: str) -> float:  # type: ignore[no-untyped-d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="k = 8, short runs")
-    parser.add_argument("--json", action="store_true", help="one JSON line of rows (bench/run.py)")
+    parser = bench_parser(__doc__, "k = 8, short runs")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
