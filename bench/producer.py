@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parallel import bare_ckzg  # noqa: E402  (bench/parallel.py: the bare ckzg calls)
 from procs import Cluster, DaProcess, RssSampler, cluster, metric  # noqa: E402
-from run import BenchRow, emit, log, parse_args, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, row, run_sized  # noqa: E402  (bench/run.py: the table convention)
 
 from da.api.client import open_channel  # noqa: E402
 from da.header import header_from_bytes  # noqa: E402
@@ -292,9 +292,7 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
 
 
 def main() -> None:
-    args = parse_args(__doc__, "k = 4, a few blocks, no target")
-    sizes = QUICK if args.quick else FULL
-    emit(rows(sizes, not args.quick, lambda m: log(m, as_json=args.json)), as_json=args.json)
+    run_sized(__doc__, "k = 4, a few blocks, no target", rows, QUICK, FULL)
 
 
 if __name__ == "__main__":

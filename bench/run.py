@@ -26,8 +26,12 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
+
+S = TypeVar("S")  # a script's sizes
 
 BENCH_DIR = Path(__file__).resolve().parent
 TIMEOUT_SECONDS = 1800  # per benchmark script: a hung one must not hang `make bench`
@@ -80,6 +84,20 @@ def bench_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
 def parse_args(doc: str, quick_help: str) -> argparse.Namespace:
     """`bench_parser(doc, quick_help).parse_args()`: for scripts without flags of their own."""
     return bench_parser(doc, quick_help).parse_args()
+
+
+def run_sized(
+    doc: str,
+    quick_help: str,
+    rows: Callable[[S, bool, Callable[[str], None]], list[BenchRow]],
+    quick: S,
+    full: S,
+) -> None:
+    """The `main` of a script whose table is `rows(sizes, judged, say)`: `quick` sizes (targets
+    not judged) under `--quick`, else `full`; progress through `say`, rows emitted."""
+    args = parse_args(doc, quick_help)
+    say = lambda message: log(message, as_json=args.json)  # noqa: E731
+    emit(rows(quick if args.quick else full, not args.quick, say), as_json=args.json)
 
 
 def log(message: str, *, as_json: bool) -> None:

@@ -30,7 +30,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from procs import DaProcess, RssSampler, cluster, keygen  # noqa: E402
-from run import BenchRow, emit, log, parse_args, row  # noqa: E402  (bench/run.py: the table convention)
+from run import BenchRow, row, run_sized  # noqa: E402  (bench/run.py: the table convention)
 
 from da.api.client import open_channel  # noqa: E402
 from da.header import header_from_bytes  # noqa: E402
@@ -233,9 +233,7 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
 
 
 def main() -> None:
-    args = parse_args(__doc__, "30 blocks, no target judged")
-    sizes = QUICK if args.quick else FULL
-    emit(rows(sizes, not args.quick, lambda m: log(m, as_json=args.json)), as_json=args.json)
+    run_sized(__doc__, "30 blocks, no target judged", rows, QUICK, FULL)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def placements_for(square: EncodedSquare, included: Sequence[PendingBlob]) -> li
 
 
 def make_block(
-    square: EncodedSquare,
+    summary: SquareSummary,
     included: Sequence[PendingBlob],
     *,
     chain_id: str,
@@ -142,8 +142,8 @@ def make_block(
     time_ms: int,
     key: KeyPair,
 ) -> BuiltBlock:
-    """Sign the header of the block after `tip` holding `square` (pure: nothing is stored)."""
-    summary = SquareSummary(square.k, tuple(square.commitments), tuple(square.blob_index))
+    """Sign the header of the block after `tip` whose square `summary` describes (pure: nothing
+    is stored)."""
     header = Header(
         chain_id=chain_id,
         height=tip.height + 1,
@@ -169,26 +169,12 @@ def seal_batch(block: BuiltBlock) -> WriteBatch:
     return batch
 
 
-class RowWriter:
+class RowWriter(block_store.BlockRows):
     """`on_rows` for an encode: stores each `RowBatch` of the block at `height` as it arrives
     (one unsynced write per batch: the final synced batch makes them durable, see above)."""
 
-    def __init__(self, store: KeyValueStore, height: int) -> None:
-        self._store = store
-        self.height = height
-        self.rows: set[int] = set()
-
     def __call__(self, rows: RowBatch) -> None:
-        batch = WriteBatch()
-        pairs = zip(rows.cells, rows.proofs, strict=True)
-        block_store.add_rows_to_batch(batch, self.height, rows.first_row, pairs)
-        self._store.write(batch)
-        self.rows.update(rows.rows)
-
-    def check_complete(self, k: int) -> None:
-        """Raise RuntimeError unless exactly rows 0..2k-1 were written."""
-        if self.rows != set(range(2 * k)):
-            raise RuntimeError(f"block {self.height}: stored rows do not cover 0..{2 * k - 1}")
+        self.write(enumerate(zip(rows.cells, rows.proofs, strict=True), start=rows.first_row))
 
 
 def discard_unfinished_blocks(store: KeyValueStore) -> list[int]:
@@ -259,7 +245,7 @@ class BlockProducer:
             summary = await self._encoder.encode_stream(
                 [(blob.namespace, blob.data) for blob in chosen], self._max_rows, writer
             )
-            writer.check_complete(summary.k)
+            writer.check_complete(2 * summary.k)
             encode_seconds = self._timer() - started  # producing AND storing every row
             block = make_block(
                 summary,

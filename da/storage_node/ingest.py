@@ -42,28 +42,18 @@ Fetch = Callable[[SignedHeader, RowSink], Awaitable[FetchedBlock]]
 
 class StoreSink:
     """The `RowSink` of one ingest: verified rows of the block at `height` written to the store
-    as they come (not synced: the seal's synced write makes them durable), invisible until the
-    block is sealed."""
+    as they come (`blocks.BlockRows`), invisible until the block is sealed."""
 
     def __init__(self, store: KeyValueStore, height: int) -> None:
-        self._store = store
-        self._height = height
-        self.written: set[int] = set()
+        self.rows = blocks.BlockRows(store, height)
 
     async def put(self, rows: Sequence[tuple[int, Row]]) -> None:
-        await asyncio.to_thread(self._write, rows)
-        self.written.update(index for index, _ in rows)
-
-    def _write(self, rows: Sequence[tuple[int, Row]]) -> None:
-        batch = WriteBatch()
-        for index, row in rows:
-            blocks.add_rows_to_batch(batch, self._height, index, [row])
-        self._store.write(batch, sync=False)
+        await asyncio.to_thread(self.rows.write, rows)
 
     async def get(self, index: int) -> Row:
-        found = await asyncio.to_thread(blocks.get_row, self._store, self._height, index)
+        found = await asyncio.to_thread(blocks.get_row, self.rows.store, self.rows.height, index)
         if found is None:
-            raise LookupError(f"row {index} of height {self._height} was never put")
+            raise LookupError(f"row {index} of height {self.rows.height} was never put")
         return found
 
 
@@ -141,8 +131,7 @@ class Ingestor:
         sink = StoreSink(self.store, height)
         try:
             fetched = await fetch(signed, sink)
-            if len(sink.written) != 2 * k:
-                raise RuntimeError(f"fetch put {len(sink.written)} of the {2 * k} rows")
+            sink.rows.check_complete(2 * k)
             await asyncio.to_thread(self.seal, signed)
         except Exception as e:
             if isinstance(e, BlockUnavailable):

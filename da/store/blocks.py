@@ -1,11 +1,12 @@
 """Block data of the producer and the storage node: signed headers and extended rows.
 
 A block becomes visible (`has_block`, `head_height`, `block_row_count`, and so serving) only
-through its block marker, written in one atomic batch with its signed header. The storage node
-writes the whole block in that batch (`put_block`); the producer streams rows in earlier batches
-(`add_rows_to_batch`) and then seals the block (`add_block_seal_to_batch`). Rows without a marker
-are invisible orphans until `delete_orphan_rows` removes them; `get_row` and `get_cells` read rows
-only, so callers check the marker first (as `da.serving` does).
+through its block marker, written in one atomic batch with its signed header. The producer and
+the storage node stream a block's rows in earlier batches (`BlockRows`) and then seal it
+(`add_block_seal_to_batch`); `put_block` writes everything in one batch. Rows without a marker
+are invisible orphans until `delete_unsealed_rows` (one height) or `delete_orphan_rows` (every
+height above the head) removes them; `get_row` and `get_cells` read rows only, so callers check
+the marker first (as `da.serving` does).
 """
 
 from __future__ import annotations
@@ -91,6 +92,36 @@ def add_rows_to_batch(batch: WriteBatch, height: int, first_row: int, rows: Iter
         batch.put(schema.row_key(height, index), encode_row(cells, proofs))
         count += 1
     return count
+
+
+class BlockRows:
+    """The rows of the not yet sealed block at `height`, written as they come: each `write` is
+    one unsynced batch (the seal's synced write makes them durable: RocksDB's write-ahead log
+    syncs in write order) and stays invisible until the block is sealed. Remembers which rows
+    were written, so the seal can be refused for an incomplete block (`check_complete`)."""
+
+    def __init__(self, store: KeyValueStore, height: int) -> None:
+        self.store = store
+        self.height = height
+        self.written: set[int] = set()
+
+    def write(self, rows: Iterable[tuple[int, Row]]) -> None:
+        """Store `(index, row)` pairs (see `add_rows_to_batch` for what is refused)."""
+        batch = WriteBatch()
+        indexes = []
+        for index, row in rows:
+            add_rows_to_batch(batch, self.height, index, [row])
+            indexes.append(index)
+        self.store.write(batch)
+        self.written.update(indexes)
+
+    def check_complete(self, ext_rows: int) -> None:
+        """Raise RuntimeError unless exactly rows 0..ext_rows-1 were written."""
+        if self.written != set(range(ext_rows)):
+            raise RuntimeError(
+                f"block {self.height}: {len(self.written)} of the {ext_rows} rows written"
+                f" (rows 0..{ext_rows - 1} expected)"
+            )
 
 
 def add_block_seal_to_batch(
