@@ -27,9 +27,10 @@ import grpc
 
 from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, bearer_metadata, describe_rpc_error
 from da.api.server import (
-    DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_SECOND,
+    READ_ONLY_MAX_MESSAGE_BYTES,
+    WRITE_METHODS,
     ServerConfig,
 )
 from da.config import (
@@ -140,7 +141,9 @@ def _role_parser(commands: Any, common: argparse.ArgumentParser, name: str, help
     return sub
 
 
-def _add_server_flags(sub: Any, default_listen: str) -> None:
+def _add_server_flags(sub: Any, default_listen: str, *, takes_writes: bool = False) -> None:
+    """The gRPC server's flags; the token ones only for a role with a write method (DESIGN 13:
+    only the producer's SubmitBlob takes a token)."""
     sub.add_argument("--data-dir", type=Path, metavar="D", help="state directory (required)")
     sub.add_argument(
         "--listen", metavar="H:P",
@@ -155,14 +158,15 @@ def _add_server_flags(sub: Any, default_listen: str) -> None:
         help="address the /metrics endpoint listens on (default: 127.0.0.1; 0.0.0.0 in a "
         "container so Prometheus can scrape it)",
     )
-    sub.add_argument(
-        "--auth-token-file", type=Path, metavar="F",
-        help="file holding the bearer token required on write methods (SubmitBlob, Attest)",
-    )
-    sub.add_argument(
-        "--insecure", action="store_true",
-        help="allow listening beyond loopback without an auth token",
-    )
+    if takes_writes:
+        sub.add_argument(
+            "--auth-token-file", type=Path, metavar="F",
+            help="file holding the bearer token SubmitBlob requires",
+        )
+        sub.add_argument(
+            "--insecure", action="store_true",
+            help="allow listening beyond loopback without an auth token",
+        )
     sub.add_argument("--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain")
     sub.add_argument(
         "--tls-key", type=Path, metavar="PEM", help="TLS private key (with --tls-cert)"
@@ -178,7 +182,13 @@ def _add_server_flags(sub: Any, default_listen: str) -> None:
     )
     sub.add_argument(
         "--max-message-bytes", type=int, metavar="BYTES",
-        help=f"largest gRPC message sent or received (default: {DEFAULT_MAX_MESSAGE_BYTES})",
+        help="largest gRPC request accepted (default: 32 MiB for the producer, which takes "
+        "blobs; 1 MiB for storage nodes and light clients, which take small requests only)",
+    )
+    sub.add_argument(
+        "--tls-ca", type=Path, metavar="PEM",
+        help="CA certificates to verify the TLS of every node this one connects to "
+        "(default: plaintext channels)",
     )
 
 
@@ -207,7 +217,7 @@ def _add_keygen(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
     sub = _role_parser(commands, common, "producer", "run the block producer")
-    _add_server_flags(sub, "127.0.0.1:7000")
+    _add_server_flags(sub, "127.0.0.1:7000", takes_writes=True)
     sub.add_argument("--key-file", type=Path, metavar="KEYFILE", help="signing key (required)")
     sub.add_argument("--chain-id", metavar="ID", help="chain identifier (required)")
     sub.add_argument(
@@ -223,10 +233,16 @@ def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--operator", action="append", metavar="HEX",
-        help="storage-node public key whose attestations count; repeatable (default: any key)",
+        help="storage-node public key whose attestations count; repeatable (without any, "
+        "the producer certifies nothing: attestations need no token, their signature is "
+        "checked against these keys)",
     )
     sub.add_argument(
         "--workers", type=int, metavar="W", help="encoding processes (default: CPU count)"
+    )
+    sub.add_argument(
+        "--retention-blocks", type=int, metavar="N",
+        help=f"keep the latest N blocks, 0 = all (default: {DEFAULT_RETENTION_BLOCKS})",
     )
     sub.add_argument(
         "--max-blob-bytes", type=int, metavar="BYTES",
@@ -255,11 +271,6 @@ def _add_storage_node(commands: Any, common: argparse.ArgumentParser) -> None:
         "--retention-blocks", type=int, metavar="N",
         help=f"keep the latest N blocks, 0 = all (default: {DEFAULT_RETENTION_BLOCKS})",
     )
-    sub.add_argument(
-        "--producer-auth-token-file", type=Path, metavar="F",
-        help="bearer token for the producer's Attest (default: the --auth-token-file token)",
-    )
-    sub.add_argument("--producer-tls-ca", type=Path, metavar="PEM", help="CA of the producer")
     sub.add_argument(
         "--request-timeout", type=float, metavar="SECONDS", help="per-RPC timeout (default: 10)"
     )
@@ -476,16 +487,25 @@ def read_token_file(path: Path) -> str:
 # --- composing configs ----------------------------------------------------------------------
 
 
-def server_config(settings: dict[str, Any], default_listen: str) -> ServerConfig:
-    token_file = settings.get("auth_token_file")
+def server_config(
+    settings: dict[str, Any], default_listen: str, *, takes_writes: bool = False
+) -> ServerConfig:
+    """The role's gRPC server; `takes_writes` only for the producer (SubmitBlob and its token).
+    Read-only roles accept requests of at most `READ_ONLY_MAX_MESSAGE_BYTES` by default."""
+    token_file = settings.get("auth_token_file") if takes_writes else None
     fields = _pick(settings, {
-        "insecure": "insecure", "tls_cert": "tls_cert", "tls_key": "tls_key",
+        "tls_cert": "tls_cert", "tls_key": "tls_key",
         "rate_limit": "rate_limit_per_second", "rate_burst": "rate_limit_burst",
         "max_message_bytes": "max_message_bytes",
     })
+    if takes_writes:
+        fields.update(_pick(settings, {"insecure": "insecure"}))
+    else:
+        fields.setdefault("max_message_bytes", READ_ONLY_MAX_MESSAGE_BYTES)
     return ServerConfig(
         listen=settings.get("listen", default_listen),
         auth_token=read_token_file(token_file) if token_file is not None else None,
+        write_methods=WRITE_METHODS if takes_writes else frozenset(),
         **fields,
     )
 
@@ -495,21 +515,20 @@ def producer_config(settings: dict[str, Any]) -> ProducerConfig:
         data_dir=_require(settings, "data_dir"),
         key_file=_require(settings, "key_file"),
         chain_id=_require(settings, "chain_id"),
-        server=server_config(settings, "127.0.0.1:7000"),
+        server=server_config(settings, "127.0.0.1:7000", takes_writes=True),
         operators=tuple(settings.get("operator", ())),
         **_pick(settings, {
             "metrics_port": "metrics_port", "metrics_address": "metrics_address",
             "block_time": "block_time_seconds",
             "max_rows": "max_rows", "quorum": "quorum", "workers": "workers",
             "max_blob_bytes": "max_blob_bytes", "dask_scheduler": "dask_scheduler",
+            "retention_blocks": "retention_blocks",
         }),
     )
 
 
 def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
     server = server_config(settings, "127.0.0.1:7001")
-    token_file = settings.get("producer_auth_token_file")
-    producer_token = read_token_file(token_file) if token_file is not None else server.auth_token
     return StorageNodeConfig(
         data_dir=_require(settings, "data_dir"),
         producer=_require(settings, "producer"),
@@ -517,12 +536,11 @@ def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
         trusted_keys=tuple(_require(settings, "trusted_key")),
         server=server,
         peers=tuple(settings.get("peer", ())),
-        producer_auth_token=producer_token,
         **_pick(settings, {
             "metrics_port": "metrics_port", "metrics_address": "metrics_address",
             "key_file": "key_file",
             "retention_blocks": "retention_blocks", "max_rows": "max_rows",
-            "producer_tls_ca": "producer_tls_ca", "request_timeout": "request_timeout_seconds",
+            "tls_ca": "tls_ca", "request_timeout": "request_timeout_seconds",
         }),
     )
 
@@ -543,6 +561,7 @@ def light_client_config(settings: dict[str, Any]) -> Any:
             "sample_window": "sample_window_seconds", "concurrency": "concurrency",
             "request_timeout": "request_timeout_seconds",
             "peer_rate_limit": "peer_requests_per_second", "max_rows": "max_rows",
+            "tls_ca": "tls_ca",
         }),
     )
 

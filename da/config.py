@@ -57,6 +57,7 @@ class ProducerConfig:
     workers: int = field(default_factory=_cpu_count)  # encoding processes
     max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
     dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
+    retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
 
     def __post_init__(self) -> None:
         if self.max_blob_bytes is None and _is_valid_max_rows(self.max_rows):
@@ -80,6 +81,8 @@ class ProducerConfig:
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         self._validate_blob_limit()
+        if self.retention_blocks < 0:
+            raise ConfigError(f"retention_blocks must be >= 0, got {self.retention_blocks}")
         if self.dask_scheduler is not None:
             check_address("dask_scheduler", self.dask_scheduler)
 
@@ -109,8 +112,7 @@ class StorageNodeConfig:
     key_file: Path | None = None  # attestation key; None: the node does not attest
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
     max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
-    producer_auth_token: str | None = field(default=None, repr=False)  # for the producer's Attest
-    producer_tls_ca: Path | None = None  # PEM roots to verify the producer's TLS certificate
+    tls_ca: Path | None = None  # PEM roots to verify the TLS of producers and peers
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
 
     def validate(self) -> None:

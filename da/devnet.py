@@ -204,8 +204,7 @@ def role_settings(layout: Layout, node: Node, config: DevnetConfig) -> dict[str,
         peers = [s.address for s in layout.storage if s is not node]
         return {**common, **trusted, "producer": layout.producer.address,
                 **({"peer": peers} if peers else {}),
-                "key-file": str(layout.root / "keys" / f"{node.name}.key"),
-                "producer-auth-token-file": str(layout.token_file)}
+                "key-file": str(layout.root / "keys" / f"{node.name}.key")}
     return {**common, **trusted, "peer": [s.address for s in layout.storage],
             "confidence": 0.99, "sample-window": LIGHT_SAMPLE_WINDOW_SECONDS}
 

@@ -268,6 +268,18 @@ class Unauthenticated(DAError):
         return self.reason
 
 
+class PermissionDenied(DAError):
+    """The caller is known but not allowed to do this, e.g. an attestation signed by a key that
+    is not one of the producer's `--operator`s (-> PERMISSION_DENIED). Retrying never helps."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 class Unavailable(DAError):
     """The node cannot serve right now (starting, syncing, shutting down, or data withheld)
     (-> UNAVAILABLE). Retrying later or at another node can help."""

@@ -141,6 +141,15 @@ def _check_blob_index(k: int, blobs: tuple[BlobEntry, ...]) -> None:
 # --- encoding ---------------------------------------------------------------------------------
 
 
+def max_header_bytes(k: int) -> int:
+    """The largest canonical header of a k-row square: the longest chain id, and a blob starting
+    at every one of the k x 64 cells (what `header_from_bytes` admits), signature excluded."""
+    fixed = len(MAGIC) + 1 + MAX_CHAIN_ID_BYTES + 2 * _U64.size + HASH_BYTES + _U16.size
+    commitments = 2 * k * BYTES_PER_COMMITMENT
+    blobs = _U32.size + k * CELLS_PER_ROW * _BLOB_ENTRY.size
+    return fixed + commitments + blobs + signing.PUBLIC_KEY_BYTES
+
+
 def encode_header(header: Header) -> bytes:
     """The canonical v1 bytes of `header` (DESIGN 5)."""
     chain_id = header.chain_id.encode("utf-8")
@@ -199,6 +208,9 @@ def header_from_bytes(raw: bytes) -> Header:
     _check_k(k)  # before sizing the commitments by it
     commitments = _split(reader.take(2 * k * BYTES_PER_COMMITMENT, "commitments"))
     blob_count = reader.integer(_U32, "blob_count")
+    if blob_count > k * CELLS_PER_ROW:  # each blob starts at a new cell of the k x 64 ODS
+        cells = k * CELLS_PER_ROW
+        raise InvalidHeader(f"blob_count {blob_count} exceeds the {cells} cells of k = {k}")
     blob_bytes = reader.take(blob_count * _BLOB_ENTRY.size, "blob index")
     blobs = tuple(BlobEntry(*fields) for fields in _BLOB_ENTRY.iter_unpack(blob_bytes))
     producer = reader.take(signing.PUBLIC_KEY_BYTES, "producer")

@@ -8,11 +8,22 @@ series from the start instead of a gap; observing an unknown label value raises 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
 SUBMISSION_RESULTS = (
     "accepted",
@@ -40,6 +51,36 @@ SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
 BLOCK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 SAMPLE_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+def process_registry() -> CollectorRegistry:
+    """A fresh registry with the process (CPU, RSS, open files), platform and GC collectors that
+    prometheus-client registers only on its global registry, which our roles do not use."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def observe_store_size(registry: CollectorRegistry, data_dir: Path) -> Gauge:
+    """`da_store_size_bytes`: the bytes of every file under `data_dir`, measured at scrape."""
+    gauge = Gauge("da_store_size_bytes", "Bytes on disk under the data directory",
+                  registry=registry)
+    gauge.set_function(lambda: float(directory_bytes(data_dir)))
+    return gauge
+
+
+def directory_bytes(path: Path) -> int:
+    """Total size of the regular files under `path` (0 if it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+            except OSError:
+                continue  # removed meanwhile (compaction)
+    return total
 
 
 class ProducerMetrics:
@@ -110,6 +151,29 @@ class StorageMetrics:
         self.equivocations = Counter(
             "da_storage_equivocations", "Two signed headers seen for one height", registry=r
         )
+        self.lag = Gauge(
+            "da_storage_lag_blocks", "Newest verified height seen minus the head stored",
+            registry=r,
+        )
+        self.peers_shunned = Counter(
+            "da_storage_peers_shunned", "Sources set aside for serving forged or bad data",
+            registry=r,
+        )
+        self.attestation_failures = Counter(
+            "da_storage_attestation_failures", "Attestations refused or given up", registry=r
+        )
+        self._tip = 0
+
+    def observe_tip(self, height: int) -> None:
+        """A verified header at `height` was seen (the chain's tip is at least there)."""
+        self._tip = max(self._tip, height)
+        self.lag.set(max(0, self._tip - self._head))
+
+    def observe_peer_shunned(self) -> None:
+        self.peers_shunned.inc()
+
+    def observe_attestation_failure(self) -> None:
+        self.attestation_failures.inc()
 
     def observe_block_ingested(self, height: int, seconds: float) -> None:
         """The block at `height` is stored, `seconds` after its header arrived; the head height
@@ -121,6 +185,7 @@ class StorageMetrics:
     def set_head_height(self, height: int) -> None:
         self._head = height
         self.head_height.set(height)
+        self.lag.set(max(0, self._tip - height))
 
     def observe_samples_served(self, count: int) -> None:
         self.samples_served.inc(count)
@@ -167,6 +232,10 @@ class LightMetrics:
         self.rejected_headers = _counter_with_labels(
             "da_light_rejected_headers", "Headers refused", "reason", HEADER_REJECT_REASONS, r
         )
+        self.peers_shunned = Counter(
+            "da_light_peers_shunned", "Peers set aside for forged headers or bad samples",
+            registry=r,
+        )
 
     def set_head_height(self, height: int) -> None:
         self.head_height.set(height)
@@ -188,6 +257,9 @@ class LightMetrics:
         """A header failed verification; unknown reasons count as "other"."""
         self.rejected_headers.labels(_reason(reason, HEADER_REJECT_REASONS)).inc()
 
+    def observe_peer_shunned(self) -> None:
+        self.peers_shunned.inc()
+
 
 class RpcMetrics:
     """gRPC calls by method and status code, observed by one server interceptor."""
@@ -207,11 +279,13 @@ class RpcMetrics:
             self.requests.labels(method, "OK")
             self.seconds.labels(method)
 
-    def observe_request(self, method: str, code: str, seconds: float) -> None:
+    def observe_request(self, method: str, code: str, seconds: float | None) -> None:
         """One call of `method` (e.g. "/da.v1.ShareService/GetSamples") ended with status `code`
-        (a `grpc.StatusCode` name such as "OK" or "NOT_FOUND") after `seconds`."""
+        (a `grpc.StatusCode` name such as "OK" or "NOT_FOUND") after `seconds`; None for a
+        response stream, whose lifetime is no latency and stays out of the histogram."""
         self.requests.labels(method, code).inc()
-        self.seconds.labels(method).observe(seconds)
+        if seconds is not None:
+            self.seconds.labels(method).observe(seconds)
 
 
 _servers: dict[int, WSGIServer] = {}

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from da.errors import BadCoordinate
+from da.errors import BadCoordinate, InvalidRequest
 from erasure.constants import CELLS_PER_EXT_ROW, MAX_ROWS_LIMIT
 
 # The fewest cells of an extended row (k+1 rows x 65 columns) that must be withheld to make the
 # square unrecoverable: fewer than 65 missing in a row leaves >= 64 cells to recover it from.
 WITHHELD_COLUMNS_PER_ROW = CELLS_PER_EXT_ROW // 2 + 1
+# The most coordinates one GetSamples request may name, all distinct (DESIGN 13): a reply stays
+# under ~270 KiB, and a light client's s (16 at k = 64 for 0.99) fits in one request.
+MAX_SAMPLES_PER_REQUEST = 128
 
 
 @dataclass(frozen=True, order=True)
@@ -40,6 +44,21 @@ def cell_ref_from_coordinate(k: int, row: int, col: int) -> CellRef:
     if not (0 <= row < 2 * k and 0 <= col < CELLS_PER_EXT_ROW):
         raise BadCoordinate(row, col, k)
     return CellRef(row, col)
+
+
+def sample_refs_from_coordinates(k: int, coords: Iterable[tuple[int, int]]) -> list[CellRef]:
+    """Untrusted requested coordinates, checked: at most `MAX_SAMPLES_PER_REQUEST`, all
+    distinct, each inside the 2k x 128 square. Raises `BadCoordinate` or `InvalidRequest`."""
+    refs: list[CellRef] = []
+    for row, col in coords:
+        if len(refs) == MAX_SAMPLES_PER_REQUEST:
+            raise InvalidRequest(
+                f"more than {MAX_SAMPLES_PER_REQUEST} coordinates in one request"
+            )
+        refs.append(cell_ref_from_coordinate(k, row, col))
+    if len(set(refs)) != len(refs):
+        raise InvalidRequest("a coordinate is asked for more than once")
+    return refs
 
 
 def extended_cell_count(k: int) -> int:

@@ -3,7 +3,8 @@
 
 - `HeaderServicer`: GetHeader (0 = latest) and SubscribeHeaders, which streams stored headers
   from the store and is woken by a `HeadNotifier` the writer calls after storing a block.
-- `ShareServicer`: GetSamples (cells in the order asked, each row read once) and GetRow.
+- `ShareServicer`: GetSamples (at most 128 distinct coordinates, cells in the order asked, each
+  row read once, off the event loop) and GetRow.
 - `get_blobs(store, height, namespace)`: every blob of a namespace at a height with its data and
   the cells (with proofs) holding it; `BlobReadServicer` serves it as BlobService.GetBlobs and
   leaves the write methods to the role that has them.
@@ -17,6 +18,7 @@ bound and no header to drop.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ import grpc
 
 from da.api import convert
 from da.errors import ResourceExhausted, UnknownHeight
-from da.header import Header, blob_cells, blob_entries_for_namespace, header_from_bytes
+from da.header import Header, blob_cells, blob_entries_for_namespace
 from da.sampling import CellRef
 from da.store import blocks
 from da.store.base import KeyValueStore
@@ -34,12 +36,11 @@ from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
 from erasure.layout import blob_data_from_cells, normalize_namespace
 
-MAX_COORDS_PER_REQUEST = 4096
 MAX_SUBSCRIBERS = 256
 # A subscriber re-reads the head this often even without a notification (a missed wake-up, or a
 # writer that does not notify, costs at most this much latency).
 SUBSCRIBE_POLL_SECONDS = 5.0
-ROW_CACHE_ROWS = 256  # ~67 MiB of cells and proofs: two k = 64 blocks
+ROW_CACHE_BYTES = 64 * 1024 * 1024  # ~250 rows of cells and proofs: two k = 64 blocks
 
 ServedCounter = Callable[[int], None]
 """Called with the number of cells (with proofs) an RPC served, e.g.
@@ -120,14 +121,20 @@ class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
             self._subscribers -= 1
 
     async def _stream(self, from_height: int) -> AsyncIterator[pb.SignedHeader]:
-        """Stored headers from `from_height` (0: from the head) on, then each new one; heights
-        with no stored header (pruned) are skipped."""
-        next_height = from_height or max(latest_height(self._store), 1)
+        """Stored headers from `from_height` (0: from the head) on, then each new one. A height
+        below the lowest held starts at the lowest held (DESIGN 13): nothing is done for pruned
+        history, and every store read runs off the event loop."""
+        store = self._store
+        if from_height:
+            lowest = await asyncio.to_thread(blocks.lowest_height, store)
+            next_height = max(from_height, lowest)
+        else:
+            next_height = max(await asyncio.to_thread(latest_height, store), 1)
         while True:
             changed = self._notifier.next_change()
-            head = latest_height(self._store)
+            head = await asyncio.to_thread(latest_height, store)
             while next_height <= head:
-                found = _signed_header_pb(self._store, next_height)
+                found = await asyncio.to_thread(_signed_header_pb, store, next_height)
                 next_height += 1
                 if found is not None:
                     yield found
@@ -148,12 +155,6 @@ def block_k(store: KeyValueStore, height: int) -> int:
     return rows // 2
 
 
-def check_coordinate_count(count: int, limit: int = MAX_COORDS_PER_REQUEST) -> None:
-    """Raise `ResourceExhausted` when a request asks for more than `limit` cells."""
-    if count > limit:
-        raise ResourceExhausted(f"{count} coordinates asked, the limit is {limit} per request")
-
-
 def read_cells(
     store: KeyValueStore, height: int, refs: Sequence[CellRef], cache: RowCache | None = None
 ) -> list[tuple[bytes, bytes]]:
@@ -169,7 +170,8 @@ def read_cells(
 
 
 class RowCache:
-    """The most recently read rows, whole (cells and proofs split out), at most `max_rows`.
+    """The most recently read rows, whole (cells and proofs split out), at most `max_bytes` of
+    them; safe to use from several threads (the servicers read off the event loop).
 
     Why: a request for 16 random cells touches up to 16 rows of ~262 KiB each; reading and
     slicing them per request costs more than the RPC itself, while samplers keep asking about
@@ -177,22 +179,39 @@ class RowCache:
     refused before the cache is asked (`block_k` reads the block marker), so no invalidation.
     """
 
-    def __init__(self, max_rows: int = ROW_CACHE_ROWS) -> None:
-        self._max_rows = max_rows
+    def __init__(self, max_bytes: int = ROW_CACHE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._lock = threading.Lock()
         self._rows: OrderedDict[tuple[int, int], tuple[list[bytes], list[bytes]]] = OrderedDict()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
 
     def row(self, store: KeyValueStore, height: int, row: int) -> tuple[list[bytes], list[bytes]]:
         key = (height, row)
-        found = self._rows.get(key)
-        if found is not None:
-            self._rows.move_to_end(key)
-            return found
+        with self._lock:
+            found = self._rows.get(key)
+            if found is not None:
+                self._rows.move_to_end(key)
+                return found
         found = read_row(store, height, row)
-        if self._max_rows > 0:
-            self._rows[key] = found
-            if len(self._rows) > self._max_rows:
-                self._rows.popitem(last=False)
+        self._keep(key, found)
         return found
+
+    def _keep(self, key: tuple[int, int], row: tuple[list[bytes], list[bytes]]) -> None:
+        size = sum(map(len, row[0])) + sum(map(len, row[1]))
+        if size > self._max_bytes:
+            return
+        with self._lock:
+            if key in self._rows:
+                return
+            self._rows[key] = row
+            self._bytes += size
+            while self._bytes > self._max_bytes:
+                _, (cells, proofs) = self._rows.popitem(last=False)
+                self._bytes -= sum(map(len, cells)) + sum(map(len, proofs))
 
 
 def read_row(store: KeyValueStore, height: int, row: int) -> tuple[list[bytes], list[bytes]]:
@@ -211,21 +230,20 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
         store: KeyValueStore,
         *,
         on_served: ServedCounter = _ignore,
-        max_coords: int = MAX_COORDS_PER_REQUEST,
         cache: RowCache | None = None,
     ) -> None:
         self._store = store
         self._on_served = on_served
-        self._max_coords = max_coords
         self._cache = cache if cache is not None else RowCache()
 
     async def GetSamples(
         self, request: pb.GetSamplesRequest, context: Any
     ) -> pb.GetSamplesResponse:
-        check_coordinate_count(len(request.coords), self._max_coords)
-        k = block_k(self._store, request.height)
+        k = await asyncio.to_thread(block_k, self._store, request.height)
         refs = convert.coordinates_from_pb(request.coords, k)
-        found = read_cells(self._store, request.height, refs, self._cache)
+        found = await asyncio.to_thread(
+            read_cells, self._store, request.height, refs, self._cache
+        )
         self._on_served(len(found))
         return pb.GetSamplesResponse(
             cells=[
@@ -235,9 +253,9 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
         )
 
     async def GetRow(self, request: pb.GetRowRequest, context: Any) -> pb.GetRowResponse:
-        k = block_k(self._store, request.height)
+        k = await asyncio.to_thread(block_k, self._store, request.height)
         row = convert.check_row(request.row, k)
-        cells, proofs = self._cache.row(self._store, request.height, row)
+        cells, proofs = await asyncio.to_thread(self._cache.row, self._store, request.height, row)
         self._on_served(len(cells))
         return pb.GetRowResponse(
             cells=[
@@ -262,11 +280,12 @@ class StoredBlob:
 
 
 def stored_header(store: KeyValueStore, height: int) -> Header:
-    """The decoded header of a whole stored block; raises `UnknownHeight`."""
-    stored = blocks.get_signed_header(store, height) if blocks.has_block(store, height) else None
+    """The decoded header of a whole stored block; raises `UnknownHeight` (or
+    `CorruptValueError` if the stored bytes no longer decode)."""
+    stored = blocks.get_decoded_header(store, height) if blocks.has_block(store, height) else None
     if stored is None:
         raise UnknownHeight(height)
-    return header_from_bytes(stored[0])
+    return stored.header
 
 
 def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[StoredBlob]:
@@ -312,7 +331,6 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
 
     async def GetBlobs(self, request: pb.GetBlobsRequest, context: Any) -> pb.GetBlobsResponse:
         # Off the event loop: a blob may span every row of a block (MiBs to read and join).
-        # GetRow/GetSamples stay inline: sub-millisecond reads through the (unlocked) row cache.
         found = await asyncio.to_thread(get_blobs, self._store, request.height, request.namespace)
         self._on_served(sum(len(blob.cells) for blob in found))
         return blobs_to_pb(found)

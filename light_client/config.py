@@ -47,6 +47,7 @@ class LightClientConfig:
     request_timeout_seconds: float = DEFAULT_LIGHT_REQUEST_TIMEOUT_SECONDS  # per RPC
     peer_requests_per_second: float = DEFAULT_PEER_REQUESTS_PER_SECOND  # outgoing, per peer
     max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
+    tls_ca: Path | None = None  # PEM roots to verify the peers' TLS; None: plaintext
 
     def __post_init__(self) -> None:
         if self.samples is None and self.confidence is None:

@@ -27,11 +27,16 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
 from da.api.server import SAMPLING_SERVICE, ServerConfig, create_server, stop_server
 from da.header import SignedHeader, TrustRoot, trust_root_from_hex
-from da.metrics import LightMetrics, RpcMetrics, start_metrics_server, stop_metrics_server
+from da.metrics import (
+    LightMetrics,
+    RpcMetrics,
+    observe_store_size,
+    process_registry,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from da.sampling import (
     draw_coordinates,
     extended_cell_count,
@@ -45,7 +50,7 @@ from da.v1 import da_pb2_grpc
 from erasure import kzg
 from light_client.chain import HeaderChain
 from light_client.config import LightClientConfig
-from light_client.peers import GrpcPeer, Peer, PeerPool
+from light_client.peers import GrpcPeer, Peer, PeerPool, max_reply_bytes
 from light_client.sampler import Sampler
 from light_client.service import SamplingServicer
 from light_client.state import AvailabilityState
@@ -201,15 +206,20 @@ async def run(config: LightClientConfig) -> None:
     # Load the trusted setup (~3 s of CPU) before serving: done lazily, it would stall the first
     # sampling round and eat the first headers' sampling windows.
     await asyncio.to_thread(kzg.settings)
-    registry = CollectorRegistry()
+    registry = process_registry()
     metrics = LightMetrics(registry)
+    observe_store_size(registry, Path(config.data_dir))
     async with AsyncExitStack() as stack:
         store = open_store(Path(config.data_dir) / STORE_DIR)
         stack.callback(store.close)
         if config.metrics_port is not None:
             port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
             stack.callback(stop_metrics_server, port)
-        peers = [GrpcPeer(address) for address in config.peers]
+        reply_bytes = max_reply_bytes(config.max_rows)
+        peers = [
+            GrpcPeer(address, tls_ca=config.tls_ca, max_message_bytes=reply_bytes)
+            for address in config.peers
+        ]
         client = LightClient(config, peers=peers, store=store, metrics=metrics)
         stack.push_async_callback(client.pool.close)
         await _serve(stack, config.server, client, RpcMetrics(registry, SAMPLING_METHODS))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -19,8 +20,12 @@ from asyncio_throttle import Throttler
 
 from da.api.client import open_channel
 from da.api.convert import coordinates_to_pb
-from da.sampling import CellRef
+from da.api.server import DEFAULT_MAX_MESSAGE_BYTES
+from da.header import max_header_bytes
+from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef
+from da.signing import SIGNATURE_BYTES
 from da.v1 import da_pb2, da_pb2_grpc
+from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF
 from light_client.errors import PeerCallFailed
 
 DEFAULT_SHUN_SECONDS = 60.0  # how long a peer that served a bad proof is not asked again
@@ -67,12 +72,27 @@ class Peer(Protocol):
     async def close(self) -> None: ...
 
 
-class GrpcPeer:
-    """A peer reached over an insecure gRPC channel (loopback or a private network)."""
+def max_reply_bytes(max_rows: int) -> int:
+    """The largest answer a light client accepts from a peer: a header of a `max_rows` square
+    or a full GetSamples reply, whichever is larger, with room for framing (a few hundred KiB
+    at the default k = 64, not the storage node's 32 MiB)."""
+    samples = MAX_SAMPLES_PER_REQUEST * (BYTES_PER_CELL + BYTES_PER_PROOF + 16)
+    return max(max_header_bytes(max_rows) + SIGNATURE_BYTES, samples) + 64 * 1024
 
-    def __init__(self, address: str) -> None:
+
+class GrpcPeer:
+    """A peer reached over gRPC: TLS verified against `tls_ca` (PEM) if given, else plaintext
+    (loopback or a private network); answers larger than `max_message_bytes` are refused."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        tls_ca: Path | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self._address = address
-        self._channel = open_channel(address)
+        self._channel = open_channel(address, tls_ca=tls_ca, max_message_bytes=max_message_bytes)
         self._headers = da_pb2_grpc.HeaderServiceStub(self._channel)
         self._shares = da_pb2_grpc.ShareServiceStub(self._channel)
 
@@ -103,12 +123,16 @@ class GrpcPeer:
     async def get_samples(
         self, height: int, coords: Sequence[CellRef], timeout: float
     ) -> list[ServedCell]:
-        request = da_pb2.GetSamplesRequest(height=height, coords=coordinates_to_pb(coords))
-        try:
-            reply = await self._shares.GetSamples(request, timeout=timeout)
-        except grpc.aio.AioRpcError as e:
-            raise self._failed(e) from e
-        return [ServedCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in reply.cells]
+        served = []
+        for start in range(0, len(coords), MAX_SAMPLES_PER_REQUEST):  # the protocol's limit
+            chunk = coords[start : start + MAX_SAMPLES_PER_REQUEST]
+            request = da_pb2.GetSamplesRequest(height=height, coords=coordinates_to_pb(chunk))
+            try:
+                reply = await self._shares.GetSamples(request, timeout=timeout)
+            except grpc.aio.AioRpcError as e:
+                raise self._failed(e) from e
+            served += [ServedCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in reply.cells]
+        return served
 
     async def close(self) -> None:
         await self._channel.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from da.errors import InvalidRequest
 from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
-from da.sampling import CellRef, cell_ref_from_coordinate
+from da.sampling import CellRef, cell_ref_from_coordinate, sample_refs_from_coordinates
 from da.signing import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 from da.store.blobs import BlobRecord, BlobState
 from da.store.checkpoint import SamplingStatus
@@ -78,7 +78,9 @@ def coordinate_from_pb(msg: pb.CellCoord, k: int) -> CellRef:
 
 
 def coordinates_from_pb(msgs: Iterable[pb.CellCoord], k: int) -> list[CellRef]:
-    return [coordinate_from_pb(msg, k) for msg in msgs]
+    """A GetSamples request's coordinates: at most `MAX_SAMPLES_PER_REQUEST`, distinct, inside
+    the square (DESIGN 13); raises `InvalidRequest`/`BadCoordinate` (INVALID_ARGUMENT)."""
+    return sample_refs_from_coordinates(k, ((msg.row, msg.col) for msg in msgs))
 
 
 def coordinates_to_pb(refs: Iterable[CellRef]) -> list[pb.CellCoord]:

@@ -21,6 +21,7 @@ from grpc.aio import AbortError, ServicerContext
 from grpc.experimental import wrap_server_method_handler
 
 from da import errors as da_errors
+from da.store import errors as store_errors
 from erasure import errors as erasure_errors
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ INTERNAL_MESSAGE = "internal error"
 
 # Most specific first: SquareTooLarge is an ErasureError (a ValueError) but means "too big".
 STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    # Our own stored data no longer decodes: not the caller's fault, and retrying elsewhere helps.
+    (store_errors.CorruptValueError, grpc.StatusCode.DATA_LOSS),
     (erasure_errors.SquareTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (erasure_errors.ErasureError, grpc.StatusCode.INVALID_ARGUMENT),
     (da_errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
@@ -37,6 +40,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (da_errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (da_errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (da_errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (da_errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (da_errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (da_errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
 )

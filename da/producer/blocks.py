@@ -41,8 +41,7 @@ from da.store import blobs as blob_store
 from da.store import blocks as block_store
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.blobs import PendingBlob, Placement
-from erasure.constants import CELLS_PER_ROW
-from erasure.layout import BlobEntry, cells_for_length
+from erasure.layout import BlobEntry
 from erasure.parallel import RowBatch, SquareSummary
 
 log = logging.getLogger(__name__)
@@ -99,24 +98,6 @@ def chain_tip(store: KeyValueStore) -> Tip:
         return Tip(0, ZERO_HASH)
     raw, _signature = stored
     return Tip(height, header_hash(raw), header_from_bytes(raw).time_ms)
-
-
-def select_blobs(pending: Sequence[PendingBlob], max_rows: int) -> list[PendingBlob]:
-    """The longest arrival-order prefix of `pending` that fits a `max_rows` square.
-
-    Stopping at the first blob that does not fit (rather than skipping it) keeps arrival order:
-    a large blob is never starved by a stream of small ones behind it.
-    """
-    capacity = max_rows * CELLS_PER_ROW
-    chosen: list[PendingBlob] = []
-    used = 0
-    for blob in pending:
-        cells = cells_for_length(len(blob.data))
-        if used + cells > capacity:
-            break
-        chosen.append(blob)
-        used += cells
-    return chosen
 
 
 def placements_for(square: EncodedSquare, included: Sequence[PendingBlob]) -> list[Placement]:
@@ -199,6 +180,7 @@ class BlockProducer:
         chain_id: str,
         max_rows: int,
         encoder: Encoder,
+        retention_blocks: int = 0,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -210,6 +192,7 @@ class BlockProducer:
         self._chain_id = chain_id
         self._max_rows = max_rows
         self._encoder = encoder
+        self._retention = retention_blocks
         self._clock = clock
         self._timer = timer
         discard_unfinished_blocks(store)  # a crash may have left a block's rows without it
@@ -234,7 +217,7 @@ class BlockProducer:
         On any failure (cancellation included) the rows stored so far are deleted and the blobs
         stay pending; the exception propagates.
         """
-        chosen = select_blobs(await self._mempool.pending(), self._max_rows)
+        chosen = await self._mempool.next_square(self._max_rows)
         if not chosen:
             return None
         height = self.tip.height + 1
@@ -260,7 +243,20 @@ class BlockProducer:
             await self._discard(height)
             raise
         self._published(block, encode_seconds)
+        await self._prune()
         return block
+
+    async def _prune(self) -> None:
+        """Keep the newest `retention_blocks` blocks (0: all); a failure only delays it."""
+        try:
+            pruned = await _finish(asyncio.to_thread(
+                block_store.prune_outside_retention, self._store, self._retention
+            ))
+        except Exception:  # noqa: BLE001 - the block is published; pruning retries next time
+            log.exception("pruning old blocks failed")
+            return
+        if pruned:
+            log.info("pruned %d blocks outside the newest %d", pruned, self._retention)
 
     def _prepare(self, height: int) -> None:
         """Before streaming rows for `height`: refuse a taken height (its rows would be

@@ -5,8 +5,10 @@ Contract of `Attest`:
 - the block must be stored here (else NOT_FOUND) and `header_hash` must be its header's hash;
 - a signature that does not verify is INVALID_ARGUMENT (`BadAttestation`): the storage node's
   attester treats it as final, which is right, since resending the same bytes cannot help;
-- a key outside the configured `operators` gets `accepted = false` (well formed, but it does
-  not count); without `operators` any key counts (insecure: anyone can fill the quorum);
+- `Attest` takes no bearer token (DESIGN 13): it is authenticated by its BLS signature, and only
+  the configured `operators`' keys count; any other key is PERMISSION_DENIED (`NotAnOperator`).
+  Without `operators` no key counts, so the producer certifies nothing (it says so at start):
+  counting any key would let anyone fill the quorum;
 - attesting twice with one key is accepted and counts once.
 
 Why the rogue-key attack does not apply to the certificates formed here: each attestation's
@@ -22,9 +24,9 @@ import logging
 from da import signing
 from da.api.convert import Attestation
 from da.errors import UnknownHeight
-from da.header import Header, header_from_bytes, header_hash
+from da.header import Header
 from da.metrics import ProducerMetrics
-from da.producer.errors import BadAttestation, NoCertificate
+from da.producer.errors import BadAttestation, NoCertificate, NotAnOperator
 from da.store import blobs as blob_store
 from da.store import blocks as block_store
 from da.store import certificates as cert_store
@@ -59,13 +61,13 @@ class Certifier:
         header, expected_hash = await asyncio.to_thread(self._stored_header, att.height)
         if att.header_hash != expected_hash:
             raise BadAttestation(att.height, "header_hash is not the stored header's hash")
-        if self._operators and att.public_key not in self._operators:
-            log.warning(
-                "attestation for height %d by unknown key %s ignored",
+        if att.public_key not in self._operators:
+            log.info(
+                "attestation for height %d by non-operator key %s refused",
                 att.height,
                 att.public_key.hex()[:16],
             )
-            return False
+            raise NotAnOperator(att.public_key)
         if not await asyncio.to_thread(
             signing.verify, att.public_key, att.header_hash, att.signature
         ):
@@ -84,11 +86,10 @@ class Certifier:
         return cert
 
     def _stored_header(self, height: int) -> tuple[Header, bytes]:
-        stored = block_store.get_signed_header(self._store, height) if height else None
+        stored = block_store.get_decoded_header(self._store, height) if height else None
         if stored is None or not block_store.has_block(self._store, height):
             raise UnknownHeight(height)
-        raw, _signature = stored
-        return header_from_bytes(raw), header_hash(raw)
+        return stored.header, stored.hash
 
     async def _certify_if_quorum(self, header: Header, expected_hash: bytes) -> None:
         height = header.height
@@ -115,7 +116,7 @@ class Certifier:
         )
 
     def _counts(self, att: StoredAttestation) -> bool:
-        return not self._operators or att.public_key in self._operators
+        return att.public_key in self._operators
 
 
 def certificate_batch(cert: StoredCertificate, header: Header) -> WriteBatch:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from da.errors import InvalidRequest, NotFound, ResourceExhausted
+from da.errors import InvalidRequest, NotFound, PermissionDenied, ResourceExhausted
 
 
 class BadAttestation(InvalidRequest):
@@ -43,3 +43,13 @@ class NoCertificate(NotFound):
 
     def __str__(self) -> str:
         return f"no certificate for height {self.height}"
+
+
+class NotAnOperator(PermissionDenied):
+    """An attestation is signed by a key that is not one of the producer's `--operator`s
+    (-> PERMISSION_DENIED): it never counts here, so resending it cannot help."""
+
+    def __init__(self, public_key: bytes) -> None:
+        super().__init__(f"key {public_key.hex()[:16]}... is not an operator of this producer")
+        self.args = (public_key,)
+        self.public_key = public_key

@@ -19,6 +19,7 @@ from da.producer.errors import MempoolFull
 from da.store import blobs
 from da.store.base import KeyValueStore
 from da.store.blobs import BlobRecord, BlobState, PendingBlob
+from erasure.constants import CELLS_PER_ROW
 from erasure.errors import InvalidNamespace
 from erasure.layout import normalize_namespace
 
@@ -96,6 +97,15 @@ class Mempool:
         if self.count == 0:
             return []
         return await asyncio.to_thread(blobs.pending_blobs, self._store)
+
+    async def next_square(self, max_rows: int) -> list[PendingBlob]:
+        """The longest arrival-order prefix of the pending blobs that fits a `max_rows` square,
+        read from the store without loading the blobs behind it (the mempool may hold several
+        squares; the block loop asks every tick)."""
+        if self.count == 0:
+            return []
+        capacity = max_rows * CELLS_PER_ROW
+        return await asyncio.to_thread(blobs.pending_blobs_fitting, self._store, capacity)
 
     def removed(self, gone: Sequence[PendingBlob]) -> None:
         """`gone` left the mempool in a stored block."""

@@ -30,7 +30,14 @@ from da.api.server import (
     stop_server,
 )
 from da.config import ProducerConfig, decode_public_keys
-from da.metrics import ProducerMetrics, RpcMetrics, start_metrics_server, stop_metrics_server
+from da.metrics import (
+    ProducerMetrics,
+    RpcMetrics,
+    observe_store_size,
+    process_registry,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from da.producer.blocks import BlockProducer
 from da.producer.certify import Certifier
 from da.producer.encoder import Encoder
@@ -102,8 +109,9 @@ async def start(
     config.validate()
     key = read_key_file(config.key_file)
     store = _open(stack, config)
-    registry = CollectorRegistry()
+    registry = process_registry()
     metrics = ProducerMetrics(registry)
+    observe_store_size(registry, config.data_dir)
     limit = config.max_blob_bytes or max_blob_bytes(config.max_rows)
     mempool = Mempool(store, max_pending_bytes=MEMPOOL_SQUARES * max_blob_bytes(config.max_rows))
     metrics.set_pending_blobs(mempool.count)
@@ -131,6 +139,7 @@ async def start(
         chain_id=config.chain_id,
         max_rows=config.max_rows,
         encoder=encoder,
+        retention_blocks=config.retention_blocks,
     )
     metrics.set_head_height(producer.tip.height)
     _log_startup(config, port, key.public, producer.tip.height, mempool.count)
@@ -191,9 +200,9 @@ def _log_startup(
     )
     if not config.operators:
         log.warning(
-            "no --operator keys configured: attestations from ANY key count towards the quorum "
-            "of %d; this is insecure outside a devnet",
-            config.quorum,
+            "no --operator keys configured: this producer certifies nothing (attestations are "
+            "refused with PERMISSION_DENIED); give --operator HEX for each storage node whose "
+            "attestations count"
         )
     if config.server.auth_token is None:
-        log.warning("no auth token: SubmitBlob and Attest are open to anyone who can connect")
+        log.warning("no auth token: SubmitBlob is open to anyone who can connect")

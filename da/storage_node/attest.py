@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
 
@@ -55,15 +56,15 @@ class Attester:
         self,
         key: KeyPair,
         producer: Remote,
-        token: str | None,
         *,
         max_attempts: int = MAX_ATTEMPTS,
         backoff_cap_seconds: float = 30.0,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._key = key
         self._producer = producer
-        self._token = token
         self._max_attempts = max_attempts
+        self._on_failure = on_failure
         self._backoff_cap = backoff_cap_seconds
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(QUEUE_BLOCKS)
 
@@ -91,12 +92,13 @@ class Attester:
         backoff = Backoff(cap_seconds=self._backoff_cap)
         for attempt in range(1, self._max_attempts + 1):
             try:
-                accepted = await self._producer.attest(attestation, self._token)
+                accepted = await self._producer.attest(attestation)
             except RemoteError as e:
                 if _final(e):
                     log.warning(
                         "attestation of height %d refused: %s", attestation.height, describe(e)
                     )
+                    self._on_failure()
                     return False
                 log.info(
                     "attesting height %d (attempt %d): %s", attestation.height, attempt, describe(e)
@@ -116,6 +118,7 @@ class Attester:
             attestation.height,
             self._max_attempts,
         )
+        self._on_failure()
         return False
 
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from da.header import Header
-from da.sampling import CellRef
-from da.serving import MAX_COORDS_PER_REQUEST
+from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.remotes import Remote, RemoteError, describe
 from erasure import kzg
@@ -197,7 +196,7 @@ async def gather_cells(
     remotes: Sequence[Remote], header: Header, missing_rows: Sequence[int]
 ) -> tuple[dict[tuple[int, int], bytes], dict[tuple[int, int], bytes]]:
     """Cells (and proofs) of `missing_rows` from every remote, each asked only for what is
-    still missing, in requests of at most MAX_COORDS_PER_REQUEST cells. Unverified."""
+    still missing, in requests of at most MAX_SAMPLES_PER_REQUEST cells. Unverified."""
     cells: dict[tuple[int, int], bytes] = {}
     proofs: dict[tuple[int, int], bytes] = {}
     for remote in remotes:
@@ -207,8 +206,8 @@ async def gather_cells(
             for c in range(CELLS_PER_EXT_ROW)
             if (r, c) not in cells
         ]
-        for start in range(0, len(wanted), MAX_COORDS_PER_REQUEST):
-            chunk = wanted[start : start + MAX_COORDS_PER_REQUEST]
+        for start in range(0, len(wanted), MAX_SAMPLES_PER_REQUEST):
+            chunk = wanted[start : start + MAX_SAMPLES_PER_REQUEST]
             try:
                 found = await remote.get_samples(header.height, chunk, header.k)
             except (*RemoteError, ErasureError) as e:

@@ -5,6 +5,11 @@ One cycle: pick a source, ask its head (to start inside the retention window whe
 subscribe from our head + 1, ingest every header that arrives. A failing source ends the cycle;
 the next one starts at the next source after an exponential backoff. A cycle on a peer ends
 after `prefer_producer_seconds` so the node goes back to the producer once it is up again.
+
+Nothing a source says is believed before its header verifies: the head it reports sets the
+sync floor only once its signature and commitments check out, and a source that sends a forged
+or invalid header is shunned (skipped for `shun_seconds`, counted) rather than asked again at
+once (DESIGN 13).
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT_SECONDS = 30.0  # no header for this long: reconnect (a half-open stream looks idle)
 PREFER_PRODUCER_SECONDS = 30.0
+SHUN_SECONDS = 60.0  # a source that sent a forged or invalid header is not asked for this long
+# What a source proves about itself by sending it: a forgery or garbage, never honest lag.
+FORGED = (da_errors.InvalidHeader, da_errors.WrongChain, da_errors.UntrustedProducer,
+          da_errors.BadSignature, da_errors.InconsistentCommitments, da_errors.TooManyRows)
 
 OnStored = Callable[[Stored], Awaitable[None]]
 
@@ -46,6 +55,8 @@ class Follower:
         backoff: Backoff | None = None,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         prefer_producer_seconds: float = PREFER_PRODUCER_SECONDS,
+        shun_seconds: float = SHUN_SECONDS,
+        on_shun: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ingestor = ingestor
@@ -57,6 +68,9 @@ class Follower:
         self._idle_timeout = idle_timeout
         self._prefer_producer = prefer_producer_seconds
         self._clock = clock
+        self._shun_seconds = shun_seconds
+        self._on_shun = on_shun
+        self._shunned: dict[str, float] = {}  # address -> monotonic time the shun ends
         self._floor = 1  # the lowest height this cycle keeps (inside the retention window)
 
     @property
@@ -67,14 +81,33 @@ class Follower:
         turn = 0
         while True:
             source = self._remotes[turn % len(self._remotes)]
+            if self.is_shunned(source) and not self._all_shunned():
+                turn += 1
+                continue
             try:
                 await self.follow(source)
                 turn = 0  # ended on purpose (a peer's time is up, or idle): producer first
                 continue
+            except FORGED as e:
+                self.shun(source, e)
             except (*RemoteError, NoSource, BlockUnavailable, da_errors.DAError) as e:
                 log.warning("syncing from %s failed: %s", source.name, describe(e))
             turn += 1
             await asyncio.sleep(self._backoff.next_delay())
+
+    def shun(self, source: Remote, error: Exception) -> None:
+        """Set `source` aside for `shun_seconds`: it sent a header that proves it forged or
+        broken."""
+        self._shunned[source.address] = self._clock() + self._shun_seconds
+        self._on_shun()
+        log.warning("shunning %s for %.0f s: it sent a bad header (%s)", source.name,
+                    self._shun_seconds, describe(error))
+
+    def is_shunned(self, source: Remote) -> bool:
+        return self._shunned.get(source.address, 0.0) > self._clock()
+
+    def _all_shunned(self) -> bool:
+        return all(self.is_shunned(remote) for remote in self._remotes)
 
     async def follow(self, source: Remote) -> None:
         """One cycle on `source`: start height, then every header it streams, in order."""
@@ -93,18 +126,21 @@ class Follower:
             await stream.aclose()
 
     async def start_height(self, source: Remote) -> int:
-        """Our head + 1, or, when the source's head is beyond our retention window, the first
-        height of that window (older blocks would be pruned at once)."""
+        """Our head + 1, or, when the source's verified head is beyond our retention window,
+        the first height of that window (older blocks would be pruned at once). A head that
+        does not verify raises (the source is shunned): an unverified height never moves the
+        floor, or a liar could make the node skip every block."""
         start = self.head + 1
         if self._retention <= 0:
             return start
         try:
-            remote_head = (await source.get_header(0)).header.height
+            remote_head = await source.get_header(0)
         except RemoteError as e:
             if not is_not_found(e):
                 raise
             return start  # the source holds no block yet: subscribe and wait for the first
-        return max(start, remote_head - self._retention + 1)
+        await asyncio.to_thread(self._ingestor.verify_alone, remote_head)
+        return max(start, remote_head.header.height - self._retention + 1)
 
     async def take(self, signed: SignedHeader, source: Remote) -> None:
         """Ingest `signed`, first filling any gap between our head and it; a header below the

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from da import errors as da_errors
-from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_signed_header
+from da.header import SignedHeader, TrustRoot, verify_signed_header
 from da.metrics import StorageMetrics
 from da.serving import HeadNotifier
 from da.storage_node.errors import BlockUnavailable
@@ -95,8 +95,7 @@ class Ingestor:
         self._clock = clock
 
     def stored_header(self, height: int) -> SignedHeader | None:
-        found = blocks.get_signed_header(self.store, height) if height > 0 else None
-        return None if found is None else signed_header_from_bytes(*found)
+        return blocks.get_decoded_header(self.store, height) if height > 0 else None
 
     def accept_header(self, signed: SignedHeader) -> bool:
         """Check `signed` before anything else is done for it. True: fetch its block; False:
@@ -120,7 +119,18 @@ class Ingestor:
             self._metrics.observe_rejected(reject_reason(e))
             log.warning("rejected header at height %d: %s", height, e)
             raise
+        self._metrics.observe_tip(height)
         return True
+
+    def verify_alone(self, signed: SignedHeader) -> None:
+        """Check `signed` on its own (chain, trusted signature, commitments; no parent link):
+        enough to believe its height. Raises and counts like `accept_header`."""
+        try:
+            verify_signed_header(signed, self._trust, max_rows=self._max_rows)
+        except (da_errors.HeaderRejected, da_errors.InvalidHeader) as e:
+            self._metrics.observe_rejected(reject_reason(e))
+            raise
+        self._metrics.observe_tip(signed.header.height)
 
     async def ingest(self, signed: SignedHeader, fetch: Fetch) -> Stored | None:
         """Verify `signed`, fetch and verify its rows into the store, then seal the block."""
@@ -171,10 +181,7 @@ class Ingestor:
 
     def prune(self, retention_blocks: int) -> int:
         """Drop whole blocks older than the newest `retention_blocks` (0 keeps everything)."""
-        head = blocks.head_height(self.store)
-        if retention_blocks <= 0 or head <= retention_blocks:
-            return 0
-        pruned = blocks.prune_below(self.store, head - retention_blocks + 1)
+        pruned = blocks.prune_outside_retention(self.store, retention_blocks)
         if pruned:
-            log.info("pruned %d blocks below height %d", pruned, head - retention_blocks + 1)
+            log.info("pruned %d blocks outside the newest %d", pruned, retention_blocks)
         return pruned

@@ -29,7 +29,14 @@ from da.api.server import (
 )
 from da.config import StorageNodeConfig
 from da.header import trust_root_from_hex
-from da.metrics import RpcMetrics, StorageMetrics, start_metrics_server, stop_metrics_server
+from da.metrics import (
+    RpcMetrics,
+    StorageMetrics,
+    observe_store_size,
+    process_registry,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from da.signing import read_key_file
 from da.storage_node.attest import Attester
 from da.storage_node.follow import Follower
@@ -57,14 +64,15 @@ async def run(config: StorageNodeConfig) -> None:
     await asyncio.to_thread(kzg.settings)  # load the trusted setup before serving anything
     async with AsyncExitStack() as stack:
         store = _open(stack, config)
-        registry = CollectorRegistry()
+        registry = process_registry()
         metrics = StorageMetrics(registry)
+        observe_store_size(registry, config.data_dir)
         metrics.set_head_height(blocks.head_height(store))
         notifier = serving.HeadNotifier()
         await _serve(stack, config, store, metrics, registry, notifier)
         remotes = await _remotes(stack, config)
         verifier = await _verifier(stack)
-        attester = _attester(config, remotes[0])
+        attester = _attester(config, remotes[0], metrics)
         if attester is not None:  # the queue of a previous run was in memory only
             requeued = await attester.submit_recent(store)
             log.info("re-attesting the %d most recent stored blocks", requeued)
@@ -87,6 +95,7 @@ async def run(config: StorageNodeConfig) -> None:
             on_stored=on_stored,
             retention_blocks=config.retention_blocks,
             executor=verifier,
+            on_shun=metrics.observe_peer_shunned,
         )
         log.info(
             "storage node up: head %d, producer %s, %d peers, %s",
@@ -142,8 +151,8 @@ async def _serve(
 async def _remotes(stack: AsyncExitStack, config: StorageNodeConfig) -> list[Remote]:
     """The producer first, then the peers; channels closed on exit."""
     timeout = config.request_timeout_seconds
-    remotes = [Remote(config.producer, timeout, is_producer=True).open(config.producer_tls_ca)]
-    remotes += [Remote(peer, timeout).open() for peer in config.peers]
+    remotes = [Remote(config.producer, timeout, is_producer=True).open(config.tls_ca)]
+    remotes += [Remote(peer, timeout).open(config.tls_ca) for peer in config.peers]
     for remote in remotes:
         stack.push_async_callback(remote.close)
     return remotes
@@ -158,7 +167,10 @@ async def _verifier(stack: AsyncExitStack) -> Executor:
     return pool
 
 
-def _attester(config: StorageNodeConfig, producer: Remote) -> Attester | None:
+def _attester(
+    config: StorageNodeConfig, producer: Remote, metrics: StorageMetrics
+) -> Attester | None:
     if config.key_file is None:
         return None
-    return Attester(read_key_file(config.key_file), producer, config.producer_auth_token)
+    return Attester(read_key_file(config.key_file), producer,
+                    on_failure=metrics.observe_attestation_failure)

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from da.api import convert
-from da.api.client import bearer_metadata, describe_rpc_error, open_channel
+from da.api.client import describe_rpc_error, open_channel
 from da.header import SignedHeader
 from da.sampling import CellRef
 from da.v1 import da_pb2 as pb
@@ -91,13 +91,10 @@ class Remote:
         asked = set(refs)
         return {c.ref: c for c in convert.cells_from_pb(msg.cells, k) if c.ref in asked}
 
-    async def attest(self, attestation: convert.Attestation, token: str | None) -> bool:
+    async def attest(self, attestation: convert.Attestation) -> bool:
+        """Send one attestation (authenticated by its signature: no token, DESIGN 13)."""
         stub = da_pb2_grpc.AttestationServiceStub(self.channel)
-        msg = await stub.Attest(
-            convert.attestation_to_pb(attestation),
-            timeout=self.timeout,
-            metadata=bearer_metadata(token),
-        )
+        msg = await stub.Attest(convert.attestation_to_pb(attestation), timeout=self.timeout)
         return bool(msg.accepted)
 
 

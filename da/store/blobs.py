@@ -25,6 +25,7 @@ from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
 from erasure.constants import NAMESPACE_BYTES
 from erasure.layout import blob_hash as compute_blob_hash
+from erasure.layout import cells_for_length
 
 
 class BlobState(IntEnum):
@@ -92,10 +93,27 @@ def next_sequence(store: KeyValueStore) -> int:
 
 def pending_blobs(store: KeyValueStore) -> list[PendingBlob]:
     """Every pending blob, in arrival order."""
-    return [
-        PendingBlob(schema.seq_from_pending_key(key), raw[:NAMESPACE_BYTES], raw[NAMESPACE_BYTES:])
-        for key, raw in store.iterate(schema.PENDING_BLOB)
-    ]
+    return [_pending_blob(key, raw) for key, raw in store.iterate(schema.PENDING_BLOB)]
+
+
+def _pending_blob(key: bytes, raw: bytes) -> PendingBlob:
+    seq = schema.seq_from_pending_key(key)
+    return PendingBlob(seq, raw[:NAMESPACE_BYTES], raw[NAMESPACE_BYTES:])
+
+
+def pending_blobs_fitting(store: KeyValueStore, capacity_cells: int) -> list[PendingBlob]:
+    """The longest arrival-order prefix of the pending blobs whose cells (each blob from a new
+    cell) fit `capacity_cells`; stops reading at the first blob that does not fit, so arrival
+    order is kept (a large blob is never starved by small ones behind it)."""
+    chosen: list[PendingBlob] = []
+    used = 0
+    for key, raw in store.iterate(schema.PENDING_BLOB):
+        cells = cells_for_length(len(raw) - NAMESPACE_BYTES)
+        if used + cells > capacity_cells:
+            break
+        chosen.append(_pending_blob(key, raw))
+        used += cells
+    return chosen
 
 
 def settle_pending(batch: WriteBatch, seq: int, blob_hash: bytes, record: BlobRecord) -> None:

@@ -15,6 +15,8 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
+from da.errors import InvalidHeader
+from da.header import SignedHeader, signed_header_from_bytes
 from da.signing import SIGNATURE_BYTES
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
@@ -64,6 +66,19 @@ def get_signed_header(store: KeyValueStore, height: int) -> tuple[bytes, bytes] 
     if len(raw) <= SIGNATURE_BYTES:
         raise CorruptValueError(key, "signed header shorter than its signature")
     return raw[SIGNATURE_BYTES:], raw[:SIGNATURE_BYTES]
+
+
+def get_decoded_header(store: KeyValueStore, height: int) -> SignedHeader | None:
+    """The signed header stored at `height`, decoded, or None. Stored headers were verified
+    before they were written, so bytes that no longer decode are corruption of our own data
+    (`CorruptValueError`, DATA_LOSS at the edge), never the caller's bad input."""
+    stored = get_signed_header(store, height)
+    if stored is None:
+        return None
+    try:
+        return signed_header_from_bytes(*stored)
+    except InvalidHeader as e:
+        raise CorruptValueError(schema.signed_header_key(height), str(e)) from e
 
 
 def add_block_to_batch(
@@ -254,6 +269,15 @@ def prune_below(
         )
         store.write(batch, sync=sync)
     return len(doomed)
+
+
+def prune_outside_retention(store: KeyValueStore, retention_blocks: int) -> int:
+    """Delete whole blocks older than the newest `retention_blocks` (0 keeps everything);
+    returns how many (producer replicas and storage nodes alike, DESIGN 13)."""
+    head = head_height(store)
+    if retention_blocks <= 0 or head <= retention_blocks:
+        return 0
+    return prune_below(store, head - retention_blocks + 1)
 
 
 def delete_orphan_rows(store: KeyValueStore, *, sync: bool = False) -> list[int]:

@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from da import cli
-from da.api.server import BLOB_SERVICE, HEADER_SERVICE, ServerConfig, create_server, stop_server
+from da.api.server import (
+    BLOB_SERVICE,
+    HEADER_SERVICE,
+    READ_ONLY_MAX_MESSAGE_BYTES,
+    ServerConfig,
+    create_server,
+    stop_server,
+)
 from da.config import ProducerConfig, StorageNodeConfig
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
@@ -63,8 +70,7 @@ def test_toml_values_with_flags_overriding(tmp_path: Path) -> None:
     assert config.max_blob_bytes == 16 * 64 * 1984
 
 
-def test_storage_node_lists_and_tokens(tmp_path: Path) -> None:
-    token_file = write(tmp_path / "token", f"  {TOKEN}\n")
+def test_storage_node_lists_and_no_token(tmp_path: Path) -> None:
     config_file = write(tmp_path / "s.toml", f"""
         data-dir = "d"
         producer = "127.0.0.1:7000"
@@ -72,7 +78,6 @@ def test_storage_node_lists_and_tokens(tmp_path: Path) -> None:
         trusted-key = "{KEY}"
         peer = ["127.0.0.1:7002", "127.0.0.1:7003"]
         retention-blocks = 5
-        auth-token-file = "{token_file}"
         listen = "0.0.0.0:7001"
     """)
     config = cli.compose_config(
@@ -82,7 +87,22 @@ def test_storage_node_lists_and_tokens(tmp_path: Path) -> None:
     assert config.trusted_keys == (KEY,)
     assert config.peers == ("127.0.0.1:7004",)  # a repeatable flag replaces the file's list
     assert config.retention_blocks == 5
-    assert config.server.auth_token == TOKEN and config.producer_auth_token == TOKEN
+    # DESIGN 13: a storage node has no write method, so it listens anywhere without a token,
+    # takes no token setting at all, and accepts only small requests.
+    assert config.server.auth_token is None and not config.server.write_methods
+    config.validate()
+    assert config.server.max_message_bytes == READ_ONLY_MAX_MESSAGE_BYTES
+
+
+def test_token_flags_only_where_a_write_method_is(tmp_path: Path) -> None:
+    token_file = write(tmp_path / "token", f"{TOKEN}\n")
+    base = ["--data-dir", "d", "--chain-id", "c", "--trusted-key", KEY]
+    for argv in (
+        ["storage-node", "--producer", "127.0.0.1:7000", *base],
+        ["light-client", "--peer", "127.0.0.1:7000", *base],
+    ):
+        with pytest.raises(SystemExit):
+            cli.compose_config([*argv, "--auth-token-file", str(token_file)])
 
 
 def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> None:

@@ -132,4 +132,4 @@ def test_decode_public_keys() -> None:
 
 
 def test_tokens_stay_out_of_repr() -> None:
-    assert "tok" not in repr(storage(producer_auth_token="tok"))
+    assert "tok" not in repr(ServerConfig(auth_token="tok"))

@@ -16,6 +16,7 @@ from da.errors import (
     InvalidRequest,
     KeyFileError,
     NotFound,
+    PermissionDenied,
     RateLimited,
     ResourceExhausted,
     TooLarge,
@@ -49,6 +50,7 @@ EXAMPLES = [
     Unauthenticated(),
     Unavailable("syncing"),
     Unimplemented("SubmitBlob", "submit to the producer"),
+    PermissionDenied("key abcd is not an operator"),
 ]
 
 

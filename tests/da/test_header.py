@@ -29,12 +29,14 @@ from da.header import (
     find_blob_entry,
     header_from_bytes,
     header_hash,
+    max_header_bytes,
     sign_header,
     signed_header_from_bytes,
     trust_root_from_hex,
     verify_signed_header,
 )
 from da.sampling import CellRef
+from erasure.square import encode_square
 
 KEY = signing.generate_keypair(b"\x01" * 32)
 OTHER_KEY = signing.generate_keypair(b"\x02" * 32)
@@ -268,6 +270,21 @@ def test_edge_cases_that_are_valid() -> None:
     assert [b.start_cell for b in gap.blobs] == [10, 50]
 
 
+def test_blob_count_is_bounded_by_k_before_entries_are_built() -> None:
+    """Each blob starts at a new cell, so k = 2 admits at most 128 entries: a 129th is refused
+    from the count alone (DESIGN 13), whatever the entries hold."""
+    raw = assembled(blob_count=(129).to_bytes(4, "big"), blobs=entry_bytes(NS_A, 0, 1) * 129)
+    with pytest.raises(InvalidHeader, match="exceeds the 128 cells"):
+        header_from_bytes(raw)
+
+
+def test_max_header_bytes_bounds_the_largest_header() -> None:
+    entries = b"".join(entry_bytes(NS_A, cell, 1) for cell in range(128))
+    raw = assembled(chain_id=bytes([64]) + b"c" * 64, blobs=entries)
+    assert len(header_from_bytes(raw).blobs) == 128
+    assert len(raw) == max_header_bytes(2)
+
+
 def test_every_truncation_is_invalid() -> None:
     raw = encode_header(make_header())
     for end in range(len(raw)):
@@ -402,8 +419,7 @@ def test_inconsistent_commitments_rejected(commitments: tuple[bytes, ...]) -> No
 
 @pytest.fixture(scope="module")
 def real_square():  # type: ignore[no-untyped-def]
-    square = pytest.importorskip("erasure.square", reason="erasure.square is not written yet")
-    return square.encode_square([(b"\x01", b"hello, DA"), (b"\x02", b"x" * 3000)], max_rows=1)
+    return encode_square([(b"\x01", b"hello, DA"), (b"\x02", b"x" * 3000)], max_rows=1)
 
 
 def test_commitments_of_a_real_square(real_square) -> None:  # type: ignore[no-untyped-def]

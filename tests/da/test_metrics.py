@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from da import metrics
+from da.metrics import StorageMetrics, observe_store_size, process_registry
 
 
 @pytest.fixture
@@ -109,3 +111,33 @@ def test_metrics_server_binds_port_zero_and_stops(registry: CollectorRegistry) -
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
     metrics.stop_metrics_server(port)  # a no-op once stopped
+
+
+def test_every_role_registry_has_process_platform_and_gc_collectors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    registry = process_registry()
+    assert (registry.get_sample_value("process_resident_memory_bytes") or 0) > 0
+    assert registry.get_sample_value("python_info", {
+        "implementation": "CPython", "major": "3", "minor": "11",
+        "patchlevel": platform.python_version_tuple()[2], "version": platform.python_version(),
+    }) == 1
+    assert registry.get_sample_value("python_gc_objects_collected_total", {"generation": "0"}) \
+        is not None
+    (tmp_path / "a").write_bytes(b"x" * 1000)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"y" * 24)
+    observe_store_size(registry, tmp_path)
+    assert registry.get_sample_value("da_store_size_bytes") == 1024
+
+
+def test_storage_lag_follows_the_tip_and_the_head() -> None:
+    registry = CollectorRegistry()
+    m = StorageMetrics(registry)
+    m.observe_tip(10)
+    m.set_head_height(4)
+    assert registry.get_sample_value("da_storage_lag_blocks") == 6
+    m.observe_block_ingested(10, 0.5)
+    assert registry.get_sample_value("da_storage_lag_blocks") == 0
+    m.observe_peer_shunned()
+    m.observe_attestation_failure()
+    assert registry.get_sample_value("da_storage_peers_shunned_total") == 1
+    assert registry.get_sample_value("da_storage_attestation_failures_total") == 1

@@ -9,13 +9,17 @@ import grpc
 import pytest
 
 from da import serving
+from da.api.errors import status_for
 from da.api.server import HEADER_SERVICE, SHARE_SERVICE, ServerConfig, create_server, stop_server
-from da.errors import BadCoordinate, ResourceExhausted, UnknownHeight
+from da.errors import BadCoordinate, InvalidRequest, ResourceExhausted, UnknownHeight
 from da.header import signed_header_from_bytes
+from da.store import blocks, schema
+from da.store.errors import CorruptValueError
 from da.store.memory import MemoryStore
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
 from erasure import kzg
+from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_EXT_ROW
 from erasure.errors import InvalidNamespace
 from tests.da.storage_node.chain import NS_A, NS_B, blobs_for, chain, store_block
 
@@ -80,6 +84,54 @@ async def test_subscribe_streams_stored_then_new_headers() -> None:
     assert await asyncio.wait_for(task, 5) == [1, 2, 3]
 
 
+class CountingStore(MemoryStore):
+    """A MemoryStore that records every key read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[bytes] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads.append(key)
+        return super().get(key)
+
+
+async def test_subscribe_below_the_lowest_held_height_starts_there() -> None:
+    """DESIGN 13: no work for pruned history. Blocks 1..2 were pruned: a subscription from
+    height 1 reads nothing below height 3 (the old stream walked every pruned height)."""
+    store = CountingStore()
+    for block in chain(3, big_at=(3,)):
+        store_block(store, block)
+    blocks.prune_below(store, 3)
+    headers = serving.HeaderServicer(store, serving.HeadNotifier())
+    stream = headers.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=1), None)
+    store.reads.clear()
+    assert await asyncio.wait_for(_take(stream, 1), 5) == [3]
+    assert schema.signed_header_key(1) not in store.reads
+    assert schema.signed_header_key(2) not in store.reads
+
+
+def test_row_cache_is_bounded_in_bytes(store: MemoryStore) -> None:
+    row_bytes = CELLS_PER_EXT_ROW * (BYTES_PER_CELL + BYTES_PER_PROOF)
+    cache = serving.RowCache(max_bytes=3 * row_bytes)
+    for row in range(4):  # height 3: k = 2, four extended rows
+        cache.row(store, 3, row)
+        assert cache.size_bytes <= 3 * row_bytes
+    assert cache.size_bytes == 3 * row_bytes
+
+
+async def test_a_corrupt_stored_header_is_data_loss_not_the_callers_fault(
+    store: MemoryStore,
+) -> None:
+    raw, signature = blocks.get_signed_header(store, 2)  # type: ignore[misc]
+    store.put(schema.signed_header_key(2), signature + b"garbage" + raw[7:])
+    with pytest.raises(CorruptValueError):
+        await serving.BlobReadServicer(store).GetBlobs(
+            pb.GetBlobsRequest(height=2, namespace=NS_A), None
+        )
+    assert status_for(CorruptValueError(b"k", "x"))[0] is grpc.StatusCode.DATA_LOSS
+
+
 async def test_subscribe_from_zero_starts_at_head(store: MemoryStore) -> None:
     headers = serving.HeaderServicer(store, serving.HeadNotifier())
     stream = headers.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=0), None)
@@ -105,7 +157,7 @@ async def test_subscriber_cap() -> None:
 async def test_get_samples_in_order_and_verifying(store: MemoryStore) -> None:
     served: list[int] = []
     shares = serving.ShareServicer(store, on_served=served.append)
-    asked = [(3, 127), (0, 0), (2, 64), (0, 0), (1, 5)]
+    asked = [(3, 127), (0, 0), (2, 64), (0, 1), (1, 5)]
     response = await shares.GetSamples(pb.GetSamplesRequest(height=3, coords=coords(*asked)), None)
     assert [(c.row, c.col) for c in response.cells] == asked
     commitments = chain(3, big_at=(3,))[2].signed.header.commitments
@@ -127,10 +179,17 @@ async def test_get_samples_rejects_coordinates_outside_the_square(
         await shares.GetSamples(pb.GetSamplesRequest(height=1, coords=coords(bad)), None)
 
 
-async def test_get_samples_caps_coordinates(store: MemoryStore) -> None:
-    shares = serving.ShareServicer(store, max_coords=4)
-    with pytest.raises(ResourceExhausted):
-        await shares.GetSamples(pb.GetSamplesRequest(height=1, coords=coords(*[(0, 0)] * 5)), None)
+async def test_get_samples_takes_at_most_128_distinct_coordinates(store: MemoryStore) -> None:
+    """DESIGN 13: more than 128 coordinates, or one asked twice, is INVALID_ARGUMENT; 128
+    distinct ones are served (the reply stays bounded: ~270 KiB)."""
+    shares = serving.ShareServicer(store)
+    every = [(row, col) for row in range(2) for col in range(CELLS_PER_EXT_ROW)]  # k = 1: 256
+    request = pb.GetSamplesRequest(height=1, coords=coords(*every[:128]))
+    reply = await shares.GetSamples(request, None)
+    assert len(reply.cells) == 128 and reply.ByteSize() < 300 * 1024
+    for asked in (every[:129], [(0, 0), (1, 1), (0, 0)]):
+        with pytest.raises(InvalidRequest):
+            await shares.GetSamples(pb.GetSamplesRequest(height=1, coords=coords(*asked)), None)
 
 
 @pytest.mark.parametrize("height", [0, 9])
@@ -214,7 +273,7 @@ async def test_status_codes_over_grpc(store: MemoryStore) -> None:
                     shares.GetSamples(
                         pb.GetSamplesRequest(height=1, coords=coords(*[(0, 0)] * 4097))
                     ),
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    grpc.StatusCode.INVALID_ARGUMENT,
                 ),
             ]
             for call, code in cases:

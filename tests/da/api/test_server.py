@@ -3,13 +3,16 @@ reflection, and the refusal to listen beyond loopback without a token."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry
@@ -42,8 +45,13 @@ class FakeBlobService(da_pb2_grpc.BlobServiceServicer):
         raise RuntimeError("boom: secret internals")
 
 
+SLOW = 100  # a GetHeader or SubscribeHeaders at this height hangs until cancelled
+
+
 class FakeHeaderService(da_pb2_grpc.HeaderServiceServicer):
     async def GetHeader(self, request: pb.GetHeaderRequest, context: Any) -> Any:
+        if request.height == SLOW:
+            await asyncio.sleep(3600)
         if request.height > 5:
             raise UnknownHeight(request.height)
         return pb.SignedHeader(header=HEADER, signature=SIGNATURE)
@@ -51,6 +59,8 @@ class FakeHeaderService(da_pb2_grpc.HeaderServiceServicer):
     async def SubscribeHeaders(
         self, request: pb.SubscribeHeadersRequest, context: Any
     ) -> AsyncIterator[pb.SignedHeader]:
+        if request.from_height == SLOW:
+            await asyncio.sleep(3600)
         for height in range(request.from_height, 4):
             yield pb.SignedHeader(header=height.to_bytes(8, "big"), signature=SIGNATURE)
         raise UnknownHeight(4)
@@ -79,6 +89,7 @@ def serve(registry: CollectorRegistry) -> Callable[..., Any]:
             service_names=[BLOB_SERVICE, HEADER_SERVICE],
         )
         assert port > 0
+        server.port = port  # type: ignore[attr-defined]  # for tests opening more connections
         channel = open_channel(f"127.0.0.1:{port}")
         try:
             yield server, channel
@@ -222,6 +233,145 @@ async def test_reflection_lists_services(serve: Any) -> None:
         call = stub.ServerReflectionInfo(iter([request]), timeout=5)
         names = {s.name async for reply in call for s in reply.list_services_response.service}
     assert {BLOB_SERVICE, HEADER_SERVICE, "grpc.health.v1.Health"} <= names
+
+
+def connections(server: grpc.aio.Server, count: int) -> list[grpc.aio.Channel]:
+    """`count` separate client connections (own subchannels) from this host to `server`."""
+    return [
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}",  # type: ignore[attr-defined]
+                                  options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(count)
+    ]
+
+
+async def refused(call: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value
+
+
+async def test_open_streams_are_limited_per_host_not_per_connection(serve: Any) -> None:
+    """One connection could take every subscription slot; several could too, so the limit is per
+    host: with host_streams=2, a third connection's stream is refused, and health still
+    answers."""
+    async with serve(host_streams=2) as (server, _):
+        channels = connections(server, 3)
+        stubs = [da_pb2_grpc.HeaderServiceStub(ch) for ch in channels]
+        streams = [s.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=SLOW)) for s in stubs]
+        try:
+            open_ = [asyncio.ensure_future(stream.read()) for stream in streams[:2]]
+            await asyncio.sleep(0.3)
+            error = await refused(streams[2].read())
+            assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "open streams" in (error.details() or "")
+            health = health_pb2_grpc.HealthStub(channels[2])
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            for stream in streams:
+                stream.cancel()
+            await asyncio.gather(*open_, return_exceptions=True)
+            for ch in channels:
+                await ch.close()
+
+
+async def test_concurrent_calls_are_limited_per_host(serve: Any) -> None:
+    async with serve(host_concurrent_calls=2) as (server, channel):
+        channels = connections(server, 3)
+        stubs = [da_pb2_grpc.HeaderServiceStub(ch) for ch in channels]
+        slow = [asyncio.ensure_future(s.GetHeader(pb.GetHeaderRequest(height=SLOW), timeout=30))
+                for s in stubs[:2]]
+        try:
+            await asyncio.sleep(0.3)
+            error = await refused(stubs[2].GetHeader(pb.GetHeaderRequest(height=1), timeout=5))
+            assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "concurrent calls" in (error.details() or "")
+        finally:
+            for call in slow:
+                call.cancel()
+            await asyncio.gather(*slow, return_exceptions=True)
+            for ch in channels:
+                await ch.close()
+        # the slots are given back once the calls end
+        reply = await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+            pb.GetHeaderRequest(height=1), timeout=5
+        )
+        assert reply.signature == SIGNATURE
+
+
+async def test_call_rate_is_limited_per_host_across_connections(serve: Any) -> None:
+    # Each connection may send 1000/s; the host as a whole 0.5/s with a burst of 2.
+    async with serve(rate_limit_per_second=1000.0, rate_limit_burst=1,
+                     host_rate_limit_per_second=0.5) as (server, _):
+        channels = connections(server, 3)
+        try:
+            stubs = [da_pb2_grpc.HeaderServiceStub(ch) for ch in channels]
+            for stub in stubs[:2]:
+                await stub.GetHeader(pb.GetHeaderRequest(height=1), timeout=5)
+            error = await refused(stubs[2].GetHeader(pb.GetHeaderRequest(height=1), timeout=5))
+            assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            for ch in channels:
+                await ch.close()
+
+
+async def test_streams_count_calls_but_stay_out_of_the_latency_histogram(
+    serve: Any, registry: CollectorRegistry
+) -> None:
+    method = "/da.v1.HeaderService/SubscribeHeaders"
+    async with serve() as (_, channel):
+        stream = da_pb2_grpc.HeaderServiceStub(channel).SubscribeHeaders(
+            pb.SubscribeHeadersRequest(from_height=1)
+        )
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for _msg in stream:
+                pass
+        await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+            pb.GetHeaderRequest(height=1), timeout=5
+        )
+    assert registry.get_sample_value(
+        "da_grpc_requests_total", {"method": method, "code": "NOT_FOUND"}
+    ) == 1
+    assert not registry.get_sample_value("da_grpc_request_seconds_count", {"method": method})
+    unary = {"method": "/da.v1.HeaderService/GetHeader"}
+    assert registry.get_sample_value("da_grpc_request_seconds_count", unary) == 1
+
+
+async def test_tls_with_a_ca_option(tmp_path: Path) -> None:
+    """A TLS server is reached by a channel that trusts its CA (`tls_ca`), and not by one
+    that does not."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    other = trustme.CA()
+    other.cert_pem.write_to_path(str(tmp_path / "other.pem"))
+    config = ServerConfig(listen="127.0.0.1:0", tls_cert=tmp_path / "cert.pem",
+                          tls_key=tmp_path / "key.pem")
+    server, port = await create_server(config, SERVICERS, rpc_metrics=None,
+                                       service_names=[HEADER_SERVICE])
+    try:
+        async with open_channel(f"localhost:{port}", tls_ca=tmp_path / "ca.pem") as channel:
+            reply = await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+                pb.GetHeaderRequest(height=1), timeout=5
+            )
+            assert reply.signature == SIGNATURE
+        async with open_channel(f"localhost:{port}", tls_ca=tmp_path / "other.pem") as channel:
+            error = await refused(da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+                pb.GetHeaderRequest(height=1), timeout=5
+            ))
+            assert error.code() is grpc.StatusCode.UNAVAILABLE
+    finally:
+        await stop_server(server, grace=None)
+
+
+def test_read_only_servers_listen_anywhere_without_a_token() -> None:
+    """DESIGN 13: only a server with a write method (the producer's SubmitBlob) needs a token
+    or --insecure beyond loopback."""
+    ServerConfig(listen="0.0.0.0:0", write_methods=frozenset()).validate()
+    with pytest.raises(ConfigError, match="beyond loopback"):
+        ServerConfig(listen="0.0.0.0:0").validate()
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0", "10.1.2.3:7000", "example.org:7000"])

@@ -54,6 +54,7 @@ def build_producer(
     executor: ExecutorMaker = lambda: None,
     max_rows: int = 4,
     clock: Callable[[], float] | None = None,
+    retention_blocks: int = 0,
 ) -> tuple[BlockProducer, Mempool, HeadNotifier, Encoder]:
     """A block producer over `store` (executor None: in-process encoding, started on first use)."""
     encoder = Encoder(executor)
@@ -68,6 +69,7 @@ def build_producer(
         chain_id=CHAIN_ID,
         max_rows=max_rows,
         encoder=encoder,
+        retention_blocks=retention_blocks,
         clock=clock or (lambda: 1_700_000_000.0),
     )
     return producer, mempool, notifier, encoder
@@ -78,8 +80,13 @@ def make_producer(metrics: ProducerMetrics) -> MakeProducer:
     """`make_producer(store, max_rows=4)` -> (BlockProducer, Mempool, HeadNotifier)."""
 
     def make(
-        store: KeyValueStore, *, max_rows: int = 4, clock: Callable[[], float] | None = None
+        store: KeyValueStore,
+        *,
+        max_rows: int = 4,
+        clock: Callable[[], float] | None = None,
+        retention_blocks: int = 0,
     ) -> tuple[BlockProducer, Mempool, HeadNotifier]:
-        return build_producer(metrics, store, max_rows=max_rows, clock=clock)[:3]
+        return build_producer(metrics, store, max_rows=max_rows, clock=clock,
+                              retention_blocks=retention_blocks)[:3]
 
     return make

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from da.header import ZERO_HASH, TrustRoot, header_hash, verify_signed_header
-from da.producer.blocks import chain_tip, select_blobs
+from da.producer.blocks import chain_tip
 from da.producer.mempool import submission_from_request
 from da.store import blobs, blocks
 from da.store.base import WriteBatch
-from da.store.blobs import BlobState, PendingBlob
+from da.store.blobs import BlobState
 from da.store.memory import MemoryStore
 from erasure import kzg
 from erasure.constants import CELLS_PER_EXT_ROW, PAYLOAD_BYTES_PER_CELL
@@ -21,15 +21,15 @@ TRUST = TrustRoot(CHAIN_ID, frozenset({PRODUCER_KEY.public}))
 NS_A, NS_B = b"\x0a", b"\x0b"
 
 
-def pending(seq: int, cells: int) -> PendingBlob:
-    return PendingBlob(seq, bytes(28) + b"\x01", b"x" * (cells * PAYLOAD_BYTES_PER_CELL))
-
-
 def test_selection_takes_the_arrival_order_prefix_that_fits() -> None:
-    queue = [pending(0, 30), pending(1, 30), pending(2, 10), pending(3, 1)]
-    assert [b.seq for b in select_blobs(queue, max_rows=1)] == [0, 1]  # 60 of 64 cells
-    assert [b.seq for b in select_blobs(queue, max_rows=2)] == [0, 1, 2, 3]
-    assert select_blobs([], max_rows=1) == []
+    store = MemoryStore()
+    for cells in (30, 30, 10, 1):
+        blobs.append_pending(store, bytes(28) + b"\x01", b"x" * (cells * PAYLOAD_BYTES_PER_CELL))
+    seqs = [b.seq for b in blobs.pending_blobs(store)]
+    fitting = blobs.pending_blobs_fitting
+    assert [b.seq for b in fitting(store, capacity_cells=64)] == seqs[:2]  # 60 of 64 cells
+    assert [b.seq for b in fitting(store, capacity_cells=128)] == seqs
+    assert fitting(MemoryStore(), capacity_cells=64) == []
 
 
 async def submit(mempool, data: bytes, namespace: bytes = NS_A) -> bytes:  # type: ignore[no-untyped-def]
@@ -206,3 +206,17 @@ async def test_a_block_that_landed_despite_an_error_is_never_overwritten(
     assert block is not None and block.height == 2
     assert stored is not None and blocks.get_signed_header(store, 1) == stored
     assert block.signed.header.prev_hash == header_hash(stored[0])
+
+
+async def test_blocks_outside_the_retention_window_are_pruned(
+    make_producer: MakeProducer,
+) -> None:
+    """DESIGN 13: a producer keeps `retention_blocks` blocks, like a storage node; its chain
+    still grows from the newest (the tip is never pruned)."""
+    store = MemoryStore()
+    producer, mempool, _ = make_producer(store, retention_blocks=2)
+    for i in range(4):
+        await submit(mempool, b"blob %d" % i)
+        assert (await producer.produce_once()) is not None
+    assert list(blocks.stored_heights(store)) == [3, 4]
+    assert producer.tip.height == 4

@@ -11,7 +11,7 @@ from da.errors import UnknownHeight
 from da.metrics import ProducerMetrics
 from da.producer.blocks import BuiltBlock
 from da.producer.certify import Certifier
-from da.producer.errors import BadAttestation, NoCertificate
+from da.producer.errors import BadAttestation, NoCertificate, NotAnOperator
 from da.producer.mempool import submission_from_request
 from da.store import blobs
 from da.store.blobs import BlobState
@@ -37,7 +37,10 @@ async def stored(make_producer: MakeProducer) -> tuple[MemoryStore, BuiltBlock]:
     return store, block
 
 
-def certifier(store: MemoryStore, quorum: int = 2, operators: frozenset[bytes] = frozenset()):  # type: ignore[no-untyped-def]
+OPERATORS = frozenset(node.public for node in NODES)
+
+
+def certifier(store: MemoryStore, quorum: int = 2, operators: frozenset[bytes] = OPERATORS):  # type: ignore[no-untyped-def]
     return Certifier(
         store, ProducerMetrics(CollectorRegistry()), quorum=quorum, operators=operators
     )
@@ -101,8 +104,19 @@ async def test_unknown_height_is_not_found(stored) -> None:  # type: ignore[no-u
 async def test_only_configured_operators_count(stored) -> None:  # type: ignore[no-untyped-def]
     store, block = stored
     c = certifier(store, quorum=1, operators=frozenset({NODES[2].public}))
-    assert not await c.attest(attestation(block, NODES[0]))
+    with pytest.raises(NotAnOperator):  # PERMISSION_DENIED at the edge (DESIGN 13)
+        await c.attest(attestation(block, NODES[0]))
     with pytest.raises(NoCertificate):
         await c.certificate(1)
     assert await c.attest(attestation(block, NODES[2]))
     assert (await c.certificate(1)).public_keys == (NODES[2].public,)
+
+
+async def test_without_operators_nothing_is_certified(stored) -> None:  # type: ignore[no-untyped-def]
+    store, block = stored
+    c = certifier(store, quorum=1, operators=frozenset())
+    for node in NODES:
+        with pytest.raises(NotAnOperator):
+            await c.attest(attestation(block, node))
+    with pytest.raises(NoCertificate):
+        await c.certificate(1)

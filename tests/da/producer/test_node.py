@@ -90,7 +90,7 @@ async def test_submission_errors_map_through_the_table(node) -> None:  # type: i
     assert registry.get_sample_value("da_producer_pending_blobs") == 1
 
 
-async def test_write_methods_need_the_bearer_token(node) -> None:  # type: ignore[no-untyped-def]
+async def test_only_submit_blob_needs_the_bearer_token(node) -> None:  # type: ignore[no-untyped-def]
     _, channel = node
     blobs = da_pb2_grpc.BlobServiceStub(channel)
     req = pb.SubmitBlobRequest(namespace=b"\x01", data=b"x")
@@ -99,8 +99,10 @@ async def test_write_methods_need_the_bearer_token(node) -> None:  # type: ignor
     assert await code_of(blobs.SubmitBlob(req, metadata=bad, timeout=5)) == (
         grpc.StatusCode.UNAUTHENTICATED
     )
+    # DESIGN 13: Attest takes no token (its signature authenticates it): an empty attestation
+    # is refused as malformed, not as unauthenticated.
     attest = da_pb2_grpc.AttestationServiceStub(channel).Attest(pb.Attestation(), timeout=5)
-    assert await code_of(attest) == grpc.StatusCode.UNAUTHENTICATED
+    assert await code_of(attest) == grpc.StatusCode.INVALID_ARGUMENT
     # reads need no token
     head = da_pb2_grpc.HeaderServiceStub(channel).GetHeader(pb.GetHeaderRequest(), timeout=5)
     assert await code_of(head) == grpc.StatusCode.NOT_FOUND

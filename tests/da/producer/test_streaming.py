@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from typing import Any
@@ -235,29 +234,38 @@ async def test_a_stale_tip_never_writes_rows_into_a_stored_block(make: Make) -> 
     assert contents(store) == stored
 
 
-class SlowRows(CountingStore):
-    """Each row write takes a while, so a cancellation lands in the middle of the stream."""
+class HeldRows(CountingStore):
+    """Every row write after the first waits until `release` is set, so a cancellation lands in
+    the middle of the stream (no timing involved)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
 
     def write(self, batch: WriteBatch, *, sync: bool = False) -> None:
+        rows = any(isinstance(op, Put) and op.key.startswith(schema.ROW) for op in batch.ops)
+        if rows and self.first_row.is_set() and not self.release.wait(60):
+            raise TimeoutError("the test never released the row writes")
         super().write(batch, sync=sync)
-        if any(isinstance(op, Put) and op.key.startswith(schema.ROW) for op in batch.ops):
-            time.sleep(0.2)
 
 
 async def test_cancelling_mid_block_stops_the_stream_and_deletes_its_rows(make: Make) -> None:
-    store = SlowRows()
-    producer, mempool, _, _ = make(store)
+    store = HeldRows()
+    producer, mempool, _, encoder = make(store)
     pending = await submit_square(mempool, 2)
     task = asyncio.create_task(producer.produce_once())
     assert await asyncio.to_thread(store.first_row.wait, 60)
     task.cancel()
+    await asyncio.sleep(0)  # the cancellation is delivered before any further row is written
+    store.release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     written = store.row_writes
     assert 1 <= written < 4
     assert_nothing_visible(store, pending)
     assert contents(store, schema.ROW) == []
-    await asyncio.sleep(0.3)
+    # Drain every worker: whatever was still computing is done, and wrote nothing.
+    await asyncio.to_thread(encoder.shutdown)
     assert store.row_writes == written  # the encode really stopped
     block = await producer.produce_once()
     assert block is not None and block.height == 1

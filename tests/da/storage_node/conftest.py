@@ -21,7 +21,8 @@ Serve = Callable[..., Any]
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
-    """`await serve(blocks, share=ShareServicerClass)` -> (Remote, store, notifier)."""
+    """`await serve(blocks, share=ShareServicerClass, header=HeaderServicerClass)` ->
+    (Remote, store, notifier)."""
     servers: list[Any] = []
     remotes: list[Remote] = []
 
@@ -29,6 +30,7 @@ async def serve() -> AsyncIterator[Serve]:
         blocks: Sequence[Block] = (),
         *,
         share: type[serving.ShareServicer] = serving.ShareServicer,
+        header: type[serving.HeaderServicer] = serving.HeaderServicer,
         extra: Sequence[tuple[Any, Any]] = (),
         producer: bool = True,
     ) -> tuple[Remote, MemoryStore, serving.HeadNotifier]:
@@ -38,7 +40,7 @@ async def serve() -> AsyncIterator[Serve]:
         servicers = [
             (
                 serving.da_pb2_grpc.add_HeaderServiceServicer_to_server,
-                serving.HeaderServicer(store, notifier, poll_seconds=0.1),
+                header(store, notifier, poll_seconds=0.1),
             ),
             (serving.da_pb2_grpc.add_ShareServiceServicer_to_server, share(store)),
             *extra,

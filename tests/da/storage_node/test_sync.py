@@ -23,7 +23,7 @@ from da.store import blocks
 from da.store.memory import MemoryStore
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
-from tests.da.storage_node.chain import chain, store_block
+from tests.da.storage_node.chain import chain, make_block, store_block
 from tests.da.storage_node.conftest import Serve
 
 
@@ -49,6 +49,19 @@ class CorruptRows(serving.ShareServicer):
         response = await super().GetRow(request, context)
         response.cells[5].data = bytes(2048)
         return response
+
+
+FORGED_HEAD = make_block(1000, bytes(32), key=signing.generate_keypair(b"\x66" * 32)).signed
+
+
+class LyingHead(serving.HeaderServicer):
+    """Streams the real chain, but claims a forged, far-away head (signed by an untrusted key):
+    believed, it would set the sync floor past every real block."""
+
+    async def GetHeader(self, request: pb.GetHeaderRequest, context: Any) -> pb.SignedHeader:
+        if request.height == 0:
+            return pb.SignedHeader(header=FORGED_HEAD.raw, signature=FORGED_HEAD.signature)
+        return await super().GetHeader(request, context)
 
 
 async def _follow_until(follower: Follower, height: int, timeout: float = 20) -> None:
@@ -102,6 +115,21 @@ async def test_retention_starts_inside_the_window(serve: Serve, ingestor: Ingest
     follower = Follower(ingestor, [remote], on_stored=_nothing, retention_blocks=2)
     await _follow_until(follower, 4)
     assert list(blocks.stored_heights(ingestor.store)) == [3, 4]
+
+
+async def test_an_unverified_head_never_sets_the_floor_and_its_source_is_shunned(
+    serve: Serve, ingestor: Ingestor
+) -> None:
+    liar, _, _ = await serve(chain(4), header=LyingHead)
+    honest, _, _ = await serve(chain(4), producer=False)
+    shunned: list[int] = []
+    follower = Follower(ingestor, [liar, honest], on_stored=_nothing, retention_blocks=2,
+                        backoff=Backoff(0.01, 0.05), idle_timeout=1.0,
+                        on_shun=lambda: shunned.append(1))
+    await _follow_until(follower, 4)
+    assert list(blocks.stored_heights(ingestor.store)) == [3, 4]
+    assert follower.is_shunned(liar) and not follower.is_shunned(honest)
+    assert shunned == [1]
 
 
 async def test_gap_in_the_stream_is_filled_with_get_header(
@@ -195,13 +223,13 @@ class Collector(da_pb2_grpc.AttestationServiceServicer):
         return pb.AttestResponse(accepted=True)
 
 
-async def test_attester_signs_sends_token_and_retries(serve: Serve) -> None:
+async def test_attester_signs_sends_no_token_and_retries(serve: Serve) -> None:
     collector = Collector(fail_first=2)
     producer, _, _ = await serve(
         extra=[(da_pb2_grpc.add_AttestationServiceServicer_to_server, collector)]
     )
     key = signing.generate_keypair(b"\x05" * 32)
-    attester = Attester(key, producer, "s3cret", backoff_cap_seconds=0.05)
+    attester = Attester(key, producer, backoff_cap_seconds=0.05)
     block = chain(1)[0]
     task = asyncio.create_task(attester.run())
     attester.submit(1, block.signed.hash)
@@ -210,7 +238,7 @@ async def test_attester_signs_sends_token_and_retries(serve: Serve) -> None:
             await asyncio.sleep(0.02)
     task.cancel()
     ((attestation, token),) = collector.got
-    assert token == "Bearer s3cret"
+    assert token is None  # Attest is authenticated by its signature (DESIGN 13)
     assert attestation.public_key == key.public and attestation.height == 1
     assert signing.verify(key.public, block.signed.hash, attestation.signature)
 
@@ -225,7 +253,7 @@ async def test_restarted_attester_re_attests_the_most_recent_stored_blocks(serve
     for block in chain(4):
         store_block(store, block)
     key = signing.generate_keypair(b"\x06" * 32)
-    attester = Attester(key, producer, None, backoff_cap_seconds=0.05)
+    attester = Attester(key, producer, backoff_cap_seconds=0.05)
     assert await attester.submit_recent(store, count=3) == 3
     task = asyncio.create_task(attester.run())
     try:
@@ -244,7 +272,7 @@ async def test_restarted_attester_re_attests_the_most_recent_stored_blocks(serve
 
 async def test_nothing_to_re_attest_in_an_empty_store(serve: Serve) -> None:
     producer, _, _ = await serve()
-    attester = Attester(signing.generate_keypair(b"\x06" * 32), producer, None)
+    attester = Attester(signing.generate_keypair(b"\x06" * 32), producer)
     assert await attester.submit_recent(MemoryStore()) == 0
 
 
