@@ -27,6 +27,9 @@ import grpc
 
 from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, bearer_metadata, describe_rpc_error
 from da.api.server import (
+    DEFAULT_HOST_CONCURRENT_CALLS,
+    DEFAULT_HOST_RATE_LIMIT_PER_SECOND,
+    DEFAULT_HOST_STREAMS,
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_SECOND,
     READ_ONLY_MAX_MESSAGE_BYTES,
@@ -179,6 +182,19 @@ def _add_server_flags(sub: Any, default_listen: str, *, takes_writes: bool = Fal
     sub.add_argument(
         "--rate-burst", type=int, metavar="N",
         help=f"most requests a client may send at once (default: {DEFAULT_RATE_LIMIT_BURST})",
+    )
+    sub.add_argument(
+        "--host-rate-limit", type=float, metavar="RPS",
+        help=f"requests/second allowed per client host, all its connections together, 0 = "
+        f"unlimited (default: {DEFAULT_HOST_RATE_LIMIT_PER_SECOND:g})",
+    )
+    sub.add_argument(
+        "--host-streams", type=int, metavar="N",
+        help=f"open header streams per client host (default: {DEFAULT_HOST_STREAMS})",
+    )
+    sub.add_argument(
+        "--host-concurrent-calls", type=int, metavar="N",
+        help=f"calls in progress per client host (default: {DEFAULT_HOST_CONCURRENT_CALLS})",
     )
     sub.add_argument(
         "--max-message-bytes", type=int, metavar="BYTES",
@@ -497,6 +513,8 @@ def server_config(
         "tls_cert": "tls_cert", "tls_key": "tls_key",
         "rate_limit": "rate_limit_per_second", "rate_burst": "rate_limit_burst",
         "max_message_bytes": "max_message_bytes",
+        "host_rate_limit": "host_rate_limit_per_second", "host_streams": "host_streams",
+        "host_concurrent_calls": "host_concurrent_calls",
     })
     if takes_writes:
         fields.update(_pick(settings, {"insecure": "insecure"}))

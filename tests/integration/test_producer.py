@@ -77,8 +77,14 @@ def verify_cells(signed: SignedHeader, cells: list[pb.Cell]) -> bool:
     )
 
 
+OPERATORS = [signing.generate_keypair(bytes([i]) * 32) for i in (1, 2)]
+STRANGER = signing.generate_keypair(bytes([3]) * 32)
+
+
 def test_submit_include_publish_serve(cluster: Cluster) -> None:
-    producer = cluster.producer("producer", "--quorum", "2", "--max-blob-bytes", "200000")
+    operators = [a for key in OPERATORS for a in ("--operator", key.public.hex())]
+    producer = cluster.producer("producer", "--quorum", "2", "--max-blob-bytes", "200000",
+                                *operators)
     client = Client(producer)
     try:
         big = bytes(range(256)) * 600  # 153600 bytes: with the others, a k = 2 square
@@ -150,9 +156,10 @@ def test_submit_include_publish_serve(cluster: Cluster) -> None:
 
 
 def _check_attestations(client: Client, signed: SignedHeader, hashes: list[bytes]) -> None:
-    """Quorum 2: one attestation is not enough, a bad one is refused, two distinct certify."""
+    """Quorum 2: one attestation is not enough, a bad one or a non-operator's is refused (no
+    token is involved: DESIGN 13), two distinct operators certify."""
     height, h = signed.header.height, signed.hash
-    nodes = [signing.generate_keypair(bytes([i]) * 32) for i in (1, 2)]
+    nodes = OPERATORS
 
     def attest(key: signing.KeyPair, header_hash: bytes = h, sig: bytes | None = None):  # type: ignore[no-untyped-def]
         msg = pb.Attestation(
@@ -164,6 +171,9 @@ def _check_attestations(client: Client, signed: SignedHeader, hashes: list[bytes
         return client.attestations.Attest(msg, timeout=TIMEOUT)
 
     assert attest(nodes[0]).accepted
+    with pytest.raises(grpc.RpcError) as caught:
+        attest(STRANGER)  # a valid signature, but not by an operator
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
     cert_req = pb.GetCertificateRequest(height=height)
     assert code_of(client.attestations.GetCertificate, cert_req) == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as caught:

@@ -118,11 +118,11 @@ def check_served(cluster: Cluster, node: DaProcess, height: int, data: bytes) ->
 
 
 def test_two_nodes_store_serve_and_certify(cluster: Cluster, tmp_path: Path) -> None:
-    producer = cluster.producer("producer", "--quorum", "2")
+    keys = {name: tmp_path / f"{name}.key" for name in ("sn1", "sn2")}
+    operators = [a for key in keys.values() for a in ("--operator", keygen(key))]
+    producer = cluster.producer("producer", "--quorum", "2", *operators)
     nodes = []
-    for name in ("sn1", "sn2"):
-        key = tmp_path / f"{name}.key"
-        keygen(key)
+    for name, key in keys.items():
         nodes.append(cluster.storage_node(name, producer, "--key-file", str(key)))
     data = b"certify me " * 10
     blob_hash = submit(producer, data)

@@ -158,11 +158,14 @@ def fed(cluster: Cluster, *extra: str, interval: float = 0.5) -> tuple[DaProcess
 
 class TcpProxy:
     """Forwards 127.0.0.1:port to `upstream` in threads. `cut()` drops every connection and
-    refuses new ones (a partition that TCP notices); `heal()` listens again on the same port."""
+    refuses new ones (a partition that TCP notices); `heal()` listens again on the same port.
+    With `source_host` (another loopback address, e.g. "127.0.0.2") the upstream connections
+    come from that address: to the server, every client of the proxy is one other host."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, source_host: str | None = None) -> None:
         host, port = upstream.rsplit(":", 1)
         self._upstream = (host, int(port))
+        self._source = (source_host, 0) if source_host is not None else None
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
@@ -194,7 +197,8 @@ class TcpProxy:
             except OSError:
                 return
             try:
-                server = socket.create_connection(self._upstream, timeout=5)
+                server = socket.create_connection(self._upstream, timeout=5,
+                                                  source_address=self._source)
                 server.settimeout(None)
             except OSError:
                 _close(client)
