@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
 
@@ -59,12 +60,14 @@ class Attester:
         *,
         max_attempts: int = MAX_ATTEMPTS,
         backoff_cap_seconds: float = 30.0,
+        on_result: Callable[[int, bool], None] | None = None,
     ) -> None:
         self._key = key
         self._producer = producer
         self._token = token
         self._max_attempts = max_attempts
         self._backoff_cap = backoff_cap_seconds
+        self._on_result = on_result  # (height, accepted) after each attestation's last attempt
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(QUEUE_BLOCKS)
 
     def submit(self, height: int, header_hash: bytes) -> None:
@@ -84,7 +87,9 @@ class Attester:
     async def run(self) -> None:
         while True:
             height, header_hash = await self._queue.get()
-            await self.attest(make_attestation(self._key, height, header_hash))
+            accepted = await self.attest(make_attestation(self._key, height, header_hash))
+            if self._on_result is not None:
+                self._on_result(height, accepted)
 
     async def attest(self, attestation: Attestation) -> bool:
         """Send one attestation, retrying failures; True once the producer accepted it."""
