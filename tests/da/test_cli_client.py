@@ -176,6 +176,12 @@ def test_health(node: tuple[str, FakeNode], capsys: Any) -> None:
     assert f"{dead} UNAVAILABLE" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("role", ["producer", "storage-node", "light-client", "devnet"])
+def test_long_running_roles_take_log_format_json(role: str) -> None:
+    args = cli.build_parser().parse_args([role, "--log-format", "json"])
+    assert args.log_format == "json"
+
+
 def test_log_format_json(capsys: Any) -> None:
     cli._setup_logging("info", "json")
     try:
