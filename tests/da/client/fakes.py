@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -138,15 +139,17 @@ SERVICES = [BLOB_SERVICE, HEADER_SERVICE, ATTESTATION_SERVICE, SAMPLING_SERVICE]
 
 
 @contextmanager
-def serve(fake: FakeNode) -> Iterator[str]:
-    """Serve `fake` (token required for SubmitBlob) on a thread's loop; yields "127.0.0.1:port"."""
+def serve(fake: FakeNode, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve `fake` (token required for SubmitBlob; TLS with `tls` = (cert, key) PEM files) on a
+    thread's loop; yields "127.0.0.1:port"."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
     async def start() -> tuple[Any, int]:
         return await create_server(
-            ServerConfig(listen="127.0.0.1:0", auth_token=TOKEN),
+            ServerConfig(listen="127.0.0.1:0", auth_token=TOKEN,
+                         tls_cert=tls[0] if tls else None, tls_key=tls[1] if tls else None),
             [(da_pb2_grpc.add_BlobServiceServicer_to_server, fake),
              (da_pb2_grpc.add_HeaderServiceServicer_to_server, fake),
              (da_pb2_grpc.add_AttestationServiceServicer_to_server, fake),
@@ -172,3 +175,17 @@ def closed_port() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM), made with the openssl command."""
+    import subprocess
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key

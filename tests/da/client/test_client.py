@@ -3,7 +3,9 @@ NOT_FOUND, an unreachable first address, the token sent only with SubmitBlob, wa
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,7 @@ from tests.da.client.fakes import (
     TOKEN,
     FakeNode,
     closed_port,
+    self_signed_certificate,
     serve,
 )
 
@@ -174,6 +177,16 @@ def test_reads_need_a_trust_root(node: tuple[str, FakeNode]) -> None:
     address, _ = node
     with client(address, trusted_keys=[]) as c, pytest.raises(ClientError, match="trust root"):
         c.get_blobs(1, b"beta")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_verified_against_the_given_ca(tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with serve(FakeNode(), tls=(cert, key)) as address:
+        with client(address, tls_ca=cert) as c:
+            assert c.get_blobs(1, b"beta")[0].data == BLOBS[1][1]
+        with client(address) as c, pytest.raises(RemoteError, match="UNAVAILABLE"):
+            c.get_blobs(1, b"beta")  # plaintext to a TLS server
 
 
 async def test_the_async_client_has_the_same_methods(node: tuple[str, FakeNode]) -> None:
