@@ -38,8 +38,8 @@ SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
 # Encoding a 64x64 square takes seconds; a slow machine or a big square can take a minute or two.
 BLOCK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 SAMPLE_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-RECENT_BLOCKS_KEPT = 64
 RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+RECENT_BLOCKS_KEPT = 64  # encode times kept for the producer's status page
 
 
 class ProducerMetrics:
