@@ -10,6 +10,7 @@ Imports the API edge (`da.api`) and the protocol modules; never the producer, st
 light client packages.
 """
 
+from da.api.convert import Certificate
 from da.client.aio import AsyncDAClient
 from da.client.errors import (
     BlobRejected,
@@ -20,6 +21,7 @@ from da.client.errors import (
 )
 from da.client.results import Availability, Blob, BlobStatus, Receipt
 from da.client.sync import DAClient
+from da.header import Header, SignedHeader
 
 __all__ = [
     "AsyncDAClient",
@@ -27,10 +29,13 @@ __all__ = [
     "Blob",
     "BlobRejected",
     "BlobStatus",
+    "Certificate",
     "ClientError",
     "DAClient",
+    "Header",
     "Receipt",
     "RemoteError",
+    "SignedHeader",
     "VerificationError",
     "WaitTimeout",
 ]

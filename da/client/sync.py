@@ -1,6 +1,6 @@
 """`DAClient`: `AsyncDAClient`'s methods, blocking, on a private event loop.
 
-Not for use inside a running event loop: there, use `AsyncDAClient`.
+Not for use inside a running event loop (there, use `AsyncDAClient`), and one client per thread.
 """
 
 from __future__ import annotations
