@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test unit integration lint proto devnet bench clean
+.PHONY: install system-deps test unit integration lint proto devnet bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian packages the tests need (chromium, chromium-driver for the status pages' browser tests):
+# installed when missing and running as root, otherwise named (those tests then skip).
+system-deps:
+	scripts/system-deps.sh
+
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check erasure da light_client tests bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q
 
 unit: $(STAMP)

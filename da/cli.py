@@ -13,19 +13,18 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import json
 import logging
 import signal
 import sys
-import time
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, bearer_metadata, describe_rpc_error
+from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, describe_rpc_error
 from da.api.server import (
     DEFAULT_HOST_CONCURRENT_CALLS,
     DEFAULT_HOST_RATE_LIMIT_PER_SECOND,
@@ -38,11 +37,12 @@ from da.api.server import (
 )
 from da.config import (
     DEFAULT_RETENTION_BLOCKS,
-    BlobClientConfig,
     ConfigError,
     DevnetConfig,
     ProducerConfig,
     StorageNodeConfig,
+    check_address,
+    decode_public_keys,
 )
 from da.errors import DAError, KeyFileError
 from erasure.constants import DEFAULT_MAX_ROWS
@@ -56,7 +56,8 @@ EXIT_USAGE = 2
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-FINAL_BLOB_STATES = ("INCLUDED", "CERTIFIED", "REJECTED")
+LOG_FORMATS = ("text", "json")
+WAIT_CHOICES = ("included", "certified")
 
 # Role modules, imported only when their command runs (`async def run(config)`).
 ROLE_MODULES = {
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or an argparse usage error (2)
         return int(e.code or 0)
-    _setup_logging(getattr(args, "log_level", "info"))
+    _setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     try:
         return int(args.handler(args))
     except (UsageError, ConfigError, KeyFileError) as e:
@@ -98,14 +99,39 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=LOG_FORMAT,
-        datefmt=LOG_DATE_FORMAT,
-        stream=sys.stderr,
-        force=True,
-    )
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the traceback, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": self.formatTime(record, LOG_DATE_FORMAT),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document)
+
+
+def version() -> str:
+    """The installed package's version (`da --version`)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("da-sampling")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -118,16 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="da", description="Data availability sampling layer: producer, storage node, "
         "light client, blob client and a local devnet."
     )
+    parser.add_argument("--version", action="version", version=f"da {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
+    )
+    common.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text",
+        help="text lines, or one JSON object per line (default: text)",
     )
     _add_keygen(commands, common)
     _add_producer(commands, common)
     _add_storage_node(commands, common)
     _add_light_client(commands, common)
     _add_blob(commands, common)
+    _add_header(commands, common)
+    _add_certificate(commands, common)
+    _add_availability(commands, common)
+    _add_health(commands, common)
     _add_devnet(commands, common)
     return parser
 
@@ -330,12 +365,14 @@ def _add_blob(commands: Any, common: argparse.ArgumentParser) -> None:
     actions = blob.add_subparsers(dest="blob_command", required=True, metavar="ACTION")
     ns_help = "namespace: 0x-prefixed hex, or else the UTF-8 bytes of the text (1..29 bytes)"
 
-    submit = _blob_parser(actions, common, "submit", "submit a blob to a producer")
+    submit = _client_parser(
+        actions, common, "submit", "submit a blob to a producer (the next --node on UNAVAILABLE)"
+    )
     submit.add_argument("--namespace", required=True, metavar="NS", help=ns_help)
     submit.add_argument("--file", type=Path, required=True, metavar="F", help="blob contents")
     submit.add_argument(
-        "--wait", action="store_true",
-        help="poll until the blob is INCLUDED, CERTIFIED or REJECTED",
+        "--wait", nargs="?", const="included", choices=WAIT_CHOICES, metavar="STATE",
+        help="poll until the blob is INCLUDED (default) or CERTIFIED; fails if REJECTED",
     )
     submit.add_argument(
         "--wait-timeout", type=float, default=120.0, metavar="SECONDS",
@@ -346,34 +383,95 @@ def _add_blob(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     submit.set_defaults(handler=cmd_blob_submit)
 
-    get = _blob_parser(actions, common, "get", "fetch a namespace's blobs and verify their cells")
+    get = _client_parser(
+        actions, common, "get",
+        "fetch a namespace's blobs, verified against a trust root (header signature, every cell "
+        "against its row commitment, every blob the header lists present)",
+    )
     get.add_argument("--height", type=int, required=True, metavar="N", help="block height")
     get.add_argument("--namespace", required=True, metavar="NS", help=ns_help)
     get.add_argument(
         "--out", type=Path, metavar="F",
         help="write the blob to F (F.1, F.2, ... for further blobs); default: print it",
     )
-    get.add_argument(
-        "--trusted-key", action="append", metavar="HEX",
-        help="also verify the header's producer signature against this key; repeatable",
-    )
-    get.add_argument("--chain-id", metavar="ID", help="with --trusted-key: expected chain id")
+    _add_client_trust_flags(get, required=True)
     get.set_defaults(handler=cmd_blob_get)
 
-    status = _blob_parser(actions, common, "status", "show a submitted blob's status")
+    status = _client_parser(actions, common, "status", "show a submitted blob's status")
     status.add_argument("--blob-hash", required=True, metavar="HEX", help="hash from blob submit")
     status.set_defaults(handler=cmd_blob_status)
 
 
-def _blob_parser(actions: Any, common: argparse.ArgumentParser, name: str, text: str) -> Any:
+def _add_header(commands: Any, common: argparse.ArgumentParser) -> None:
+    header = commands.add_parser("header", help="read signed headers")
+    actions = header.add_subparsers(dest="header_command", required=True, metavar="ACTION")
+    get = _client_parser(
+        actions, common, "get", "fetch a signed header and verify it against a trust root"
+    )
+    get.add_argument(
+        "--height", type=int, default=0, metavar="N", help="block height (default: the latest)"
+    )
+    _add_client_trust_flags(get, required=True)
+    get.set_defaults(handler=cmd_header_get)
+
+
+def _add_certificate(commands: Any, common: argparse.ArgumentParser) -> None:
+    cert = commands.add_parser("certificate", help="read DA certificates")
+    actions = cert.add_subparsers(dest="certificate_command", required=True, metavar="ACTION")
+    get = _client_parser(actions, common, "get", "fetch a block's DA certificate from a producer")
+    get.add_argument("--height", type=int, required=True, metavar="N", help="block height")
+    get.add_argument(
+        "--verify", action="store_true",
+        help="verify the aggregate signature: signers must be --operator keys, at least --quorum",
+    )
+    get.add_argument(
+        "--operator", action="append", nargs="+", default=[], metavar="HEX",
+        help="storage-node operator public key (repeatable)",
+    )
+    get.add_argument(
+        "--quorum", type=int, default=1, metavar="N", help="with --verify: signers needed (1)"
+    )
+    _add_client_trust_flags(get, required=False)
+    get.set_defaults(handler=cmd_certificate_get)
+
+
+def _add_availability(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = _client_parser(commands, common, "availability", "a light client's verdict on a height")
+    sub.add_argument("--height", type=int, required=True, metavar="N", help="block height")
+    sub.set_defaults(handler=cmd_availability)
+
+
+def _add_health(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = _client_parser(commands, common, "health", "a node's gRPC health status")
+    sub.add_argument(
+        "--service", default="", metavar="NAME", help="one service, e.g. da.v1.BlobService"
+    )
+    sub.set_defaults(handler=cmd_health)
+
+
+def _client_parser(actions: Any, common: argparse.ArgumentParser, name: str, text: str) -> Any:
     sub = actions.add_parser(name, parents=[common], help=text, description=text)
-    sub.add_argument("--node", required=True, metavar="H:P", help="node to ask")
+    sub.add_argument(
+        "--node", required=True, action="append", metavar="H:P",
+        help="node to ask; repeatable: the next is tried when one is unreachable",
+    )
     sub.add_argument("--tls-ca", type=Path, metavar="PEM", help="CA to verify the node's TLS")
     sub.add_argument(
         "--timeout", type=float, default=DEFAULT_RPC_TIMEOUT_SECONDS, metavar="SECONDS",
         help=f"per-RPC timeout (default: {DEFAULT_RPC_TIMEOUT_SECONDS:g})",
     )
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
     return sub
+
+
+def _add_client_trust_flags(sub: Any, *, required: bool) -> None:
+    sub.add_argument(
+        "--chain-id", required=required, metavar="ID", help="the chain the header must be of"
+    )
+    sub.add_argument(
+        "--trusted-key", action="append", required=required, metavar="HEX",
+        help="producer public key the header must be signed by; repeatable",
+    )
 
 
 def _add_devnet(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -439,7 +537,7 @@ def load_config_file(path: Path, parser: argparse.ArgumentParser) -> dict[str, A
 
 
 def _config_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    skip = {"config", "help", "log_level"}
+    skip = {"config", "help", "log_level", "log_format"}
     return {
         option: action
         for action in parser._actions  # noqa: SLF001 - argparse exposes no public list
@@ -678,7 +776,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- blob commands --------------------------------------------------------------------------
+
+
+# --- commands that talk to nodes (through da.client) ----------------------------------------
 
 
 def parse_namespace(text: str) -> bytes:
@@ -698,192 +798,96 @@ def parse_namespace(text: str) -> bytes:
         raise UsageError(f"namespace {text!r}: {e}") from None
 
 
-def _blob_client_config(args: argparse.Namespace) -> BlobClientConfig:
-    token_file = getattr(args, "auth_token_file", None)
-    config = BlobClientConfig(
-        node=args.node,
-        auth_token=read_token_file(token_file) if token_file is not None else None,
-        tls_ca=args.tls_ca,
-        timeout_seconds=args.timeout,
-        wait_timeout_seconds=getattr(args, "wait_timeout", 120.0),
+def _client(args: argparse.Namespace, *, role: str, token: str | None = None) -> Any:
+    """A `DAClient` over `--node` addresses used as `role` ("producers", "storage",
+    "light_clients"), with the trust root when the command has one."""
+    from da.client import DAClient
+
+    for node in args.node:
+        check_address("--node", node)
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    trust: dict[str, Any] = {}
+    if getattr(args, "trusted_key", None):
+        if not args.chain_id:
+            raise UsageError("--trusted-key needs --chain-id")
+        trust = {"chain_id": args.chain_id,
+                 "trusted_keys": decode_public_keys("--trusted-key", args.trusted_key)}
+    return DAClient(
+        **{role: list(args.node)}, token=token, tls_ca=args.tls_ca, timeout=args.timeout, **trust
     )
-    config.validate()
-    return config
+
+
+def _emit(args: argparse.Namespace, document: dict[str, Any], lines: Sequence[str]) -> None:
+    """`document` as one JSON object with `--json`, else `lines` of text."""
+    if args.json:
+        print(json.dumps(document, sort_keys=True))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _status_document(status: Any) -> dict[str, Any]:
+    return {"blob_hash": status.blob_hash.hex(), "state": status.state, "height": status.height,
+            "start_cell": status.start_cell, "reason": getattr(status, "reason", "")}
+
+
+def _status_line(document: dict[str, Any]) -> str:
+    line = f"status {document['state']}"
+    if document["height"]:
+        line += f" height {document['height']} start_cell {document['start_cell']}"
+    if document["reason"]:
+        line += f" reason {document['reason']!r}"
+    return line
 
 
 def cmd_blob_submit(args: argparse.Namespace) -> int:
-    config = _blob_client_config(args)
     namespace = parse_namespace(args.namespace)
+    token = read_token_file(args.auth_token_file) if args.auth_token_file else None
     try:
         data = args.file.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from e
-    return asyncio.run(_submit(config, namespace, data, args.wait))
-
-
-async def _submit(config: BlobClientConfig, namespace: bytes, data: bytes, wait: bool) -> int:
-    from da.api.client import open_channel
-    from da.api.convert import blob_hash_from_pb
-    from da.v1 import da_pb2 as pb
-    from da.v1 import da_pb2_grpc
-    from erasure.layout import blob_hash as expected_blob_hash
-
-    async with open_channel(config.node, tls_ca=config.tls_ca) as channel:
-        stub = da_pb2_grpc.BlobServiceStub(channel)
-        reply = await stub.SubmitBlob(
-            pb.SubmitBlobRequest(namespace=namespace, data=data),
-            metadata=bearer_metadata(config.auth_token),
-            timeout=config.timeout_seconds,
-        )
-        blob_hash = blob_hash_from_pb(reply.blob_hash)
-        if blob_hash != expected_blob_hash(namespace, data):
-            raise DAError(f"node answered blob hash {blob_hash.hex()}, not sha256(ns || data)")
-        print(f"blob_hash {blob_hash.hex()}")
-        status = reply.status
-        if wait:
-            status = await _wait_for_final(stub, blob_hash, config)
-    print(_format_status(status))
-    return EXIT_FAILURE if pb.BlobState.Name(status.state) == "REJECTED" else EXIT_OK
-
-
-async def _wait_for_final(stub: Any, blob_hash: bytes, config: BlobClientConfig) -> Any:
-    from da.v1 import da_pb2 as pb
-
-    deadline = time.monotonic() + config.wait_timeout_seconds
-    while True:
-        status = await stub.GetBlobStatus(
-            pb.GetBlobStatusRequest(blob_hash=blob_hash), timeout=config.timeout_seconds
-        )
-        if pb.BlobState.Name(status.state) in FINAL_BLOB_STATES:
-            return status
-        if time.monotonic() + config.poll_interval_seconds > deadline:
-            raise DAError(
-                f"blob still {pb.BlobState.Name(status.state)} after "
-                f"{config.wait_timeout_seconds:g} s"
-            )
-        await asyncio.sleep(config.poll_interval_seconds)
-
-
-def _format_status(status: Any) -> str:
-    from da.v1 import da_pb2 as pb
-
-    line = f"status {pb.BlobState.Name(status.state)}"
-    if status.height:
-        line += f" height {status.height} start_cell {status.start_cell}"
-    if status.reason:
-        line += f" reason {status.reason!r}"
-    return line
+    with _client(args, role="producers", token=token) as client:
+        receipt = client.submit(namespace, data, wait=args.wait, timeout=args.wait_timeout)
+    document = _status_document(receipt)
+    _emit(args, document, [f"blob_hash {receipt.blob_hash.hex()}", _status_line(document)])
+    return EXIT_OK
 
 
 def cmd_blob_status(args: argparse.Namespace) -> int:
-    config = _blob_client_config(args)
     try:
         blob_hash = bytes.fromhex(args.blob_hash.removeprefix("0x"))
     except ValueError:
         raise UsageError(f"blob hash {args.blob_hash!r} is not hex") from None
     if len(blob_hash) != 32:
         raise UsageError("a blob hash is 32 bytes (64 hex characters)")
-    return asyncio.run(_status(config, blob_hash))
-
-
-async def _status(config: BlobClientConfig, blob_hash: bytes) -> int:
-    from da.api.client import open_channel
-    from da.v1 import da_pb2 as pb
-    from da.v1 import da_pb2_grpc
-
-    async with open_channel(config.node, tls_ca=config.tls_ca) as channel:
-        status = await da_pb2_grpc.BlobServiceStub(channel).GetBlobStatus(
-            pb.GetBlobStatusRequest(blob_hash=blob_hash), timeout=config.timeout_seconds
-        )
-    print(_format_status(status))
+    with _client(args, role="producers") as client:
+        document = _status_document(client.status(blob_hash))
+    _emit(args, document, [_status_line(document)])
     return EXIT_OK
-
-
-@dataclass(frozen=True)
-class VerifiedBlob:
-    """A blob whose cells verified against the header's row commitments."""
-
-    blob_hash: bytes
-    start_cell: int
-    data: bytes
 
 
 def cmd_blob_get(args: argparse.Namespace) -> int:
-    config = _blob_client_config(args)
+    """Prints "verified" only for blobs the client verified; any failure exits 1, nothing shown."""
     namespace = parse_namespace(args.namespace)
     if args.height < 1:
         raise UsageError("--height must be >= 1")
-    trusted = tuple(args.trusted_key or ())
-    blobs = asyncio.run(_get(config, args.height, namespace, trusted, args.chain_id))
-    _emit_blobs(blobs, args.out)
+    with _client(args, role="storage") as client:
+        blobs = client.get_blobs(args.height, namespace)
+    if args.json:
+        documents = [{"blob_hash": b.blob_hash.hex(), "start_cell": b.start_cell,
+                      "bytes": len(b.data), "data_hex": b.data.hex()} for b in blobs]
+        _emit(args, {"height": args.height, "namespace": namespace.hex(), "verified": True,
+                     "blobs": documents}, [])
+        return EXIT_OK
+    _print_blobs(blobs, args.out)
     return EXIT_OK
 
 
-async def _get(
-    config: BlobClientConfig,
-    height: int,
-    namespace: bytes,
-    trusted_keys: tuple[str, ...],
-    chain_id: str | None,
-) -> list[VerifiedBlob]:
-    from da.api.client import open_channel
-    from da.api.convert import signed_header_from_pb
-    from da.v1 import da_pb2 as pb
-    from da.v1 import da_pb2_grpc
-
-    async with open_channel(config.node, tls_ca=config.tls_ca) as channel:
-        signed_pb = await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
-            pb.GetHeaderRequest(height=height), timeout=config.timeout_seconds
-        )
-        reply = await da_pb2_grpc.BlobServiceStub(channel).GetBlobs(
-            pb.GetBlobsRequest(height=height, namespace=namespace), timeout=config.timeout_seconds
-        )
-    signed = signed_header_from_pb(signed_pb)
-    if signed.header.height != height:
-        raise DAError(f"node answered header {signed.header.height} for height {height}")
-    if trusted_keys:
-        _verify_header(signed, trusted_keys, chain_id)
-    return [verify_blob(signed.header, namespace, blob) for blob in reply.blobs]
-
-
-def _verify_header(signed: Any, trusted_keys: tuple[str, ...], chain_id: str | None) -> None:
-    from da.config import decode_public_keys
-    from da.header import TrustRoot, verify_signed_header
-
-    keys = frozenset(decode_public_keys("--trusted-key", trusted_keys))
-    verify_signed_header(signed, TrustRoot(chain_id or signed.header.chain_id, keys))
-
-
-def verify_blob(header: Any, namespace: bytes, blob: Any) -> VerifiedBlob:
-    """Check a served blob against `header`: listed in its blob index under `namespace`, every
-    cell present with a valid KZG proof against its row commitment, and data that hashes to the
-    listed blob hash. Raises `DAError` / `ErasureError` saying what failed."""
-    from da.api.convert import cells_from_pb
-    from da.header import blob_cells, find_blob_entry
-    from erasure.kzg import verify_cells
-    from erasure.layout import blob_data_from_cells, blob_hash
-
-    entry = find_blob_entry(header, bytes(blob.blob_hash))
-    if entry is None or entry.namespace != namespace:
-        raise DAError(f"blob {blob.blob_hash.hex()} is not in the header's {namespace.hex()} index")
-    served = {(c.row, c.col): c for c in cells_from_pb(blob.cells, header.k)}
-    cells = [served.get((ref.row, ref.col)) for ref in blob_cells(entry)]
-    present = [c for c in cells if c is not None]
-    if len(present) != len(cells):
-        raise DAError(f"blob {entry.blob_hash.hex()}: {len(cells) - len(present)} cells missing")
-    commitments = [header.commitments[c.row] for c in present]
-    proofs = [c.proof for c in present]
-    if not verify_cells(commitments, [c.col for c in present], [c.data for c in present], proofs):
-        raise DAError(f"blob {entry.blob_hash.hex()}: a cell proof does not verify")
-    data = blob_data_from_cells([c.data for c in present], entry.length)
-    if blob_hash(entry.namespace, data) != entry.blob_hash:
-        raise DAError(f"blob {entry.blob_hash.hex()}: cells do not hash to the blob hash")
-    return VerifiedBlob(entry.blob_hash, entry.start_cell, data)
-
-
-def _emit_blobs(blobs: list[VerifiedBlob], out: Path | None) -> None:
+def _print_blobs(blobs: Sequence[Any], out: Path | None) -> None:
     if not blobs:
-        print("no blobs in this namespace at this height", file=sys.stderr)
+        print("no blobs in this namespace at this height (verified)", file=sys.stderr)
     for index, blob in enumerate(blobs):
         summary = f"blob {blob.blob_hash.hex()} start_cell {blob.start_cell} bytes {len(blob.data)}"
         print(f"{summary} verified", file=sys.stderr if out is None else sys.stdout)
@@ -900,3 +904,87 @@ def _print_data(data: bytes) -> None:
         print(data.decode("utf-8"))
     except UnicodeDecodeError:
         print(data.hex())
+
+
+def cmd_header_get(args: argparse.Namespace) -> int:
+    if args.height < 0:
+        raise UsageError("--height must be >= 0 (0: the latest)")
+    with _client(args, role="storage") as client:
+        signed = client.header(args.height)
+    header = signed.header
+    blobs = [{"namespace": e.namespace.hex(), "blob_hash": e.blob_hash.hex(),
+              "start_cell": e.start_cell, "length": e.length} for e in header.blobs]
+    document = {
+        "height": header.height, "hash": signed.hash.hex(), "chain_id": header.chain_id,
+        "time_ms": header.time_ms, "prev_hash": header.prev_hash.hex(), "k": header.k,
+        "producer": header.producer.hex(), "signature": signed.signature.hex(),
+        "commitments": [c.hex() for c in header.commitments], "blobs": blobs, "verified": True,
+    }
+    lines = [
+        f"height {header.height} hash {signed.hash.hex()} verified",
+        f"chain_id {header.chain_id} time_ms {header.time_ms} k {header.k}",
+        f"prev_hash {header.prev_hash.hex()}",
+        f"producer {header.producer.hex()}",
+        *(f"blob {b['blob_hash']} namespace {b['namespace']} start_cell {b['start_cell']} "
+          f"bytes {b['length']}" for b in blobs),
+    ]
+    _emit(args, document, lines)
+    return EXIT_OK
+
+
+def cmd_certificate_get(args: argparse.Namespace) -> int:
+    operators = [key for group in args.operator for key in group]
+    if args.verify and not operators:
+        raise UsageError("--verify needs the operators' keys (--operator HEX ...)")
+    if operators and not args.verify:
+        raise UsageError("--operator is used only with --verify")
+    if args.height < 1:
+        raise UsageError("--height must be >= 1")
+    keys = decode_public_keys("--operator", operators) if args.verify else None
+    with _client(args, role="producers") as client:
+        cert = client.certificate(args.height, keys, quorum=args.quorum)
+    document = {
+        "height": cert.height, "header_hash": cert.header_hash.hex(),
+        "signers": [key.hex() for key in cert.public_keys],
+        "aggregate_signature": cert.aggregate_signature.hex(), "verified": bool(args.verify),
+    }
+    verdict = "verified" if args.verify else "NOT verified (give --verify --operator HEX ...)"
+    lines = [
+        f"certificate {cert.height} header_hash {cert.header_hash.hex()} "
+        f"signers {len(cert.public_keys)} {verdict}",
+        *(f"signer {key}" for key in document["signers"]),
+    ]
+    _emit(args, document, lines)
+    return EXIT_OK
+
+
+def cmd_availability(args: argparse.Namespace) -> int:
+    if args.height < 1:
+        raise UsageError("--height must be >= 1")
+    with _client(args, role="light_clients") as client:
+        verdict = client.availability(args.height)
+    document = {"height": verdict.height, "status": verdict.status,
+                "confidence": verdict.confidence, "samples": verdict.samples}
+    line = (f"height {verdict.height} {verdict.status} confidence {verdict.confidence:.6f} "
+            f"samples {verdict.samples}")
+    _emit(args, document, [line])
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 only when every --node is SERVING."""
+    with _client(args, role="producers") as client:
+        statuses = {node: _health(client, node, args.service) for node in args.node}
+    document = {"service": args.service, "nodes": statuses,
+                "serving": all(s == "SERVING" for s in statuses.values())}
+    _emit(args, document, [f"{node} {status}" for node, status in statuses.items()])
+    return EXIT_OK if document["serving"] else EXIT_FAILURE
+
+
+def _health(client: Any, node: str, service: str) -> str:
+    from da.client import RemoteError
+
+    try:
+        return str(client.health(node, service))
+    except RemoteError as e:
+        return f"{e.code}: {e.details}"

@@ -17,7 +17,6 @@ from erasure.constants import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT
 from erasure.layout import max_blob_bytes
 
 __all__ = [
-    "BlobClientConfig",
     "ConfigError",
     "DevnetConfig",
     "ProducerConfig",
@@ -132,24 +131,6 @@ class StorageNodeConfig:
             raise ConfigError(f"retention_blocks must be >= 0, got {self.retention_blocks}")
         check_max_rows(self.max_rows)
         _check_positive("request_timeout_seconds", self.request_timeout_seconds)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BlobClientConfig:
-    """`da blob ...`: one node to talk to and how."""
-
-    node: str  # "host:port"
-    auth_token: str | None = field(default=None, repr=False)
-    tls_ca: Path | None = None  # PEM roots; None: plaintext
-    timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS  # per RPC
-    wait_timeout_seconds: float = 120.0  # `--wait`: give up after this long
-    poll_interval_seconds: float = 1.0  # `--wait`: GetBlobStatus period
-
-    def validate(self) -> None:
-        check_address("node", self.node)
-        _check_positive("timeout_seconds", self.timeout_seconds)
-        _check_positive("wait_timeout_seconds", self.wait_timeout_seconds)
-        _check_positive("poll_interval_seconds", self.poll_interval_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)

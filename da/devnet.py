@@ -600,13 +600,18 @@ def format_line(view: HeightView, layout: Layout) -> str:
     return line + (f" FAILED: {view.failure}" if view.failure else "")
 
 
+def status_page(node: Node) -> str:
+    """The node's status page (DESIGN 15); /status.json and /metrics live beside it."""
+    return f"http://{LOOPBACK}:{node.metrics_port}/"
+
+
 def banner(layout: Layout) -> str:
     p = layout.producer
     lines = [
         f"da devnet: chain {layout.chain_id!r}, data dir {layout.root}",
-        f"  producer      {p.address}  metrics :{p.metrics_port}  quorum {layout.quorum}",
-        *(f"  {s.name:<13} {s.address}  metrics :{s.metrics_port}" for s in layout.storage),
-        *(f"  {n.name:<13} {n.address}  metrics :{n.metrics_port}" for n in layout.light),
+        f"  producer      {p.address}  page {status_page(p)}  quorum {layout.quorum}",
+        *(f"  {s.name:<13} {s.address}  page {status_page(s)}" for s in layout.storage),
+        *(f"  {n.name:<13} {n.address}  page {status_page(n)}" for n in layout.light),
         f"  configs {layout.root / 'config'}  logs {layout.root / 'logs'}",
         f"  submit: da blob submit --node {p.address} --namespace demo --file F "
         f"--auth-token-file {layout.token_file} --wait",

@@ -9,10 +9,9 @@ series from the start instead of a gap; observing an unknown label value raises 
 from __future__ import annotations
 
 import os
-import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +21,6 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    start_http_server,
 )
 
 SUBMISSION_RESULTS = (
@@ -51,6 +49,7 @@ SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
 BLOCK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 SAMPLE_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+RECENT_BLOCKS_KEPT = 64  # encode times kept for the producer's status page
 
 
 def process_registry() -> CollectorRegistry:
@@ -101,11 +100,16 @@ class ProducerMetrics:
         self.head_height = Gauge("da_producer_head_height", "Height of the last block", registry=r)
         self.pending = Gauge("da_producer_pending_blobs", "Blobs waiting for a block", registry=r)
         self.certificates = Counter("da_certificates", "DA certificates formed", registry=r)
+        # The last blocks' encode times by height, for the status page (bounded).
+        self.recent_encode_seconds: OrderedDict[int, float] = OrderedDict()
 
     def observe_block(self, height: int, encode_seconds: float) -> None:
         """A block at `height` was encoded in `encode_seconds` and stored."""
         self.blocks.inc()
         self.encode_seconds.observe(encode_seconds)
+        self.recent_encode_seconds[height] = encode_seconds
+        while len(self.recent_encode_seconds) > RECENT_BLOCKS_KEPT:
+            self.recent_encode_seconds.popitem(last=False)
         self.head_height.set(height)
 
     def observe_submission(self, result: str) -> None:
@@ -286,29 +290,6 @@ class RpcMetrics:
         self.requests.labels(method, code).inc()
         if seconds is not None:
             self.seconds.labels(method).observe(seconds)
-
-
-_servers: dict[int, WSGIServer] = {}
-_servers_lock = threading.Lock()
-
-
-def start_metrics_server(port: int, registry: CollectorRegistry, addr: str = "127.0.0.1") -> int:
-    """Serve `registry` at http://addr:port/metrics from a daemon thread; returns the bound port
-    (pass 0 to let the OS choose). Stop it with `stop_metrics_server(port)`."""
-    server, _thread = start_http_server(port, addr=addr, registry=registry)
-    bound = int(server.server_port)
-    with _servers_lock:
-        _servers[bound] = server
-    return bound
-
-
-def stop_metrics_server(port: int) -> None:
-    """Stop the metrics server started on `port` and release the socket; a no-op if none."""
-    with _servers_lock:
-        server = _servers.pop(port, None)
-    if server is not None:
-        server.shutdown()
-        server.server_close()
 
 
 def _counter_with_labels(

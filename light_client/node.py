@@ -29,20 +29,15 @@ from pathlib import Path
 
 from da.api.server import SAMPLING_SERVICE, ServerConfig, create_server, stop_server
 from da.header import SignedHeader, TrustRoot, trust_root_from_hex
-from da.metrics import (
-    LightMetrics,
-    RpcMetrics,
-    observe_store_size,
-    process_registry,
-    start_metrics_server,
-    stop_metrics_server,
-)
+from da.metrics import LightMetrics, RpcMetrics, observe_store_size, process_registry
 from da.sampling import (
     draw_coordinates,
     extended_cell_count,
     sample_confidence,
     samples_for_confidence,
 )
+from da.status import start_status_server
+from da.status.light import LightStatus
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
 from da.store.rocks import open_store
@@ -117,6 +112,7 @@ class LightClient:
         self._backlog_ready = asyncio.Event()
         self._queued: set[int] = set()
         self._tasks: asyncio.TaskGroup | None = None
+        self.status = LightStatus(config.chain_id, lambda: self.chain.head, self._peer_status)
         # The latest verdicts, for tests and benchmarks (bounded: nobody reads it in production).
         self.verdicts: asyncio.Queue[SamplingResult] = asyncio.Queue(VERDICTS_KEPT)
 
@@ -172,6 +168,7 @@ class LightClient:
         self.state.begin(header.height)
         count = sample_count(header.k, self.config.samples, self.config.confidence)
         coords = draw_coordinates(header.k, count, self._rng)
+        self.status.begin(header.height, header.k, coords)
         started = self._clock()
         deadline = window_start + self.config.sample_window_seconds
         if live:
@@ -187,6 +184,9 @@ class LightClient:
         status = SamplingStatus.AVAILABLE if outcome.available else SamplingStatus.UNAVAILABLE
         result = SamplingResult(header.height, status, confidence, len(outcome.verified))
         self.state.finish(result)
+        self.status.finish(
+            header.height, status.name, confidence, outcome.verified, outcome.retried
+        )
         self._queued.discard(header.height)
         if self._metrics is not None:
             self._metrics.observe_header_sampled(outcome.available, confidence)
@@ -198,6 +198,16 @@ class LightClient:
         if self.verdicts.full():
             self.verdicts.get_nowait()
         self.verdicts.put_nowait(result)
+
+
+    def _peer_status(self) -> list[dict[str, object]]:
+        """Each peer's health for the status page: shunned for a bad proof, holds the head."""
+        holders = self.sync.holders(self.chain.head)
+        return [
+            {"address": peer.name, "shunned": self.pool.is_shunned(peer),
+             "holds_head": peer.name in holders}
+            for peer in self.pool.peers
+        ]
 
 
 async def run(config: LightClientConfig) -> None:
@@ -212,9 +222,6 @@ async def run(config: LightClientConfig) -> None:
     async with AsyncExitStack() as stack:
         store = open_store(Path(config.data_dir) / STORE_DIR)
         stack.callback(store.close)
-        if config.metrics_port is not None:
-            port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
-            stack.callback(stop_metrics_server, port)
         reply_bytes = max_reply_bytes(config.max_rows)
         peers = [
             GrpcPeer(address, tls_ca=config.tls_ca, max_message_bytes=reply_bytes)
@@ -222,6 +229,11 @@ async def run(config: LightClientConfig) -> None:
         ]
         client = LightClient(config, peers=peers, store=store, metrics=metrics)
         stack.push_async_callback(client.pool.close)
+        if config.metrics_port is not None:
+            await start_status_server(
+                stack, client.status, registry,
+                port=config.metrics_port, address=config.metrics_address,
+            )
         await _serve(stack, config.server, client, RpcMetrics(registry, SAMPLING_METHODS))
         log.info("light client following %s", ", ".join(config.peers))
         await client.run()

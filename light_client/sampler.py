@@ -43,10 +43,12 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class SamplingOutcome:
-    """What sampling one height found: which drawn cells verified, which none served."""
+    """What sampling one height found: which drawn cells verified, which none served, and which
+    verified only after a retry (at another peer, or in a later pass)."""
 
     verified: frozenset[CellRef]
     missing: frozenset[CellRef]
+    retried: frozenset[CellRef] = frozenset()
 
     @property
     def available(self) -> bool:
@@ -111,11 +113,12 @@ class Sampler:
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
         verified: set[CellRef] = set()
+        retried: set[CellRef] = set()
         while pending and self._clock() < deadline:
             answered = {coord for answer in answers for coord in answer.cells}
             waiting = {c: state for c, state in pending.items() if c not in answered}
             if not waiting:
-                verified |= self._settle(header, answers, pending)
+                verified |= self._settle(header, answers, pending, retried)
                 continue
             now = self._clock()
             assignment = self._assign(waiting, now, preferred)
@@ -126,17 +129,24 @@ class Sampler:
                 self._received(header.height, answer)
                 if answer.cells:
                     answers.append(answer)
-        verified |= self._settle(header, answers, pending)  # what arrived in time still counts
-        return SamplingOutcome(frozenset(verified), frozenset(pending))
+        verified |= self._settle(header, answers, pending, retried)  # in time: still counts
+        return SamplingOutcome(frozenset(verified), frozenset(pending), frozenset(retried))
 
     def _settle(
-        self, header: Header, answers: list[_Answer], pending: dict[CellRef, _Pending]
+        self,
+        header: Header,
+        answers: list[_Answer],
+        pending: dict[CellRef, _Pending],
+        retried: set[CellRef],
     ) -> set[CellRef]:
-        """Verify the collected answers, drop them, and take their good cells off `pending`."""
+        """Verify the collected answers, drop them, and take their good cells off `pending`
+        (into `retried` too when they were asked more than once)."""
         good = set(self._verify(header, answers)) if answers else set()
         answers.clear()
         for coord in good:
-            pending.pop(coord, None)
+            state = pending.pop(coord, None)
+            if state is not None and (state.passes or len(state.tried) > 1):
+                retried.add(coord)
         return good
 
     # --- assignment -------------------------------------------------------------------------

@@ -230,3 +230,26 @@ def availability_from_pb(value: int) -> SamplingStatus:
 
 def cells_to_pb(cells: Sequence[ProvenCell]) -> list[pb.Cell]:
     return [proven_cell_to_pb(cell) for cell in cells]
+
+
+# --- blobs as served (GetBlobs) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedBlob:
+    """One blob of a `GetBlobs` answer, lengths and coordinates checked, NOT yet verified."""
+
+    namespace: bytes
+    blob_hash: bytes
+    start_cell: int
+    cells: tuple[ProvenCell, ...]
+
+
+def served_blob_from_pb(msg: pb.Blob, k: int) -> ServedBlob:
+    """Raises `InvalidRequest` (bad hash length), `InvalidCell` or `InvalidProof`."""
+    return ServedBlob(
+        bytes(msg.namespace),
+        blob_hash_from_pb(msg.blob_hash),
+        msg.start_cell,
+        tuple(cells_from_pb(msg.cells, k)),
+    )

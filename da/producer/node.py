@@ -30,20 +30,16 @@ from da.api.server import (
     stop_server,
 )
 from da.config import ProducerConfig, decode_public_keys
-from da.metrics import (
-    ProducerMetrics,
-    RpcMetrics,
-    observe_store_size,
-    process_registry,
-    start_metrics_server,
-    stop_metrics_server,
-)
+from da.metrics import ProducerMetrics, RpcMetrics, observe_store_size, process_registry
 from da.producer.blocks import BlockProducer
 from da.producer.certify import Certifier
 from da.producer.encoder import Encoder
 from da.producer.mempool import MEMPOOL_SQUARES, Mempool
 from da.producer.service import AttestationServicer, ProducerBlobServicer
 from da.signing import read_key_file
+from da.status import start_status_server
+from da.status.producer import ProducerStatus
+from da.store import blocks
 from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
@@ -127,7 +123,7 @@ async def start(
         (da_pb2_grpc.add_AttestationServiceServicer_to_server, AttestationServicer(certifier)),
     ]
     port = await _serve(stack, config, servicers, registry)
-    metrics_port = _serve_metrics(stack, config, registry)
+    metrics_port = await _serve_status(stack, config, registry, store, metrics, mempool)
     # Submissions are served (and persisted) while the encoding workers load the trusted setup.
     await encoder.start()
     producer = BlockProducer(
@@ -170,14 +166,28 @@ async def _serve(
     return port
 
 
-def _serve_metrics(
-    stack: AsyncExitStack, config: ProducerConfig, registry: CollectorRegistry
+async def _serve_status(
+    stack: AsyncExitStack,
+    config: ProducerConfig,
+    registry: CollectorRegistry,
+    store: KeyValueStore,
+    metrics: ProducerMetrics,
+    mempool: Mempool,
 ) -> int | None:
+    """The status page, /status.json and /metrics on the metrics port (DESIGN 15)."""
     if config.metrics_port is None:
         return None
-    port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
-    stack.callback(stop_metrics_server, port)
-    return port
+    source = ProducerStatus(
+        chain_id=config.chain_id,
+        store=store,
+        head=lambda: blocks.head_height(store),
+        mempool=lambda: (mempool.count, mempool.bytes),
+        encode_seconds=metrics.recent_encode_seconds.get,
+        quorum=config.quorum,
+    )
+    return await start_status_server(
+        stack, source, registry, port=config.metrics_port, address=config.metrics_address
+    )
 
 
 def _log_startup(

@@ -59,13 +59,13 @@ class Attester:
         *,
         max_attempts: int = MAX_ATTEMPTS,
         backoff_cap_seconds: float = 30.0,
-        on_failure: Callable[[], None] = lambda: None,
+        on_result: Callable[[int, bool], None] | None = None,
     ) -> None:
         self._key = key
         self._producer = producer
         self._max_attempts = max_attempts
-        self._on_failure = on_failure
         self._backoff_cap = backoff_cap_seconds
+        self._on_result = on_result  # (height, accepted) after each attestation's last attempt
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(QUEUE_BLOCKS)
 
     def submit(self, height: int, header_hash: bytes) -> None:
@@ -85,7 +85,9 @@ class Attester:
     async def run(self) -> None:
         while True:
             height, header_hash = await self._queue.get()
-            await self.attest(make_attestation(self._key, height, header_hash))
+            accepted = await self.attest(make_attestation(self._key, height, header_hash))
+            if self._on_result is not None:
+                self._on_result(height, accepted)
 
     async def attest(self, attestation: Attestation) -> bool:
         """Send one attestation, retrying failures; True once the producer accepted it."""
@@ -98,7 +100,6 @@ class Attester:
                     log.warning(
                         "attestation of height %d refused: %s", attestation.height, describe(e)
                     )
-                    self._on_failure()
                     return False
                 log.info(
                     "attesting height %d (attempt %d): %s", attestation.height, attempt, describe(e)
@@ -118,7 +119,6 @@ class Attester:
             attestation.height,
             self._max_attempts,
         )
-        self._on_failure()
         return False
 
 

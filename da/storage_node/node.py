@@ -29,15 +29,10 @@ from da.api.server import (
 )
 from da.config import StorageNodeConfig
 from da.header import trust_root_from_hex
-from da.metrics import (
-    RpcMetrics,
-    StorageMetrics,
-    observe_store_size,
-    process_registry,
-    start_metrics_server,
-    stop_metrics_server,
-)
+from da.metrics import RpcMetrics, StorageMetrics, observe_store_size, process_registry
 from da.signing import read_key_file
+from da.status import start_status_server
+from da.status.storage import AttestationStats, StorageStatus
 from da.storage_node.attest import Attester
 from da.storage_node.follow import Follower
 from da.storage_node.ingest import Ingestor, Stored
@@ -69,10 +64,11 @@ async def run(config: StorageNodeConfig) -> None:
         observe_store_size(registry, config.data_dir)
         metrics.set_head_height(blocks.head_height(store))
         notifier = serving.HeadNotifier()
-        await _serve(stack, config, store, metrics, registry, notifier)
+        stats = AttestationStats(enabled=config.key_file is not None)
+        await _serve(stack, config, store, metrics, registry, notifier, stats)
         remotes = await _remotes(stack, config)
         verifier = await _verifier(stack)
-        attester = _attester(config, remotes[0], metrics)
+        attester = _attester(config, remotes[0], stats, metrics)
         if attester is not None:  # the queue of a previous run was in memory only
             requeued = await attester.submit_recent(store)
             log.info("re-attesting the %d most recent stored blocks", requeued)
@@ -127,8 +123,9 @@ async def _serve(
     metrics: StorageMetrics,
     registry: CollectorRegistry,
     notifier: serving.HeadNotifier,
+    stats: AttestationStats,
 ) -> None:
-    """The gRPC server (HeaderService, ShareService, BlobService) and the /metrics endpoint."""
+    """The gRPC server (HeaderService, ShareService, BlobService) and the status page."""
     served = metrics.observe_samples_served
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier, on_served=served),
@@ -142,9 +139,13 @@ async def _serve(
     )
     stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
     if config.metrics_port is not None:
-        metrics_port = start_metrics_server(config.metrics_port, registry, config.metrics_address)
-        stack.callback(stop_metrics_server, metrics_port)
-        log.info("metrics on port %d", metrics_port)
+        source = StorageStatus(
+            config.chain_id, store, registry, [config.producer], config.peers,
+            config.retention_blocks, attestation=stats,
+        )
+        await start_status_server(
+            stack, source, registry, port=config.metrics_port, address=config.metrics_address
+        )
     log.info("serving on port %d", port)
 
 
@@ -168,9 +169,14 @@ async def _verifier(stack: AsyncExitStack) -> Executor:
 
 
 def _attester(
-    config: StorageNodeConfig, producer: Remote, metrics: StorageMetrics
+    config: StorageNodeConfig, producer: Remote, stats: AttestationStats, metrics: StorageMetrics
 ) -> Attester | None:
     if config.key_file is None:
         return None
-    return Attester(read_key_file(config.key_file), producer,
-                    on_failure=metrics.observe_attestation_failure)
+
+    def on_result(height: int, accepted: bool) -> None:
+        stats.observe(height, accepted)
+        if not accepted:
+            metrics.observe_attestation_failure()
+
+    return Attester(read_key_file(config.key_file), producer, on_result=on_result)

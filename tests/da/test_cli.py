@@ -1,5 +1,5 @@
 """The `da` command line: help texts, TOML + flag composition, keygen, role running with signals,
-and the blob commands against a fake node built with create_server."""
+(the commands that talk to nodes: test_cli_client.py)."""
 
 from __future__ import annotations
 
@@ -7,33 +7,23 @@ import asyncio
 import os
 import signal
 import sys
-import threading
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from da import cli
-from da.api.server import (
-    BLOB_SERVICE,
-    HEADER_SERVICE,
-    READ_ONLY_MAX_MESSAGE_BYTES,
-    ServerConfig,
-    create_server,
-    stop_server,
-)
+from da.api.server import READ_ONLY_MAX_MESSAGE_BYTES
 from da.config import ProducerConfig, StorageNodeConfig
-from da.v1 import da_pb2 as pb
-from da.v1 import da_pb2_grpc
 
 KEY = "ab" * 48
 TOKEN = "cli-token"
 
 COMMANDS = [
     [], ["keygen"], ["producer"], ["storage-node"], ["light-client"], ["blob"],
-    ["blob", "submit"], ["blob", "get"], ["blob", "status"], ["devnet"],
+    ["blob", "submit"], ["blob", "get"], ["blob", "status"], ["devnet"], ["header", "get"],
+    ["certificate", "get"], ["availability"], ["health"],
 ]
 
 
@@ -207,119 +197,3 @@ def test_sigterm_cancels_the_role_and_exits_0(fake_role: dict[str, Any]) -> None
 def test_devnet_exit_code_is_returned(fake_role: dict[str, Any]) -> None:
     assert cli.main(["devnet", "--blocks", "2", "--storage-nodes", "1"]) == 3
     assert fake_role["devnet"].blocks == 2 and fake_role["devnet"].storage_nodes == 1
-
-
-# --- blob commands against a fake node ------------------------------------------------------
-
-
-class FakeNode(da_pb2_grpc.BlobServiceServicer, da_pb2_grpc.HeaderServiceServicer):
-    """Serves one block made of real encoded blobs; `tamper` corrupts served cells."""
-
-    def __init__(self, signed: Any, square: Any) -> None:
-        self.signed, self.square, self.tamper, self.submitted = signed, square, False, []
-
-    async def SubmitBlob(self, request: Any, context: Any) -> Any:
-        from erasure.layout import blob_hash
-
-        self.submitted.append((request.namespace, request.data))
-        digest = blob_hash(request.namespace, request.data)
-        return pb.SubmitBlobResponse(blob_hash=digest, status=pb.BlobStatus(state=pb.PENDING))
-
-    async def GetBlobStatus(self, request: Any, context: Any) -> Any:
-        return pb.BlobStatus(state=pb.INCLUDED, height=1, start_cell=2)
-
-    async def GetHeader(self, request: Any, context: Any) -> Any:
-        return pb.SignedHeader(header=self.signed.raw, signature=self.signed.signature)
-
-    async def GetBlobs(self, request: Any, context: Any) -> Any:
-        from da.header import blob_cells, blob_entries_for_namespace
-
-        blobs = []
-        for entry in blob_entries_for_namespace(self.signed.header, request.namespace):
-            cells = []
-            for ref in blob_cells(entry):
-                data = bytearray(self.square.cell(ref.row, ref.col))
-                if self.tamper:
-                    data[-1] ^= 1
-                proof = self.square.proof(ref.row, ref.col)
-                cells.append(pb.Cell(row=ref.row, col=ref.col, data=bytes(data), proof=proof))
-            blobs.append(pb.Blob(namespace=entry.namespace, blob_hash=entry.blob_hash,
-                                 start_cell=entry.start_cell, cells=cells))
-        return pb.GetBlobsResponse(blobs=blobs)
-
-
-BLOBS = [(b"alpha", b"hello, available world\n" * 200), (b"beta", bytes(range(256)) * 30)]
-
-
-@pytest.fixture(scope="module")
-def node() -> Iterator[tuple[str, FakeNode, str]]:
-    from da.header import Header, sign_header
-    from da.signing import generate_keypair
-    from erasure.square import encode_square
-
-    square = encode_square(BLOBS, max_rows=4)
-    keypair = generate_keypair(b"\x07" * 32)
-    header = Header(chain_id="test", height=1, time_ms=1, prev_hash=bytes(32), k=square.k,
-                    commitments=square.commitments, blobs=square.blob_index,
-                    producer=keypair.public)
-    fake = FakeNode(sign_header(header, keypair.secret), square)
-    loop = asyncio.new_event_loop()
-    started: dict[str, Any] = {}
-
-    async def start() -> None:
-        started["server"], started["port"] = await create_server(
-            ServerConfig(listen="127.0.0.1:0", auth_token=TOKEN),
-            [(da_pb2_grpc.add_BlobServiceServicer_to_server, fake),
-             (da_pb2_grpc.add_HeaderServiceServicer_to_server, fake)],
-            rpc_metrics=None,
-            service_names=[BLOB_SERVICE, HEADER_SERVICE],
-        )
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
-    yield f"127.0.0.1:{started['port']}", fake, keypair.public.hex()
-    asyncio.run_coroutine_threadsafe(stop_server(started["server"], grace=None), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-
-
-def test_blob_submit_requires_the_token(node: Any, tmp_path: Path, capsys: Any) -> None:
-    address, fake, _ = node
-    blob = write(tmp_path / "blob.bin", "payload")
-    argv = ["blob", "submit", "--node", address, "--namespace", "0x0a0b", "--file", str(blob)]
-    assert cli.main(argv) == 1
-    assert "UNAUTHENTICATED" in capsys.readouterr().err
-    token = write(tmp_path / "token", TOKEN)
-    assert cli.main([*argv, "--auth-token-file", str(token), "--wait"]) == 0
-    out = capsys.readouterr().out
-    assert "blob_hash " in out and "status INCLUDED height 1 start_cell 2" in out
-    assert fake.submitted[-1] == (bytes(27) + b"\x0a\x0b", b"payload")
-
-
-def test_blob_status(node: Any, capsys: Any) -> None:
-    address, _, _ = node
-    assert cli.main(["blob", "status", "--node", address, "--blob-hash", "00" * 32]) == 0
-    assert "status INCLUDED" in capsys.readouterr().out
-    assert cli.main(["blob", "status", "--node", address, "--blob-hash", "00"]) == 2
-
-
-def test_blob_get_verifies_cells(node: Any, tmp_path: Path, capsys: Any) -> None:
-    address, fake, producer_hex = node
-    out = tmp_path / "got.bin"
-    argv = ["blob", "get", "--node", address, "--height", "1", "--namespace", "beta"]
-    fake.tamper = False
-    assert cli.main([*argv, "--out", str(out), "--trusted-key", producer_hex]) == 0
-    assert out.read_bytes() == BLOBS[1][1]
-    assert "verified" in capsys.readouterr().out
-    alpha = ["blob", "get", "--node", address, "--height", "1", "--namespace", "alpha"]
-    assert cli.main(alpha) == 0
-    assert "hello, available world" in capsys.readouterr().out
-    fake.tamper = True
-    try:
-        assert cli.main(argv) == 1
-    finally:
-        fake.tamper = False
-    assert "does not verify" in capsys.readouterr().err
-    assert cli.main([*argv, "--trusted-key", KEY]) == 1
-    assert "not trusted" in capsys.readouterr().err

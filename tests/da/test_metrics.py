@@ -1,9 +1,8 @@
-"""Metrics classes against a fresh registry, and the HTTP exporter."""
+"""Metrics classes against a fresh registry (the HTTP exporter: tests/da/status)."""
 
 from __future__ import annotations
 
 import platform
-import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -96,21 +95,6 @@ def test_components_share_one_registry(registry: CollectorRegistry) -> None:
     metrics.StorageMetrics(registry)
     metrics.LightMetrics(registry)
     metrics.RpcMetrics(registry)
-
-
-def test_metrics_server_binds_port_zero_and_stops(registry: CollectorRegistry) -> None:
-    metrics.ProducerMetrics(registry).observe_block(3, 1.0)
-    port = metrics.start_metrics_server(0, registry)
-    try:
-        assert port > 0
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            body = response.read().decode()
-        assert "da_blocks_produced_total 1.0" in body
-    finally:
-        metrics.stop_metrics_server(port)
-    with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
-    metrics.stop_metrics_server(port)  # a no-op once stopped
 
 
 def test_every_role_registry_has_process_platform_and_gc_collectors(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -75,8 +76,11 @@ def test_devnet_three_blocks_all_available(tmp_path: Path) -> None:
     assert all("light-1" in line and "light-2" in line and "FAILED" not in line
                for line in lines), report
     assert not leftovers, f"processes outlived the devnet: {leftovers}"
+    pages = re.findall(r"^  (\S+) .* page (http://127\.0\.0\.1:\d+/)", done.stdout, re.M)
+    assert len({page for _, page in pages}) == 6, report  # each process's status page
     for name in ("producer", "storage-1", "storage-2", "storage-3", "light-1", "light-2"):
         assert (data / "logs" / f"{name}.log").is_file()
+        assert name in {n for n, _ in pages}, report
 
 
 def test_devnet_stops_every_process_on_sigterm(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ async def test_honest_peers_make_every_sample_verify(
     peers = [FakePeer(f"p{i}", square) for i in range(3)]
     outcome, coords, _ = await run_sampler(header, peers, rng, metrics)
     assert outcome.available and outcome.verified == set(coords)
+    assert outcome.retried == set()  # each verified at the first peer asked
     assert count(registry, "ok") == SAMPLES
     assert sorted(c for p in peers for c in p.asked) == sorted(coords)  # each asked once
     assert sum(1 for p in peers if p.asked) >= 2  # spread over peers at random
@@ -72,6 +73,7 @@ async def test_withheld_cell_is_retried_same_coordinate_elsewhere(
     assert set(withholder.asked) | set(honest.asked) == set(coords)  # never a fresh coordinate
     assert set(honest.asked) == set(coords)  # what the withholder refused went to the other peer
     assert count(registry, "error") == len(withholder.asked)
+    assert outcome.retried == set(withholder.asked)  # shown as "retried elsewhere" on the page
 
 
 async def test_selective_withholding_alone_makes_the_height_unavailable(
