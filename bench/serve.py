@@ -28,6 +28,7 @@ from run import BenchRow, bench_parser, emit, log, row  # noqa: E402  (bench/run
 from da import serving  # noqa: E402
 from da.header import Header, sign_header, trust_root_from_hex  # noqa: E402
 from da.metrics import RpcMetrics, StorageMetrics  # noqa: E402
+from da.sampling import draw_coordinates  # noqa: E402
 from da.signing import generate_keypair  # noqa: E402
 from da.storage_node.fetch import WINDOW_ROWS, FetchedBlock, rows_verify  # noqa: E402
 from da.storage_node.ingest import Ingestor  # noqa: E402
@@ -107,9 +108,9 @@ async def hammer(port: int, k: int, seconds: float) -> float:
     requests = [
         pb.GetSamplesRequest(
             height=HEIGHT,
-            coords=[
-                pb.CellCoord(row=rng.randrange(2 * k), col=rng.randrange(CELLS_PER_EXT_ROW))
-                for _ in range(SAMPLES_PER_REQUEST)
+            coords=[  # distinct, as the protocol requires (DESIGN 13)
+                pb.CellCoord(row=ref.row, col=ref.col)
+                for ref in draw_coordinates(k, SAMPLES_PER_REQUEST, rng)
             ],
         )
         for _ in range(256)

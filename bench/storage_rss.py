@@ -34,9 +34,10 @@ from run import BenchRow, row, run_sized  # noqa: E402  (bench/run.py: the table
 
 from da.api.client import open_channel  # noqa: E402
 from da.header import header_from_bytes  # noqa: E402
+from da.sampling import draw_coordinates  # noqa: E402
 from da.v1 import da_pb2 as pb  # noqa: E402
 from da.v1 import da_pb2_grpc  # noqa: E402
-from erasure.constants import CELLS_PER_EXT_ROW, CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL  # noqa: E402
+from erasure.constants import CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL  # noqa: E402
 
 MAX_ROWS = 4
 BLOCK_TIME_SECONDS = 1.0
@@ -125,9 +126,9 @@ def request_for(rng: random.Random, seen: Seen, n: int) -> tuple[str, Any]:
     k = seen.k[height]
     if n % 2:
         return "GetRow", pb.GetRowRequest(height=height, row=rng.randrange(2 * k))
-    coords = [
-        pb.CellCoord(row=rng.randrange(2 * k), col=rng.randrange(CELLS_PER_EXT_ROW))
-        for _ in range(SAMPLES_PER_REQUEST)
+    coords = [  # distinct, as the protocol requires (DESIGN 13)
+        pb.CellCoord(row=ref.row, col=ref.col)
+        for ref in draw_coordinates(k, SAMPLES_PER_REQUEST, rng)
     ]
     return "GetSamples", pb.GetSamplesRequest(height=height, coords=coords)
 

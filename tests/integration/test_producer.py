@@ -114,8 +114,8 @@ def test_submit_include_publish_serve(cluster: Cluster) -> None:
             got = client.shares.GetRow(pb.GetRowRequest(height=height, row=row), timeout=TIMEOUT)
             assert len(got.cells) == CELLS_PER_EXT_ROW and verify_cells(signed, list(got.cells))
 
-        # samples come back in the order asked (parity cells and repeats included)
-        coords = [(2 * k - 1, 127), (0, 0), (k, 64), (0, 0), (1, 5)]
+        # samples come back in the order asked (parity cells included; a repeat is refused)
+        coords = [(2 * k - 1, 127), (0, 0), (k, 64), (0, 1), (1, 5)]
         req = pb.GetSamplesRequest(
             height=height, coords=[pb.CellCoord(row=r, col=c) for r, c in coords]
         )
@@ -142,6 +142,8 @@ def test_submit_include_publish_serve(cluster: Cluster) -> None:
         for r, c in ((2 * k, 0), (0, 128)):
             out = pb.GetSamplesRequest(height=height, coords=[pb.CellCoord(row=r, col=c)])
             assert code_of(client.shares.GetSamples, out) == bad
+        twice = pb.GetSamplesRequest(height=height, coords=[pb.CellCoord(row=0, col=0)] * 2)
+        assert code_of(client.shares.GetSamples, twice) == bad
         assert (
             code_of(client.blobs.GetBlobStatus, pb.GetBlobStatusRequest(blob_hash=bytes(32))) == nf
         )

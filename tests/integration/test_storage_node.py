@@ -105,7 +105,7 @@ def check_served(cluster: Cluster, node: DaProcess, height: int, data: bytes) ->
             got = shares.GetRow(pb.GetRowRequest(height=height, row=row), timeout=TIMEOUT)
             _verify(header, list(got.cells), [(row, col) for col in range(128)])
         rng = random.Random(height)
-        asked = [(rng.randrange(2 * k), rng.randrange(128)) for _ in range(16)]
+        asked = rng.sample([(r, c) for r in range(2 * k) for c in range(128)], 16)  # distinct
         coords = [pb.CellCoord(row=r, col=c) for r, c in asked]
         got = shares.GetSamples(pb.GetSamplesRequest(height=height, coords=coords), timeout=TIMEOUT)
         _verify(header, list(got.cells), asked)
