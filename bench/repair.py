@@ -102,7 +102,9 @@ def repair_seconds(sq: ExtendedSquare, loss: Loss) -> float:
     return best_cpu(lambda: recover_square(sq.k, sq.commitments, cells, proofs))
 
 
-def figures(cases: list[tuple[int, str]], judged: bool, say: Callable[[str], None]) -> list[BenchRow]:
+def figures(
+    cases: list[tuple[int, str]], judged: bool, say: Callable[[str], None]
+) -> list[BenchRow]:
     squares: dict[int, ExtendedSquare] = {}
     rows = []
     for k, kind in cases:

@@ -185,13 +185,13 @@ def _wanted_columns(k: int, grid: Grid, whole: Mapping[int, WholeRow]) -> dict[i
 def fill_columns(k: int, grid: Grid, whole: Mapping[int, WholeRow]) -> bool:
     """Interpolate the cells rows still need from columns with k known cells; True if any."""
     groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = defaultdict(list)
-    for c, targets in _wanted_columns(k, grid, whole).items():
-        sources = tuple(r for r, row in enumerate(grid) if c in row)[:k]
-        groups[(sources, tuple(targets))].append(c)
+    for c, wanted_by in _wanted_columns(k, grid, whole).items():
+        known = tuple(r for r, row in enumerate(grid) if c in row)[:k]
+        groups[(known, tuple(wanted_by))].append(c)
     for (sources, targets), cols in groups.items():
         data = [b"".join(grid[s][c] for c in cols) for s in sources]
-        for t, values in zip(targets, matrix_times_rows(row_matrix(k, sources, targets), data),
-                             strict=True):
+        filled = matrix_times_rows(row_matrix(k, sources, targets), data)
+        for t, values in zip(targets, filled, strict=True):
             for i, c in enumerate(cols):
                 grid[t][c] = values[i * BYTES_PER_CELL : (i + 1) * BYTES_PER_CELL]
     return bool(groups)
