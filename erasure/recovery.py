@@ -2,17 +2,19 @@
 
 Repair costs what is missing: given cells are verified against their proofs in one batch
 (narrowed down by halves when it fails; a cell that fails is dropped, never trusted), rows given
-whole with verified proofs are kept as they are, and only the other rows are rebuilt: by ckzg
-from at least 64 of their cells, or from the k known cells of each column (a python-flint
-product per group of columns sharing the same known rows), then their cells and proofs computed
-once. Only rebuilt rows are committed, each checked against its header commitment.
+whole with verified proofs are kept as they are (a caller that verified rows itself, like the
+storage node reading back rows from its store, names them and spares the batch), and only the
+other rows are rebuilt: by ckzg from at least 64 of their cells, or from the k known cells of
+each column (a python-flint product per group of columns sharing the same known rows), then
+their cells and proofs computed once. Only rebuilt rows are committed, each checked against its
+header commitment.
 
 Without proofs, every given cell is trusted only once its row checks against its commitment, and
 every row is rebuilt (the cells are still checked, but proofs must be computed for all rows).
 """
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from erasure import kzg
 from erasure.commitments import check_k
@@ -95,9 +97,13 @@ def _passing(commitments: Sequence[bytes], entries: Sequence[Entry]) -> list[Ent
 
 
 def verified_cells(
-    commitments: Sequence[bytes], grid: Grid, proofs: Mapping[Coord, bytes]
+    commitments: Sequence[bytes],
+    grid: Grid,
+    proofs: Mapping[Coord, bytes],
+    verified_rows: Collection[int] = (),
 ) -> tuple[Grid, list[dict[int, bytes]]]:
     """The cells of `grid` whose proof verifies, and those proofs; cells without one are dropped.
+    Rows of `verified_rows` given whole with proofs are taken as the caller verified them.
 
     Raises InvalidProof for a proof of the wrong length.
     """
@@ -110,9 +116,16 @@ def verified_cells(
         for c in sorted(row)
         if (r, c) in proofs
     ]
+    done = {
+        r for r in verified_rows
+        if 0 <= r < len(grid) and all((r, c) in proofs for c in range(CELLS_PER_EXT_ROW))
+        and len(grid[r]) == CELLS_PER_EXT_ROW
+    }
+    trusted = [e for e in entries if e[0] in done]
+    checked = _passing(commitments, [e for e in entries if e[0] not in done])
     kept: Grid = [{} for _ in grid]
     kept_proofs: list[dict[int, bytes]] = [{} for _ in grid]
-    for r, c, cell, proof in _passing(commitments, entries):
+    for r, c, cell, proof in trusted + checked:
         kept[r][c], kept_proofs[r][c] = cell, proof
     return kept, kept_proofs
 
@@ -214,22 +227,27 @@ def recover_square(
     cells: Mapping[Coord, bytes],
     proofs: Mapping[Coord, bytes] | None = None,
     blob_index: Sequence[BlobEntry] = (),
+    *,
+    verified_rows: Collection[int] = (),
 ) -> ExtendedSquare:
     """Rebuild the whole EDS of `k` original rows from `cells` {(row, col): 2048 bytes}.
 
     With `proofs` (same coordinates, 48 bytes each), cells lacking a proof or whose proof fails
     are dropped, rows given whole are kept with their proofs, and only the other rows are
-    rebuilt, proved and committed (DESIGN 14). Without them, given cells inconsistent with their
-    row commitment raise InvalidCell and every row's proofs are computed. Raises Unrecoverable
-    when what remains cannot rebuild the square, InvalidCommitment/InvalidCell/InvalidProof on
-    malformed input. Every row returned matches its commitment.
+    rebuilt, proved and committed (DESIGN 14). `verified_rows`: rows the caller has already
+    verified against these commitments (e.g. read back from its store) and gives whole with
+    their proofs; they are kept without verifying them again. Without proofs, given cells
+    inconsistent with their row commitment raise InvalidCell and every row's proofs are
+    computed. Raises Unrecoverable when what remains cannot rebuild the square,
+    InvalidCommitment/InvalidCell/InvalidProof on malformed input. Every row returned matches
+    its commitment.
     """
     check_k(k)
     _check_commitments(k, commitments)
     grid = grid_from_cells(k, cells)
     whole: dict[int, WholeRow] = {}
     if proofs is not None:
-        grid, grid_proofs = verified_cells(commitments, grid, proofs)
+        grid, grid_proofs = verified_cells(commitments, grid, proofs, verified_rows)
         whole.update(whole_rows_given(grid, grid_proofs))
     else:
         check_canonical(grid)  # with proofs, such cells fail verification and are dropped

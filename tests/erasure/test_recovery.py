@@ -246,3 +246,31 @@ def test_random_loss_patterns_with_proofs(
         if rc[0] not in rows:  # a bad proof where it cannot cost a needed cell
             proofs[rc] = bytes(48)
     recovered(sq, cells, proofs=proofs)
+
+
+def test_verified_rows_are_not_verified_again(
+    square_k2: ExtendedSquare, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sq = square_k2
+    cells, proofs = with_proofs(sq, {(r, c) for r in (0, 1, 3) for c in range(128)})
+    cells.update(keep(sq, {(2, c) for c in range(10)}))  # a few gathered cells of row 2
+    proofs.update({(2, c): sq.proof(2, c) for c in range(10)})
+    proofs[(2, 3)] = sq.proof(2, 4)  # a bad gathered proof is still caught
+    batches: list[int] = []
+    verify = kzg.verify_cells
+
+    def counted(commitments: list, *args: object) -> bool:
+        batches.append(len(commitments))
+        return verify(commitments, *args)
+
+    monkeypatch.setattr(kzg, "verify_cells", counted)
+    recovered(sq, cells, proofs=proofs, verified_rows=[0, 1, 3])
+    assert batches and max(batches) == 10  # only row 2's cells were verified
+
+
+def test_verified_rows_must_be_whole_to_be_spared(square_k2: ExtendedSquare) -> None:
+    sq = square_k2
+    cells, proofs = with_proofs(sq, {(r, c) for r in (0, 1, 3) for c in range(128)})
+    del proofs[(1, 5)]  # not whole with proofs: its cells are verified as usual
+    cells[(1, 6)] = flipped(cells[(1, 6)])
+    recovered(sq, cells, proofs=proofs, verified_rows=[0, 1, 3])
