@@ -149,3 +149,22 @@ def test_bounded_cache_keeps_within_its_bytes() -> None:
     cache.get(2, lambda: value(2))  # 2 was the least recently used: dropped, computed again
     assert computed[-1] == 2
     assert cache.get(9, lambda: bytes(11)) == bytes(11) and cache.bytes <= 10  # too big to keep
+
+
+@CHEAP
+@given(st.integers(1, 12), st.integers(1, 6), st.randoms(use_true_random=False))
+def test_matrix_times_rows_both_ways_match_the_naive_product(
+    m: int, n: int, rnd: random.Random
+) -> None:
+    # m <= SLOT_TARGETS_MAX goes through big-integer slots, more through one flint product.
+    top = BLS_MODULUS - 1
+    matrix = [[rnd.choice([0, 1, top, rnd.randrange(BLS_MODULUS)]) for _ in range(n)]
+              for _ in range(m)]
+    rows_ints = [[rnd.choice([0, top, rnd.randrange(BLS_MODULUS)]) for _ in range(5)]
+                 for _ in range(n)]
+    got = matrix_times_rows(matrix, [bytes_from_ints(r) for r in rows_ints])
+    expected = [
+        [sum(a * r[j] for a, r in zip(row, rows_ints, strict=True)) % BLS_MODULUS for j in range(5)]
+        for row in matrix
+    ]
+    assert [ints_from_bytes(g) for g in got] == expected
