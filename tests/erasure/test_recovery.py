@@ -274,3 +274,24 @@ def test_verified_rows_must_be_whole_to_be_spared(square_k2: ExtendedSquare) -> 
     del proofs[(1, 5)]  # not whole with proofs: its cells are verified as usual
     cells[(1, 6)] = flipped(cells[(1, 6)])
     recovered(sq, cells, proofs=proofs, verified_rows=[0, 1, 3])
+
+
+def _old_patterns(k: int, rnd: random.Random) -> list[set[tuple[int, int]]]:
+    """The loss patterns of the tests above (half of each row, k of each column, k whole rows,
+    rows then columns then rows), for a square of k original rows."""
+    rows_then_columns = {(0, c) for c in range(64, 128)} | {(1, c) for c in range(64)}
+    rows_then_columns |= {(r, c) for r in range(2, 2 * k) for c in range(64, 128)}
+    return [
+        {(r, c) for r in range(2 * k) for c in rnd.sample(range(128), 64)},
+        {(r, c) for c in range(128) for r in rnd.sample(range(2 * k), k)},
+        {(r, c) for r in rnd.sample(range(2 * k), k) for c in range(128)},
+        rows_then_columns,
+    ]
+
+
+@pytest.mark.parametrize("fixture", ["square_k1", "square_k2"])
+def test_old_loss_patterns_with_proofs(fixture: str, request: pytest.FixtureRequest) -> None:
+    sq: ExtendedSquare = request.getfixturevalue(fixture)
+    for coords in _old_patterns(sq.k, random.Random(sq.k)):
+        cells, proofs = with_proofs(sq, coords)
+        recovered(sq, cells, proofs=proofs)
