@@ -13,8 +13,12 @@ Scripts that start real `da` processes (producer.py, storage_rss.py) do it throu
 bench/procs.py, which also samples a process tree's RSS.
 
     encode.py       codec: encode and recovery against the bare ckzg calls
+    repair.py       repair proportional to loss: recover_square against the ckzg work the
+                    lost cells need (one row at k = 32, 64; a quarter of the columns at k = 32)
+    header.py       consistency check and commitment extension at k = 64..512 against MSMs
     serve.py        storage node: GetSamples throughput and block ingest
-    light.py        light client: header to verdict latency, CPU per header
+    light.py        light client: header to verdict latency, CPU per header (k = 1 over
+                    the network; k = 64 and 512 in-process)
     parallel.py     encoding workers: 1 -> 2 workers, sustained rate, peak RSS, dask
     producer.py     a real producer at k = 64, 2 workers: payload MiB/s at its block time next
                     to ckzg's rate on the same cores, backlog, block interval, peak RSS
@@ -38,6 +42,8 @@ TIMEOUT_SECONDS = 1800  # per benchmark script: a hung one must not hang `make b
 QUICK_TIMEOUT_SECONDS = 600
 BENCHES = (
     ("codec", "encode.py"),
+    ("repair", "repair.py"),
+    ("header checks", "header.py"),
     ("serving", "serve.py"),
     ("light client", "light.py"),
     ("encoding workers", "parallel.py"),

@@ -2,15 +2,24 @@
 
 Because commitments are linear in the row, the commitment of extended row `r` is
 `sum_i L_i(x_r) * C_i`: one multi-scalar multiplication instead of committing 4096 elements.
+The Fr side is per-k constants (the extension matrix, the dual weights) computed once and cached
+(bounded: see `erasure.field`), and one flint multipoint evaluation per consistency check.
 """
 
 import random
 import secrets
 from collections.abc import Sequence
+from functools import lru_cache
 
 from erasure.constants import BLS_MODULUS, BYTES_PER_COMMITMENT, MAX_ROWS_LIMIT
 from erasure.errors import InvalidCommitment
-from erasure.field import inverse, is_power_of_two, lagrange_matrix, row_points
+from erasure.field import (
+    evaluate_on_rows,
+    extension_matrix,
+    inverse,
+    is_power_of_two,
+    row_points,
+)
 from erasure.g1 import decode_points, is_identity, msm
 
 
@@ -26,23 +35,15 @@ def extend_commitments(k: int, original: Sequence[bytes]) -> tuple[bytes, ...]:
     if len(original) != k:
         raise InvalidCommitment(f"expected {k} original commitments, got {len(original)}")
     points = decode_points(original)
-    xs = row_points(k)
-    matrix = lagrange_matrix(xs[:k], xs[k:])
+    matrix = extension_matrix(k)
     return tuple(bytes(c) for c in original) + tuple(msm(points, row) for row in matrix)
 
 
-def dual_weights(k: int) -> list[int]:
+@lru_cache(maxsize=12)  # one tuple of 2k ints per k = 1..512: under 1.5 MB in all
+def dual_weights(k: int) -> tuple[int, ...]:
     """`v_r = 1 / prod_{s != r}(x_r - x_s)` over the 2k row points (equal to `x_r / 2k`)."""
-    xs = row_points(k)
     inv_n = inverse(2 * k)
-    return [x * inv_n % BLS_MODULUS for x in xs]
-
-
-def _evaluate(coefficients: Sequence[int], x: int) -> int:
-    value = 0
-    for c in reversed(coefficients):
-        value = (value * x + c) % BLS_MODULUS
-    return value
+    return tuple(x * inv_n % BLS_MODULUS for x in row_points(k))
 
 
 def commitments_consistent(
@@ -65,6 +66,6 @@ def commitments_consistent(
         return False
     draw = rng or secrets.SystemRandom()
     f = [draw.randrange(BLS_MODULUS) for _ in range(k)]
-    xs = row_points(k)
-    scalars = [v * _evaluate(f, x) % BLS_MODULUS for v, x in zip(dual_weights(k), xs, strict=True)]
+    values = evaluate_on_rows(k, f)
+    scalars = [v * y % BLS_MODULUS for v, y in zip(dual_weights(k), values, strict=True)]
     return is_identity(msm(points, scalars))

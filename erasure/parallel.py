@@ -33,7 +33,7 @@ from erasure.constants import (
     CELLS_PER_EXT_ROW,
     DEFAULT_MAX_ROWS,
 )
-from erasure.field import lagrange_matrix, matrix_times_rows, row_points
+from erasure.field import extension_matrix, matrix_times_rows
 from erasure.layout import BlobEntry, layout_blobs
 
 MAX_WORKERS = 1024
@@ -130,8 +130,7 @@ def extend_columns(k: int, original_rows: Sequence[bytes]) -> list[bytes]:
 
     Done in column chunks so the flint matrices and Python ints stay small at k = 512.
     """
-    xs = row_points(k)
-    matrix = lagrange_matrix(xs[:k], xs[k:])
+    matrix = extension_matrix(k)
     width = max(1, VERTICAL_CHUNK_ELEMENTS // k) * BYTES_PER_FIELD_ELEMENT
     chunks = [
         matrix_times_rows(matrix, [row[start : start + width] for row in original_rows])

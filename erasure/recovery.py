@@ -1,14 +1,20 @@
-"""Rebuilding an extended data square from some of its cells (DESIGN 8).
+"""Rebuilding an extended data square from some of its cells (DESIGN 8, 14).
 
-Rows with at least 64 of 128 cells are recovered by ckzg; columns with at least `k` of `2k`
-cells are interpolated over Fr (one python-flint product per group of columns sharing the same
-known rows). Rows and columns alternate until the square is whole or nothing progresses.
-Every whole row is checked against its commitment, and must agree with every cell given for it,
-so wrong data is never returned: given cells are not trusted until their row checks out.
+Repair costs what is missing: given cells are verified against their proofs in one batch
+(narrowed down by halves when it fails; a cell that fails is dropped, never trusted), rows given
+whole with verified proofs are kept as they are (a caller that verified rows itself, like the
+storage node reading back rows from its store, names them and spares the batch), and only the
+other rows are rebuilt: by ckzg from at least 64 of their cells, or from the k known cells of
+each column (a python-flint product per group of columns sharing the same known rows), then
+their cells and proofs computed once. Only rebuilt rows are committed, each checked against its
+header commitment.
+
+Without proofs, every given cell is trusted only once its row checks against its commitment, and
+every row is rebuilt (the cells are still checked, but proofs must be computed for all rows).
 """
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from erasure import kzg
 from erasure.commitments import check_k
@@ -26,13 +32,15 @@ from erasure.errors import (
     InvalidProof,
     Unrecoverable,
 )
-from erasure.field import first_noncanonical, lagrange_matrix, matrix_times_rows, row_points
+from erasure.field import first_noncanonical, matrix_times_rows, row_matrix
 from erasure.layout import BlobEntry
 from erasure.square import ExtendedSquare
 
 Coord = tuple[int, int]
 Grid = list[dict[int, bytes]]  # per row: column -> cell
 WholeRow = tuple[tuple[bytes, ...], tuple[bytes, ...]]
+Entry = tuple[int, int, bytes, bytes]  # row, column, cell, proof
+ORIGINAL_COLUMNS = range(CELLS_PER_ROW)  # a row's cells 0..63 are its 4096 field elements
 
 
 def _check_commitments(k: int, commitments: Sequence[bytes]) -> None:
@@ -70,48 +78,74 @@ def check_canonical(grid: Grid) -> None:
                 raise InvalidCell(f"cell ({r}, {c}) holds a field element >= BLS_MODULUS", r, c)
 
 
-def _verified_in_row(commitment: bytes, row: dict[int, bytes], proofs: Mapping) -> set[int]:
-    """Columns of `row` whose cell verifies against its proof (one batch, then one by one)."""
-    cols = sorted(row)
-    batch = ([commitment] * len(cols), cols, [row[c] for c in cols], [proofs[c] for c in cols])
-    if kzg.verify_cells(*batch):
-        return set(cols)
-    return {c for c in cols if kzg.verify_cells([commitment], [c], [row[c]], [proofs[c]])}
+def _passing(commitments: Sequence[bytes], entries: Sequence[Entry]) -> list[Entry]:
+    """The entries whose cell verifies against its proof: one batch, and only when it fails,
+    each half again (a few bad cells cost a few batches of halving sizes)."""
+    if not entries:
+        return []
+    if kzg.verify_cells(
+        [commitments[r] for r, _, _, _ in entries],
+        [c for _, c, _, _ in entries],
+        [cell for _, _, cell, _ in entries],
+        [proof for _, _, _, proof in entries],
+    ):
+        return list(entries)
+    if len(entries) == 1:
+        return []
+    half = len(entries) // 2
+    return _passing(commitments, entries[:half]) + _passing(commitments, entries[half:])
 
 
-def drop_unverified(
-    commitments: Sequence[bytes], grid: Grid, proofs: Mapping[Coord, bytes]
-) -> Grid:
-    """The grid without cells lacking a proof or whose proof does not verify.
+def verified_cells(
+    commitments: Sequence[bytes],
+    grid: Grid,
+    proofs: Mapping[Coord, bytes],
+    verified_rows: Collection[int] = (),
+) -> tuple[Grid, list[dict[int, bytes]]]:
+    """The cells of `grid` whose proof verifies, and those proofs; cells without one are dropped.
+    Rows of `verified_rows` given whole with proofs are taken as the caller verified them.
 
     Raises InvalidProof for a proof of the wrong length.
     """
-    by_row: list[dict[int, bytes]] = [{} for _ in grid]
-    for (r, c), proof in proofs.items():
+    for coord, proof in proofs.items():
         if len(proof) != BYTES_PER_PROOF:
-            raise InvalidProof(f"proof ({r}, {c}) is {len(proof)} bytes, not {BYTES_PER_PROOF}")
-        if 0 <= r < len(grid) and c in grid[r]:
-            by_row[r][c] = bytes(proof)
-    kept: Grid = [{c: row[c] for c in row if c in by_row[r]} for r, row in enumerate(grid)]
-    everything = [(r, c) for r, row in enumerate(kept) for c in sorted(row)]
-    if everything and kzg.verify_cells(
-        [commitments[r] for r, _ in everything],
-        [c for _, c in everything],
-        [kept[r][c] for r, c in everything],
-        [by_row[r][c] for r, c in everything],
-    ):
-        return kept
-    for r, row in enumerate(kept):
-        good = _verified_in_row(commitments[r], row, by_row[r]) if row else set()
-        kept[r] = {c: row[c] for c in good}
-    return kept
+            raise InvalidProof(f"proof {coord} is {len(proof)} bytes, not {BYTES_PER_PROOF}")
+    entries = [
+        (r, c, row[c], bytes(proofs[(r, c)]))
+        for r, row in enumerate(grid)
+        for c in sorted(row)
+        if (r, c) in proofs
+    ]
+    done = {
+        r for r in verified_rows
+        if 0 <= r < len(grid) and all((r, c) in proofs for c in range(CELLS_PER_EXT_ROW))
+        and len(grid[r]) == CELLS_PER_EXT_ROW
+    }
+    trusted = [e for e in entries if e[0] in done]
+    checked = _passing(commitments, [e for e in entries if e[0] not in done])
+    kept: Grid = [{} for _ in grid]
+    kept_proofs: list[dict[int, bytes]] = [{} for _ in grid]
+    for r, c, cell, proof in trusted + checked:
+        kept[r][c], kept_proofs[r][c] = cell, proof
+    return kept, kept_proofs
+
+
+def whole_rows_given(grid: Grid, proofs: list[dict[int, bytes]]) -> dict[int, WholeRow]:
+    """The rows given whole with verified proofs: kept as they are, nothing recomputed."""
+    return {
+        r: (tuple(row[c] for c in range(CELLS_PER_EXT_ROW)),
+            tuple(proofs[r][c] for c in range(CELLS_PER_EXT_ROW)))
+        for r, row in enumerate(grid)
+        if len(row) == CELLS_PER_EXT_ROW
+    }
 
 
 def _whole_row(r: int, row: dict[int, bytes]) -> WholeRow:
-    """All cells and proofs of a row from at least 64 of its cells (not yet checked)."""
+    """All cells and proofs of a row from at least 64 of its cells (not yet checked): computed
+    from cells 0..63 when known (cheaper than ckzg's recovery), else recovered."""
     try:
-        if len(row) == CELLS_PER_EXT_ROW:
-            return kzg.compute_cells_and_proofs(b"".join(row[c] for c in range(CELLS_PER_ROW)))
+        if all(c in row for c in ORIGINAL_COLUMNS):
+            return kzg.compute_cells_and_proofs(b"".join(row[c] for c in ORIGINAL_COLUMNS))
         cols = sorted(row)
         return kzg.recover_row(cols, [row[c] for c in cols])
     except (InvalidFieldElement, InvalidCell) as e:
@@ -130,7 +164,7 @@ def _checked_row(r: int, commitment: bytes, row: dict[int, bytes]) -> WholeRow:
 
 
 def complete_rows(commitments: Sequence[bytes], grid: Grid, whole: dict[int, WholeRow]) -> bool:
-    """Make every row with at least 64 known cells whole; True if any row became whole."""
+    """Rebuild every row not yet whole that has at least 64 known cells; True if any was."""
     progressed = False
     for r, row in enumerate(grid):
         if r not in whole and len(row) >= CELLS_PER_ROW:
@@ -140,25 +174,37 @@ def complete_rows(commitments: Sequence[bytes], grid: Grid, whole: dict[int, Who
     return progressed
 
 
-def _column_groups(k: int, grid: Grid) -> dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]]:
-    """Incomplete columns with at least k cells, keyed by (k source rows, missing rows)."""
-    groups = defaultdict(list)
-    for c in range(CELLS_PER_EXT_ROW):
-        known = [r for r in range(2 * k) if c in grid[r]]
-        if k <= len(known) < 2 * k:
-            missing = tuple(r for r in range(2 * k) if c not in grid[r])
-            groups[(tuple(known[:k]), missing)].append(c)
-    return groups
+def _wanted_columns(k: int, grid: Grid, whole: Mapping[int, WholeRow]) -> dict[int, list[int]]:
+    """For each column, the rows still to rebuild that need its cell from the column code.
+
+    A row whose cells 0..63 can all be had needs only those (its other cells come with its
+    proofs); any other row takes every cell the columns can give."""
+    fillable = {
+        c for c in range(CELLS_PER_EXT_ROW) if sum(c in row for row in grid) >= k
+    }
+    wanted: dict[int, list[int]] = defaultdict(list)
+    for r, row in enumerate(grid):
+        if r in whole:
+            continue
+        if all(c in row or c in fillable for c in ORIGINAL_COLUMNS):
+            columns = [c for c in ORIGINAL_COLUMNS if c not in row]
+        else:
+            columns = [c for c in sorted(fillable) if c not in row]
+        for c in columns:
+            wanted[c].append(r)
+    return wanted
 
 
-def fill_columns(k: int, grid: Grid) -> bool:
-    """Interpolate every column with at least k known cells; True if any cell was filled."""
-    xs = row_points(k)
-    groups = _column_groups(k, grid)
+def fill_columns(k: int, grid: Grid, whole: Mapping[int, WholeRow]) -> bool:
+    """Interpolate the cells rows still need from columns with k known cells; True if any."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = defaultdict(list)
+    for c, wanted_by in _wanted_columns(k, grid, whole).items():
+        known = tuple(r for r, row in enumerate(grid) if c in row)[:k]
+        groups[(known, tuple(wanted_by))].append(c)
     for (sources, targets), cols in groups.items():
-        matrix = lagrange_matrix(tuple(xs[s] for s in sources), tuple(xs[t] for t in targets))
         data = [b"".join(grid[s][c] for c in cols) for s in sources]
-        for t, values in zip(targets, matrix_times_rows(matrix, data), strict=True):
+        filled = matrix_times_rows(row_matrix(k, sources, targets), data)
+        for t, values in zip(targets, filled, strict=True):
             for i, c in enumerate(cols):
                 grid[t][c] = values[i * BYTES_PER_CELL : (i + 1) * BYTES_PER_CELL]
     return bool(groups)
@@ -181,27 +227,35 @@ def recover_square(
     cells: Mapping[Coord, bytes],
     proofs: Mapping[Coord, bytes] | None = None,
     blob_index: Sequence[BlobEntry] = (),
+    *,
+    verified_rows: Collection[int] = (),
 ) -> ExtendedSquare:
     """Rebuild the whole EDS of `k` original rows from `cells` {(row, col): 2048 bytes}.
 
-    With `proofs`, cells lacking a proof or whose proof fails are dropped first. Without them,
-    given cells inconsistent with their row commitment raise InvalidCell. Raises Unrecoverable
-    when what remains cannot rebuild the square, InvalidCommitment/InvalidCell/InvalidProof on
-    malformed input. Every row returned matches its commitment; proofs are recomputed.
+    With `proofs` (same coordinates, 48 bytes each), cells lacking a proof or whose proof fails
+    are dropped, rows given whole are kept with their proofs, and only the other rows are
+    rebuilt, proved and committed (DESIGN 14). `verified_rows`: rows the caller has already
+    verified against these commitments (e.g. read back from its store) and gives whole with
+    their proofs; they are kept without verifying them again. Without proofs, given cells
+    inconsistent with their row commitment raise InvalidCell and every row's proofs are
+    computed. Raises Unrecoverable when what remains cannot rebuild the square,
+    InvalidCommitment/InvalidCell/InvalidProof on malformed input. Every row returned matches
+    its commitment.
     """
     check_k(k)
     _check_commitments(k, commitments)
     grid = grid_from_cells(k, cells)
+    whole: dict[int, WholeRow] = {}
     if proofs is not None:
-        grid = drop_unverified(commitments, grid, proofs)
+        grid, grid_proofs = verified_cells(commitments, grid, proofs, verified_rows)
+        whole.update(whole_rows_given(grid, grid_proofs))
     else:
         check_canonical(grid)  # with proofs, such cells fail verification and are dropped
-    whole: dict[int, WholeRow] = {}
     while True:
         complete_rows(commitments, grid, whole)
         if len(whole) == 2 * k:
             break
-        if not fill_columns(k, grid):
+        if not fill_columns(k, grid, whole):
             raise Unrecoverable(_missing_message(k, grid))
     return ExtendedSquare(
         k=k,

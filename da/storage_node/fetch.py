@@ -223,8 +223,11 @@ def _rebuild(
     cells: dict[tuple[int, int], bytes],
     proofs: dict[tuple[int, int], bytes],
     wanted: Sequence[int],
+    verified: Sequence[int],
 ) -> list[tuple[int, Row]]:
-    square = recover_square(header.k, header.commitments, cells, proofs, header.blobs)
+    square = recover_square(
+        header.k, header.commitments, cells, proofs, header.blobs, verified_rows=verified
+    )
     return [(r, (square.row_cells(r), square.row_proofs(r))) for r in wanted]
 
 
@@ -238,14 +241,15 @@ async def repair_block(
 ) -> FetchedBlock:
     """Rebuild the rows in `missing` from cells gathered from `remotes` and the verified `whole`
     rows (their cells determine every column once at least k rows are whole), and put them into
-    `sink`. The one step that holds a whole square in memory."""
+    `sink`. The `whole` rows, verified when fetched, are kept as they are, not verified or
+    proved again (`verified_rows`). The one step that holds a whole square in memory."""
     gathered, gathered_proofs = await gather_cells(remotes, header, missing)
     cells, proofs = dict(gathered), dict(gathered_proofs)
     for r, (row_cells, row_proofs) in whole.items():
         for c in range(CELLS_PER_EXT_ROW):
             cells[(r, c)], proofs[(r, c)] = row_cells[c], row_proofs[c]
     try:
-        rebuilt = await _cpu(executor, _rebuild, header, cells, proofs, missing)
+        rebuilt = await _cpu(executor, _rebuild, header, cells, proofs, missing, sorted(whole))
     except Unrecoverable as e:
         raise BlockUnavailable(header.height, len(missing), str(e)) from e
     await sink.put(rebuilt)

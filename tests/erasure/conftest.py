@@ -36,3 +36,9 @@ def square_k1() -> ExtendedSquare:
 def square_k4() -> ExtendedSquare:
     """A k = 4 square (just over two rows of data)."""
     return encode_square(sample_blobs(4, [64 * 1984 * 2 + 10]))
+
+
+@pytest.fixture(scope="session")
+def square_k8() -> ExtendedSquare:
+    """A k = 8 square (just over four rows of data)."""
+    return encode_square(sample_blobs(8, [64 * 1984 * 4 + 10]))

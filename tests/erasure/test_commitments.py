@@ -4,8 +4,11 @@ import pytest
 
 from erasure import InvalidCommitment, kzg
 from erasure.commitments import commitments_consistent, extend_commitments
+from erasure.constants import BLS_MODULUS
 from erasure.field import barycentric_weights, row_points
+from erasure.g1 import decode_points, msm
 from erasure.square import ExtendedSquare
+from tests.erasure.helpers import naive_eval
 
 
 def test_extended_commitments_equal_committing_extended_rows(square_k2: ExtendedSquare) -> None:
@@ -19,7 +22,7 @@ def test_dual_weights_formula() -> None:
     from erasure.commitments import dual_weights
 
     for k in (1, 2, 4, 8):
-        assert dual_weights(k) == barycentric_weights(row_points(k))
+        assert list(dual_weights(k)) == barycentric_weights(row_points(k))
 
 
 @pytest.mark.parametrize("fixture", ["square_k1", "square_k2", "square_k4"])
@@ -52,3 +55,17 @@ def test_invalid_bytes_are_false_wrong_count_raises(square_k1: ExtendedSquare) -
         commitments_consistent(1, [b"\x00" * 47, b"\x00" * 48])
     with pytest.raises(ValueError):
         commitments_consistent(3, square_k1.commitments)
+
+
+def test_extension_and_check_at_k16_against_naive_interpolation(square_k1: ExtendedSquare) -> None:
+    # Rows that are multiples a_i of one row: commitments a_i * C, extended ones b_t * C with b_t
+    # the degree < k interpolant of a at x_t, computed here straight from Lagrange's formula.
+    k, rng = 16, random.Random(3)
+    base = decode_points([square_k1.commitments[0]])
+    a = [rng.randrange(BLS_MODULUS) for _ in range(k)]
+    xs = list(row_points(k))
+    b = a + [naive_eval(xs[:k], a, x) for x in xs[k:]]
+    expected = tuple(msm(base, [s]) for s in b)
+    assert extend_commitments(k, expected[:k]) == expected
+    assert commitments_consistent(k, expected, random.Random(1))
+    assert not commitments_consistent(k, expected[:-1] + (expected[0],), random.Random(1))

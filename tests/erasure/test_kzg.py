@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -52,3 +53,25 @@ def test_recover_row_needs_half(square_k1: ExtendedSquare) -> None:
     assert got == cells and proofs == square_k1.row_proofs(1)
     with pytest.raises(Unrecoverable):
         kzg.recover_row(list(range(63)), cells[:63])
+
+
+def test_a_tampered_setup_cache_is_rewritten(tmp_path: Path) -> None:
+    path = kzg.trusted_setup_file(tmp_path / "setup.txt")
+    good = path.read_bytes()
+    lines = good.decode().splitlines()
+    lines[2] = lines[3]  # another valid G1 point in the first Lagrange slot
+    path.write_text("\n".join(lines) + "\n")
+    assert kzg.trusted_setup_file(path) == path
+    assert path.read_bytes() == good
+    path.write_bytes(good[:1000])  # truncated
+    kzg.load_settings(path, precompute=0)
+    assert path.read_bytes() == good
+
+
+def test_the_setup_text_is_the_pinned_one() -> None:
+    text = kzg.checked_setup_text(kzg.setup_json_bytes())
+    assert hashlib.sha256(text).hexdigest() == kzg.SETUP_TEXT_SHA256
+    tampered = json.loads(kzg.setup_json_bytes())
+    tampered["g1_lagrange"][0] = tampered["g1_lagrange"][1]
+    with pytest.raises(RuntimeError, match="pinned"):
+        kzg.checked_setup_text(json.dumps(tampered).encode())
