@@ -47,6 +47,7 @@ class SamplingOutcome:
 
     verified: frozenset[CellRef]
     missing: frozenset[CellRef]
+    cells: tuple[ServedCell, ...] = ()  # the verified cells with their proofs (kept, DESIGN 12)
 
     @property
     def available(self) -> bool:
@@ -110,12 +111,12 @@ class Sampler:
         """
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
-        verified: set[CellRef] = set()
+        verified: dict[CellRef, ServedCell] = {}
         while pending and self._clock() < deadline:
             answered = {coord for answer in answers for coord in answer.cells}
             waiting = {c: state for c, state in pending.items() if c not in answered}
             if not waiting:
-                verified |= self._settle(header, answers, pending)
+                verified.update(self._settle(header, answers, pending))
                 continue
             now = self._clock()
             assignment = self._assign(waiting, now, preferred)
@@ -126,14 +127,15 @@ class Sampler:
                 self._received(header.height, answer)
                 if answer.cells:
                     answers.append(answer)
-        verified |= self._settle(header, answers, pending)  # what arrived in time still counts
-        return SamplingOutcome(frozenset(verified), frozenset(pending))
+        verified.update(self._settle(header, answers, pending))  # what arrived in time counts
+        cells = tuple(verified[coord] for coord in sorted(verified))
+        return SamplingOutcome(frozenset(verified), frozenset(pending), cells)
 
     def _settle(
         self, header: Header, answers: list[_Answer], pending: dict[CellRef, _Pending]
-    ) -> set[CellRef]:
+    ) -> dict[CellRef, ServedCell]:
         """Verify the collected answers, drop them, and take their good cells off `pending`."""
-        good = set(self._verify(header, answers)) if answers else set()
+        good = self._verify(header, answers) if answers else {}
         answers.clear()
         for coord in good:
             pending.pop(coord, None)
@@ -222,18 +224,18 @@ class Sampler:
             if coord not in answer.cells:
                 self._metrics.observe_sample(result, answer.seconds)
 
-    def _verify(self, header: Header, answers: list[_Answer]) -> list[CellRef]:
+    def _verify(self, header: Header, answers: list[_Answer]) -> dict[CellRef, ServedCell]:
         """The coordinates whose answers verify; shuns peers caught serving bad cells."""
         if _batch_ok(header, answers):
             trusted = answers
         else:  # split per answer to find who lied
             trusted = [a for a in answers if _batch_ok(header, [a])]
         trusted_ids = {id(a) for a in trusted}
-        good: list[CellRef] = []
+        good: dict[CellRef, ServedCell] = {}
         for answer in answers:
             honest = id(answer) in trusted_ids
             if honest:
-                good.extend(answer.cells)
+                good.update(answer.cells)
             else:
                 self._shun(answer.peer, header.height)
             if self._metrics is not None:

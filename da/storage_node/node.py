@@ -33,8 +33,10 @@ from da.metrics import RpcMetrics, StorageMetrics, start_metrics_server, stop_me
 from da.signing import read_key_file
 from da.storage_node.attest import Attester
 from da.storage_node.follow import Follower
+from da.storage_node.gather import LightGatherer
 from da.storage_node.ingest import Ingestor, Stored
 from da.storage_node.remotes import Remote
+from da.storage_node.samplers import SamplerDirectory, SamplerRegistryServicer
 from da.storage_node.service import StorageBlobServicer
 from da.store import blocks
 from da.store.base import KeyValueStore
@@ -45,9 +47,11 @@ from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 
+SAMPLER_REGISTRY_SERVICE = "da.v1.SamplerRegistry"
+
 STORE_DIR = "blocks"
 SHUTDOWN_GRACE_SECONDS = 2.0
-SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE)
+SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE, SAMPLER_REGISTRY_SERVICE)
 VERIFY_WORKERS = 1  # proofs of one block at a time; the event loop keeps the other core
 
 
@@ -61,7 +65,8 @@ async def run(config: StorageNodeConfig) -> None:
         metrics = StorageMetrics(registry)
         metrics.set_head_height(blocks.head_height(store))
         notifier = serving.HeadNotifier()
-        await _serve(stack, config, store, metrics, registry, notifier)
+        directory = SamplerDirectory(config.samplers)
+        await _serve(stack, config, store, metrics, registry, notifier, directory)
         remotes = await _remotes(stack, config)
         verifier = await _verifier(stack)
         attester = _attester(config, remotes[0])
@@ -87,12 +92,15 @@ async def run(config: StorageNodeConfig) -> None:
             on_stored=on_stored,
             retention_blocks=config.retention_blocks,
             executor=verifier,
+            samplers=LightGatherer(directory, timeout=config.request_timeout_seconds),
+            observer=metrics,
         )
         log.info(
-            "storage node up: head %d, producer %s, %d peers, %s",
+            "storage node up: head %d, producer %s, %d peers, %d samplers, %s",
             follower.head,
             config.producer,
             len(config.peers),
+            len(config.samplers),
             "attesting" if attester is not None else "not attesting (no --key-file)",
         )
         async with asyncio.TaskGroup() as tasks:
@@ -118,14 +126,20 @@ async def _serve(
     metrics: StorageMetrics,
     registry: CollectorRegistry,
     notifier: serving.HeadNotifier,
+    directory: SamplerDirectory,
 ) -> None:
-    """The gRPC server (HeaderService, ShareService, BlobService) and the /metrics endpoint."""
+    """The gRPC server (HeaderService, ShareService, BlobService, SamplerRegistry) and the
+    /metrics endpoint."""
     served = metrics.observe_samples_served
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier, on_served=served),
         (
             da_pb2_grpc.add_BlobServiceServicer_to_server,
             StorageBlobServicer(store, on_served=served),
+        ),
+        (
+            da_pb2_grpc.add_SamplerRegistryServicer_to_server,
+            SamplerRegistryServicer(directory),
         ),
     ]
     server, port = await create_server(
