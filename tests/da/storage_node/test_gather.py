@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from da.api.convert import ProvenCell
+from da.api.server import ServerConfig, create_server, stop_server
 from da.errors import Unavailable
 from da.header import Header
 from da.metrics import StorageMetrics
@@ -21,9 +22,12 @@ from da.sampling import draw_coordinates
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.fetch import MemorySink, fetch_block
 from da.storage_node.gather import gather_held
-from da.storage_node.samplers import SamplerDirectory, caller_host
+from da.storage_node.samplers import SamplerDirectory, SamplerRegistryServicer, caller_host
 from da.v1 import da_pb2 as pb
+from da.v1 import da_pb2_grpc
 from erasure.coverage import recoverable
+from light_client.errors import PeerCallFailed
+from light_client.peers import GrpcPeer
 from tests.da.storage_node.chain import Block, chain
 from tests.da.storage_node.conftest import Serve
 from tests.da.storage_node.test_sync import NoRows
@@ -155,6 +159,24 @@ async def test_one_lying_peer_cannot_make_a_recoverable_block_unrecoverable(
     got = await fetch_block([liar, honest], block.signed.header, sink)
     assert [list(c) for c, _ in sink.rows()] == [list(c) for c, _ in block.rows()]
     assert got.repaired == 0
+
+
+async def test_a_light_client_announcement_lists_its_port_on_the_callers_host() -> None:
+    directory = SamplerDirectory(ttl_seconds=30)
+    server, port = await create_server(
+        ServerConfig(rate_limit_per_second=0),
+        [(da_pb2_grpc.add_SamplerRegistryServicer_to_server, SamplerRegistryServicer(directory))],
+        rpc_metrics=None, service_names=(),
+    )
+    peer = GrpcPeer(f"127.0.0.1:{port}")
+    try:
+        assert await peer.announce(4321, timeout=5) == 30
+        with pytest.raises(PeerCallFailed):
+            await peer.announce(0, timeout=5)  # INVALID_ARGUMENT
+    finally:
+        await peer.close()
+        await stop_server(server, grace=0)
+    assert directory.candidates(random.Random(1)) == ["127.0.0.1:4321"]
 
 
 def test_directory_bounds_announcements() -> None:
