@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from da.api.convert import availability_to_pb, signed_header_to_pb
-from da.errors import ResourceExhausted, UnknownHeight
+from da.errors import NotSampled, ResourceExhausted, UnknownHeight
 from da.serving import MAX_SUBSCRIBERS, SUBSCRIBE_POLL_SECONDS, HeadNotifier
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
@@ -36,8 +36,10 @@ def availability(chain: HeaderChain, state: AvailabilityState, height: int) -> S
     result = state.lookup(height)
     if result is not None:
         return result
-    if height >= 1 and chain.get(height) is not None:  # accepted, queued for sampling
-        return SamplingResult(height, SamplingStatus.SAMPLING, 0.0, 0)
+    if height >= 1 and chain.get(height) is not None:
+        if height <= state.checkpoint:  # skipped: below the backlog, no verdict will come
+            raise NotSampled(height)
+        return SamplingResult(height, SamplingStatus.SAMPLING, 0.0, 0)  # queued for sampling
     raise UnknownHeight(height)
 
 

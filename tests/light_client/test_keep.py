@@ -10,7 +10,7 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry
 
-from da.errors import UnknownHeight
+from da.errors import NotSampled, UnknownHeight
 from da.metrics import LightMetrics
 from da.signing import KeyPair
 from da.store import schema
@@ -21,10 +21,11 @@ from da.store.memory import MemoryStore
 from da.v1 import da_pb2 as pb
 from erasure import kzg
 from erasure.square import ExtendedSquare
+from light_client.chain import HeaderChain
 from light_client.node import LightClient
-from light_client.service import LightHeaderServicer, held_samples
+from light_client.service import LightHeaderServicer, availability, held_samples
 from light_client.state import AvailabilityState
-from tests.light_client.fakes import FakePeer, signed_chain
+from tests.light_client.fakes import FakePeer, signed_chain, trust_root
 from tests.light_client.test_node import config, running, verdicts
 
 
@@ -123,3 +124,19 @@ async def test_client_keeps_its_samples_and_serves_headers(
     assert registry.get_sample_value("da_light_samples_held") == 15
     with pytest.raises(UnknownHeight):
         await service.GetHeader(pb.GetHeaderRequest(height=9), None)
+
+
+def test_a_height_skipped_at_restart_is_not_sampling_forever(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers = signed_chain(square, key, 3)
+    store = MemoryStore()
+    chain = HeaderChain(trust_root(key), store, max_rows=64, rng=random.Random(1))
+    for signed in headers:
+        chain.offer(signed, "p")
+    state = AvailabilityState(store)
+    assert availability(chain, state, 2).status is SamplingStatus.SAMPLING  # queued
+    state.skip_to(2)  # a restart far behind: heights up to 2 are below the backlog
+    with pytest.raises(NotSampled):
+        availability(chain, state, 2)
+    assert availability(chain, state, 3).status is SamplingStatus.SAMPLING
