@@ -202,7 +202,9 @@ class LightClient:
         seconds = self._clock() - started
         confidence = sample_confidence(header.k, count) if outcome.available else 0.0
         status = SamplingStatus.AVAILABLE if outcome.available else SamplingStatus.UNAVAILABLE
-        result = SamplingResult(header.height, status, confidence, len(outcome.verified))
+        result = SamplingResult(
+            header.height, status, confidence, len(outcome.verified), signed.hash
+        )
         held = [HeldCell(c.row, c.col, c.data, c.proof) for c in outcome.cells]
         self.state.finish(result, signed, held)  # verdict, header and samples in one write
         self.state.prune(self.chain.head)

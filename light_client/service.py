@@ -30,13 +30,16 @@ ServedCounter = Callable[[int], None]
 
 
 def availability(chain: HeaderChain, state: AvailabilityState, height: int) -> SamplingResult:
-    """What the client knows about `height` (0 = head); raises `UnknownHeight` if never seen."""
+    """What the client knows about `height` (0 = head): its verdict on the header it holds
+    there, SAMPLING while one is coming; raises `UnknownHeight` if never seen, `NotSampled`
+    if skipped. A verdict naming another header than the one held is no verdict on it."""
     if height == 0:
         height = chain.head
     result = state.lookup(height)
-    if result is not None:
+    signed = chain.get(height) if height >= 1 else None
+    if result is not None and (signed is None or result.header_hash in (b"", signed.hash)):
         return result
-    if height >= 1 and chain.get(height) is not None:
+    if signed is not None:
         if height <= state.checkpoint:  # skipped: below the backlog, no verdict will come
             raise NotSampled(height)
         return SamplingResult(height, SamplingStatus.SAMPLING, 0.0, 0)  # queued for sampling
@@ -85,6 +88,7 @@ class SamplingServicer(da_pb2_grpc.SamplingServiceServicer):
             status=availability_to_pb(result.status),
             confidence=result.confidence,
             samples=result.samples,
+            header_hash=result.header_hash,
         )
 
     async def GetHeldSamples(  # noqa: N802 - generated name

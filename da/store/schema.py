@@ -12,7 +12,8 @@ P    P seq:u64                   namespace (29) || data   (producer mempool, arr
 S    S blob_hash (32)            state:u8 || height:u64 || start_cell:u32 || reason (UTF-8)
 C    C height:u64                header_hash (32) || n:u16 || n x public key (48) || agg sig (96)
 A    A height:u64 public_key(48) header_hash (32) || signature (96)
-L    L height:u64                status:u8 || confidence:f64 || samples:u32   (light client)
+L    L height:u64                status:u8 || confidence:f64 || samples:u32 || header_hash (32)
+                                 (light client; the hash is absent in results of older versions)
 K    K height:u64                n:u16 || n x (row:u16 || col:u8 || cell 2048 || proof 48)  (light
                                  client: the samples it verified, kept with its verdict)
 M    M name                      singletons: next blob sequence, light checkpoint (u64 each)

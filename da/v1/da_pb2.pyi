@@ -204,16 +204,18 @@ class GetAvailabilityRequest(_message.Message):
     def __init__(self, height: _Optional[int] = ...) -> None: ...
 
 class AvailabilityResponse(_message.Message):
-    __slots__ = ("height", "status", "confidence", "samples")
+    __slots__ = ("height", "status", "confidence", "samples", "header_hash")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    HEADER_HASH_FIELD_NUMBER: _ClassVar[int]
     height: int
     status: Availability
     confidence: float
     samples: int
-    def __init__(self, height: _Optional[int] = ..., status: _Optional[_Union[Availability, str]] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+    header_hash: bytes
+    def __init__(self, height: _Optional[int] = ..., status: _Optional[_Union[Availability, str]] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ..., header_hash: _Optional[bytes] = ...) -> None: ...
 
 class GetHeldSamplesRequest(_message.Message):
     __slots__ = ("height",)

@@ -23,7 +23,12 @@ from erasure import kzg
 from erasure.square import ExtendedSquare
 from light_client.chain import HeaderChain
 from light_client.node import LightClient
-from light_client.service import LightHeaderServicer, availability, held_samples
+from light_client.service import (
+    LightHeaderServicer,
+    SamplingServicer,
+    availability,
+    held_samples,
+)
 from light_client.state import AvailabilityState
 from tests.light_client.fakes import FakePeer, signed_chain, trust_root
 from tests.light_client.test_node import config, running, verdicts
@@ -140,3 +145,24 @@ def test_a_height_skipped_at_restart_is_not_sampling_forever(
     with pytest.raises(NotSampled):
         availability(chain, state, 2)
     assert availability(chain, state, 3).status is SamplingStatus.SAMPLING
+
+
+async def test_a_verdict_names_its_header_and_is_stored_with_it(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers = signed_chain(square, key, 1)
+    store = MemoryStore()
+    client = LightClient(config(key, samples=3), peers=[FakePeer("p", square, headers=headers)],
+                         store=store, rng=random.Random(5))
+    async with running(client):
+        (verdict,) = await verdicts(client, 1)
+    assert verdict.header_hash == headers[0].hash
+    assert get_result(store, 1) == verdict  # survives a restart with its header hash
+    servicer = SamplingServicer(client.chain, client.state, store)
+    reply = await servicer.GetAvailability(pb.GetAvailabilityRequest(height=1), None)
+    assert reply.header_hash == headers[0].hash and reply.status == pb.AVAILABLE
+    # a stored verdict about another header is no verdict on the header held
+    other = SamplingResult(1, SamplingStatus.AVAILABLE, 0.9, 3, b"\x07" * 32)
+    client.state.finish(other)
+    with pytest.raises(NotSampled):
+        availability(client.chain, client.state, 1)
