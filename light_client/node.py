@@ -126,7 +126,7 @@ class LightClient:
         self.sync = HeaderSync(
             peers, self.chain, self._on_header,
             request_timeout_seconds=config.request_timeout_seconds, rng=self._rng,
-            pool=self.pool,
+            pool=self.pool, clock=clock,
         )
         self._backlog: list[tuple[int, int, SignedHeader]] = []  # (-height, seq, header)
         self._seq = itertools.count()

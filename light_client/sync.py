@@ -5,8 +5,10 @@ not live for catch-up (the backlog).
 
 A peer is a holder of a height only once it served that height's header with the valid signature.
 A peer that sends a forged or invalid header (`Offer.FORGED`, or bytes that are not a header) is
-shunned in the `PeerPool`: its headers are ignored, its subscription dropped and it is not
-sampled until the shunning ends, so one liar costs one warning, not one per header.
+shunned for `shun_seconds`: its headers are ignored, its subscription dropped and (through the
+`PeerPool`) it is not sampled meanwhile, so one liar costs one warning, not one per header.
+A peer the sampler shuns for bad cells is still followed for headers: its headers are verified
+on their own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 
@@ -22,7 +25,7 @@ from da.backoff import Backoff
 from da.header import SignedHeader
 from light_client.chain import HeaderChain, Offer
 from light_client.errors import PeerCallFailed
-from light_client.peers import Peer, PeerPool, RawHeader
+from light_client.peers import DEFAULT_SHUN_SECONDS, Peer, PeerPool, RawHeader
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,14 @@ class HeaderSync:
         rng: random.Random,
         sleep: Sleep = asyncio.sleep,
         pool: PeerPool | None = None,
+        shun_seconds: float = DEFAULT_SHUN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._peers = tuple(peers)
         self._pool = pool
+        self._shun_seconds = shun_seconds
+        self._clock = clock
+        self._forgers: dict[str, float] = {}  # peer name -> shunned until
         self._chain = chain
         self._on_header = on_header
         self._timeout = request_timeout_seconds
@@ -206,13 +214,15 @@ class HeaderSync:
         return held
 
     def _shunned(self, peer: Peer) -> bool:
-        return self._pool is not None and self._pool.is_shunned(peer)
+        return self._forgers.get(peer.name, 0.0) > self._clock()
 
     def _forged(self, peer: Peer) -> None:
-        """`peer` sent a forged or invalid header: shun it (when there is a pool to)."""
-        if self._pool is None or self._pool.is_shunned(peer):
+        """`peer` sent a forged or invalid header: ignore its headers and do not sample it."""
+        if self._shunned(peer):
             return
-        self._pool.shun(peer)
+        self._forgers[peer.name] = self._clock() + self._shun_seconds
+        if self._pool is not None:
+            self._pool.shun(peer)
         for holders in self._holders.values():
             holders.discard(peer.name)
         log.warning("peer %s sent a forged or invalid header: shunned", peer.name)
