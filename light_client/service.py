@@ -27,6 +27,9 @@ from light_client.chain import HeaderChain
 from light_client.state import AvailabilityState
 
 ServedCounter = Callable[[int], None]
+# At most this many cells per GetHeldSamples reply (~17 MB, under the 32 MiB message limit): a
+# client configured to sample more keeps them all but serves the first this many.
+MAX_HELD_CELLS_PER_REPLY = 8192
 
 
 def availability(chain: HeaderChain, state: AvailabilityState, height: int) -> SamplingResult:
@@ -57,7 +60,10 @@ def held_samples(
     if cells is None:
         raise UnknownHeight(height)
     return da_pb2.GetSamplesResponse(
-        cells=[da_pb2.Cell(row=c.row, col=c.col, data=c.data, proof=c.proof) for c in cells]
+        cells=[
+            da_pb2.Cell(row=c.row, col=c.col, data=c.data, proof=c.proof)
+            for c in cells[:MAX_HELD_CELLS_PER_REPLY]
+        ]
     )
 
 
