@@ -52,18 +52,19 @@ class SamplerDirectory:
         self._announced: OrderedDict[str, float] = OrderedDict()  # address -> expiry, oldest first
         self._shunned: dict[str, float] = {}  # address -> until
 
-    def announce(self, host: str, port: int) -> str:
-        """List `host:port` for `ttl_seconds` (renewing it); returns the address listed."""
+    def announce(self, host: str, port: int) -> tuple[str, bool]:
+        """List `host:port` for `ttl_seconds` (renewing it); returns the address listed and
+        whether it is new (not a renewal)."""
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._expire()
-        self._announced.pop(address, None)
+        new = self._announced.pop(address, None) is None
         same_host = [a for a in self._announced if split_host_port(a)[0] == host]
         for old in same_host[: max(0, len(same_host) - self._per_host + 1)]:
             del self._announced[old]
         while len(self._announced) >= self._max_announced:
             self._announced.popitem(last=False)
         self._announced[address] = self._clock() + self.ttl_seconds
-        return address
+        return address, new
 
     def shun(self, address: str) -> None:
         self._shunned[address] = self._clock() + self._shun_seconds
@@ -107,6 +108,7 @@ class SamplerRegistryServicer(da_pb2_grpc.SamplerRegistryServicer):
     ) -> pb.AnnounceSamplerResponse:
         if not 1 <= request.port <= 65535:
             raise InvalidRequest(f"port {request.port} is not in 1..65535")
-        address = self._directory.announce(caller_host(context.peer()), request.port)
-        log.debug("sampler %s announced", address)
+        address, new = self._directory.announce(caller_host(context.peer()), request.port)
+        if new:
+            log.info("light client %s listed as a sampler", address)
         return pb.AnnounceSamplerResponse(accepted=True, ttl_seconds=self._directory.ttl_seconds)

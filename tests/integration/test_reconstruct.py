@@ -70,6 +70,8 @@ def test_light_clients_rebuild_a_lost_chain(cluster: Cluster, tmp_path: Path) ->
     assert latest.header
     producer.stop()
     origin.stop()
+    listed = origin.log_path.read_text()  # every light client announced where it serves
+    assert all(f"light client {light.listen} listed as a sampler" in listed for light in lights)
 
     union = {h: set().union(*(held(light, h) for light in lights)) for h in heights}
     assert all(len(held(light, h)) == SAMPLES for light in lights for h in heights)
