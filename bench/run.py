@@ -23,6 +23,9 @@ bench/procs.py, which also samples a process tree's RSS.
     producer.py     a real producer at k = 64, 2 workers: payload MiB/s at its block time next
                     to ckzg's rate on the same cores, backlog, block interval, peak RSS
     storage_rss.py  a real storage node following and serving 300 blocks: RSS stays flat
+    reconstruct.py  collective reconstruction: light clients needed to rebuild a block at
+                    k = 1..8 (real gathering and recovery, no network), one k = 8 rebuild's
+                    wall time against in-process recovery of the same cells
 """
 
 import argparse
@@ -49,6 +52,7 @@ BENCHES = (
     ("encoding workers", "parallel.py"),
     ("producer", "producer.py"),
     ("storage memory", "storage_rss.py"),
+    ("reconstruction", "reconstruct.py"),
 )
 
 

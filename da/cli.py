@@ -313,6 +313,10 @@ def _add_storage_node(commands: Any, common: argparse.ArgumentParser) -> None:
         "--peer", action="append", metavar="H:P",
         help="another storage node to repair missing cells from; repeatable",
     )
+    sub.add_argument(
+        "--sampler", action="append", metavar="H:P",
+        help="a light client to rebuild blocks from with its held samples; repeatable",
+    )
     _add_trust_flags(sub)
     sub.add_argument(
         "--key-file", type=Path, metavar="KEYFILE",
@@ -356,6 +360,14 @@ def _add_light_client(commands: Any, common: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--peer-rate-limit", type=float, metavar="RPS",
         help="requests/second sent to each peer (default: 50)",
+    )
+    sub.add_argument(
+        "--keep-samples", type=int, metavar="N",
+        help="keep (and serve) the verified samples of the latest N heights (default: 1000)",
+    )
+    sub.add_argument(
+        "--keep-samples-bytes", type=int, metavar="B",
+        help="and at most this many bytes of them (default: 512 MiB)",
     )
     sub.set_defaults(handler=cmd_role)
 
@@ -652,6 +664,7 @@ def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
         trusted_keys=tuple(_require(settings, "trusted_key")),
         server=server,
         peers=tuple(settings.get("peer", ())),
+        samplers=tuple(settings.get("sampler", ())),
         **_pick(settings, {
             "metrics_port": "metrics_port", "metrics_address": "metrics_address",
             "key_file": "key_file",
@@ -678,6 +691,7 @@ def light_client_config(settings: dict[str, Any]) -> Any:
             "request_timeout": "request_timeout_seconds",
             "peer_rate_limit": "peer_requests_per_second", "max_rows": "max_rows",
             "tls_ca": "tls_ca",
+            "keep_samples": "keep_samples", "keep_samples_bytes": "keep_samples_bytes",
         }),
     )
 

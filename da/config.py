@@ -108,6 +108,7 @@ class StorageNodeConfig:
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
     peers: tuple[str, ...] = ()  # other storage nodes ("host:port") to repair cells from
+    samplers: tuple[str, ...] = ()  # light clients ("host:port") to rebuild blocks from
     key_file: Path | None = None  # attestation key; None: the node does not attest
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
     max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
@@ -120,6 +121,8 @@ class StorageNodeConfig:
         check_address("producer", self.producer)
         for peer in self.peers:
             check_address("peer", peer)
+        for sampler in self.samplers:
+            check_address("sampler", sampler)
         check_chain_id(self.chain_id)
         if not self.trusted_keys:
             raise ConfigError("at least one trusted key (--trusted-key HEX) is required")

@@ -214,6 +214,18 @@ class UnknownHeight(NotFound):
         return f"no block at height {self.height}"
 
 
+class NotSampled(NotFound):
+    """A light client skipped this height (below its backlog when it caught up, or pruned
+    before a verdict): it never sampled it and never will. Ask another light client."""
+
+    def __init__(self, height: int) -> None:
+        super().__init__(height)
+        self.height = height
+
+    def __str__(self) -> str:
+        return f"height {self.height} was skipped: never sampled here"
+
+
 class UnknownBlob(NotFound):
     """No blob with this hash was submitted here or is in the block asked for."""
 

@@ -44,6 +44,8 @@ HEADER_REJECT_REASONS = (
 STORAGE_REJECT_REASONS = (*HEADER_REJECT_REASONS[:-1], "bad_cells", "unrecoverable", "other")
 HEADER_SAMPLE_RESULTS = ("available", "unavailable")
 SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
+RECOVERY_RESULTS = ("recovered", "unrecoverable")  # a rebuild from gathered cells (DESIGN 12)
+CELL_SOURCES = ("storage", "light")  # who served a gathered cell: a storage node, a light client
 
 # Encoding a 64x64 square takes seconds; a slow machine or a big square can take a minute or two.
 BLOCK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -166,6 +168,14 @@ class StorageMetrics:
         self.attestation_failures = Counter(
             "da_storage_attestation_failures", "Attestations refused or given up", registry=r
         )
+        self.recoveries = _counter_with_labels(
+            "da_storage_recoveries", "Blocks rebuilt from gathered cells, by outcome", "result",
+            RECOVERY_RESULTS, r,
+        )
+        self.cells_collected = _counter_with_labels(
+            "da_storage_cells_collected", "Verified cells gathered for a rebuild, by source",
+            "source", CELL_SOURCES, r,
+        )
         self._tip = 0
 
     def observe_tip(self, height: int) -> None:
@@ -178,6 +188,14 @@ class StorageMetrics:
 
     def observe_attestation_failure(self) -> None:
         self.attestation_failures.inc()
+
+    def observe_recovery(self, recovered: bool) -> None:
+        """A rebuild from gathered cells succeeded or found them not enough."""
+        self.recoveries.labels("recovered" if recovered else "unrecoverable").inc()
+
+    def observe_cells_collected(self, source: str, count: int) -> None:
+        """`count` verified cells gathered from a `source` (one of CELL_SOURCES)."""
+        _labelled(self.cells_collected, source, CELL_SOURCES).inc(count)
 
     def observe_block_ingested(self, height: int, seconds: float) -> None:
         """The block at `height` is stored, `seconds` after its header arrived; the head height
@@ -240,6 +258,18 @@ class LightMetrics:
             "da_light_peers_shunned", "Peers set aside for forged headers or bad samples",
             registry=r,
         )
+        self.samples_held = Gauge(
+            "da_light_samples_held", "Verified samples kept to serve (DESIGN 12)", registry=r
+        )
+        self.samples_served = Counter(
+            "da_light_samples_served", "Kept samples served with GetHeldSamples", registry=r
+        )
+
+    def set_samples_held(self, count: int) -> None:
+        self.samples_held.set(count)
+
+    def observe_samples_served(self, count: int) -> None:
+        self.samples_served.inc(count)
 
     def set_head_height(self, height: int) -> None:
         self.head_height.set(height)

@@ -15,7 +15,7 @@ import re
 from collections import OrderedDict
 from enum import Enum
 
-from da.errors import BrokenLink, HeaderRejected, InvalidHeader
+from da.errors import BrokenLink, HeaderRejected, InvalidHeader, TooManyRows
 from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_signed_header
 from da.metrics import LightMetrics
 from da.store import schema
@@ -33,7 +33,8 @@ class Offer(Enum):
 
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"  # the header already accepted at that height
-    REJECTED = "rejected"  # failed verification
+    REJECTED = "rejected"  # does not link to our chain, or a square larger than we accept
+    FORGED = "forged"  # not validly signed by a trusted producer, or not a well-formed header
     EQUIVOCATION = "equivocation"  # validly signed, but another header holds the height
 
 
@@ -73,12 +74,18 @@ class HeaderChain:
         return signed
 
     def known_height(self, raw: RawHeader) -> int | None:
-        """The height of these exact header bytes if they were accepted recently, else None.
+        """The height of these exact header bytes and signature if they were accepted recently,
+        else None.
 
-        Every peer sends each header; this spares decoding the copies (whatever their signature,
-        these bytes were accepted).
+        Every peer sends each header; this spares decoding and verifying the copies. A BLS
+        signature of a message under one key is unique, so the same bytes with the same
+        signature are the header already verified; with another signature they are not.
         """
-        return self._recent_raw.get(raw.header)
+        height = self._recent_raw.get(raw.header)
+        if height is None:
+            return None
+        accepted = self._cache.get(height)
+        return height if accepted is not None and accepted.signature == raw.signature else None
 
     def decode(self, raw: RawHeader, source: str) -> SignedHeader | None:
         """Decode untrusted bytes; None (logged, counted) if they are not a v1 header."""
@@ -102,7 +109,7 @@ class HeaderChain:
             self._check_child_link(signed)
         except HeaderRejected as e:
             self._rejected(_reason(e), f"height {height} from {source}: {e}")
-            return Offer.REJECTED
+            return Offer.REJECTED if isinstance(e, BrokenLink | TooManyRows) else Offer.FORGED
         put_signed_header(self._store, height, signed.raw, signed.signature, sync=False)
         self._remember(signed)
         if height > self.head:
@@ -113,12 +120,17 @@ class HeaderChain:
 
     def _second_header(self, existing: SignedHeader, signed: SignedHeader, source: str) -> Offer:
         if existing.hash == signed.hash:
-            return Offer.DUPLICATE
+            if existing.signature == signed.signature:
+                return Offer.DUPLICATE
+            # BLS signatures are unique per (key, message): another one is not valid.
+            self._rejected("bad_signature", f"height {signed.header.height} from {source}: "
+                           "the accepted header with another signature")
+            return Offer.FORGED
         try:  # only a header the producer really signed is equivocation; the rest is forgery
             verify_signed_header(signed, self._trust, max_rows=self._max_rows, rng=self._rng)
         except HeaderRejected as e:
             self._rejected(_reason(e), f"height {signed.header.height} from {source}: {e}")
-            return Offer.REJECTED
+            return Offer.FORGED
         log.error(
             "EQUIVOCATION: producer signed two headers at height %d: kept %s, refused %s (from %s)",
             signed.header.height, existing.hash.hex(), signed.hash.hex(), source,

@@ -20,6 +20,8 @@ DEFAULT_SAMPLE_WINDOW_SECONDS = 30.0
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LIGHT_REQUEST_TIMEOUT_SECONDS = 5.0
 DEFAULT_PEER_REQUESTS_PER_SECOND = 50.0
+DEFAULT_KEEP_SAMPLES = 1000  # heights, the storage nodes' default retention (DESIGN 12)
+DEFAULT_KEEP_SAMPLES_BYTES = 512 * 1024 * 1024
 
 __all__ = ["ConfigError", "LightClientConfig", "ServerConfig"]
 
@@ -48,6 +50,9 @@ class LightClientConfig:
     peer_requests_per_second: float = DEFAULT_PEER_REQUESTS_PER_SECOND  # outgoing, per peer
     max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
     tls_ca: Path | None = None  # PEM roots to verify the peers' TLS; None: plaintext
+    keep_samples: int = DEFAULT_KEEP_SAMPLES  # heights whose samples, verdict, header are kept
+    keep_samples_bytes: int = DEFAULT_KEEP_SAMPLES_BYTES  # and at most this many sample bytes
+    announce: bool = True  # tell the peers where we serve our samples (AnnounceSampler)
 
     def __post_init__(self) -> None:
         if self.samples is None and self.confidence is None:
@@ -83,4 +88,8 @@ class LightClientConfig:
                 raise ConfigError(f"{name} must be > 0, got {value}")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.keep_samples < 1:
+            raise ConfigError(f"keep_samples must be >= 1, got {self.keep_samples}")
+        if self.keep_samples_bytes < 1:
+            raise ConfigError(f"keep_samples_bytes must be >= 1, got {self.keep_samples_bytes}")
 

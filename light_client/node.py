@@ -27,7 +27,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from da.api.server import SAMPLING_SERVICE, ServerConfig, create_server, stop_server
+from da.api.server import (
+    HEADER_SERVICE,
+    SAMPLING_SERVICE,
+    ServerConfig,
+    create_server,
+    stop_server,
+)
 from da.header import SignedHeader, TrustRoot, trust_root_from_hex
 from da.metrics import LightMetrics, RpcMetrics, observe_store_size, process_registry
 from da.sampling import (
@@ -36,25 +42,33 @@ from da.sampling import (
     sample_confidence,
     samples_for_confidence,
 )
+from da.serving import HeadNotifier
 from da.status import start_status_server
 from da.status.light import LightStatus
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
+from da.store.held import HeldCell
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure import kzg
+from light_client.announce import announce_forever
 from light_client.chain import HeaderChain
 from light_client.config import LightClientConfig
 from light_client.peers import GrpcPeer, Peer, PeerPool, max_reply_bytes
 from light_client.sampler import Sampler
-from light_client.service import SamplingServicer
+from light_client.service import LightHeaderServicer, SamplingServicer
 from light_client.state import AvailabilityState
 from light_client.sync import BACKLOG_HEIGHTS, HeaderSync
 
 log = logging.getLogger(__name__)
 
 STORE_DIR = "light-client.db"
-SAMPLING_METHODS = ("/da.v1.SamplingService/GetAvailability",)
+SAMPLING_METHODS = (
+    "/da.v1.SamplingService/GetAvailability",
+    "/da.v1.SamplingService/GetHeldSamples",
+    "/da.v1.HeaderService/GetHeader",
+    "/da.v1.HeaderService/SubscribeHeaders",
+)
 VERDICTS_KEPT = 1024
 SAMPLE_PEERS = 2  # a header's samples go first to this many random peers; a live header is
 HOLDER_WAIT_SECONDS = 0.5  # sampled once that many announced it, or this long after its arrival
@@ -92,7 +106,13 @@ class LightClient:
         self.chain = HeaderChain(
             trust, store, max_rows=config.max_rows, rng=self._rng, metrics=metrics
         )
-        self.state = AvailabilityState(store)
+        self.store = store
+        self.state = AvailabilityState(
+            store, keep_heights=config.keep_samples, keep_bytes=config.keep_samples_bytes
+        )
+        self.notifier = HeadNotifier()  # wakes header subscribers on a new head
+        if metrics is not None:
+            metrics.set_samples_held(self.state.cells_held)
         self.pool = PeerPool(
             peers, requests_per_second=config.peer_requests_per_second, clock=clock
         )
@@ -106,6 +126,7 @@ class LightClient:
         self.sync = HeaderSync(
             peers, self.chain, self._on_header,
             request_timeout_seconds=config.request_timeout_seconds, rng=self._rng,
+            pool=self.pool, clock=clock,
         )
         self._backlog: list[tuple[int, int, SignedHeader]] = []  # (-height, seq, header)
         self._seq = itertools.count()
@@ -138,6 +159,7 @@ class LightClient:
 
     def _on_header(self, signed: SignedHeader, live: bool) -> None:
         height = signed.header.height
+        self.notifier.notify(self.chain.head)
         if self.state.concluded(height) or height in self._queued:
             return
         if live and self._tasks is not None:
@@ -182,14 +204,19 @@ class LightClient:
         seconds = self._clock() - started
         confidence = sample_confidence(header.k, count) if outcome.available else 0.0
         status = SamplingStatus.AVAILABLE if outcome.available else SamplingStatus.UNAVAILABLE
-        result = SamplingResult(header.height, status, confidence, len(outcome.verified))
-        self.state.finish(result)
+        result = SamplingResult(
+            header.height, status, confidence, len(outcome.verified), signed.hash
+        )
+        held = [HeldCell(c.row, c.col, c.data, c.proof) for c in outcome.cells]
+        self.state.finish(result, signed, held)  # verdict, header and samples in one write
+        self.state.prune(self.chain.head)
         self.status.finish(
             header.height, status.name, confidence, outcome.verified, outcome.retried
         )
         self._queued.discard(header.height)
         if self._metrics is not None:
             self._metrics.observe_header_sampled(outcome.available, confidence)
+            self._metrics.set_samples_held(self.state.cells_held)
         log.info(
             "height %d %s: k=%d samples=%d/%d confidence=%.6f seconds=%.3f",
             header.height, status.name, header.k, len(outcome.verified), count, confidence,
@@ -234,19 +261,36 @@ async def run(config: LightClientConfig) -> None:
                 stack, client.status, registry,
                 port=config.metrics_port, address=config.metrics_address,
             )
-        await _serve(stack, config.server, client, RpcMetrics(registry, SAMPLING_METHODS))
+        rpc = RpcMetrics(registry, SAMPLING_METHODS)
+        port = await _serve(stack, config.server, client, rpc, metrics)
         log.info("light client following %s", ", ".join(config.peers))
-        await client.run()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(client.run(), name="light client")
+            if config.announce:
+                timeout = config.request_timeout_seconds
+                tasks.create_task(announce_forever(peers, port, timeout=timeout), name="announce")
 
 
 async def _serve(
-    stack: AsyncExitStack, server_config: ServerConfig, client: LightClient, rpc: RpcMetrics
-) -> None:
-    servicer = SamplingServicer(client.chain, client.state)
-    server, _port = await create_server(
+    stack: AsyncExitStack,
+    server_config: ServerConfig,
+    client: LightClient,
+    rpc: RpcMetrics,
+    metrics: LightMetrics,
+) -> int:
+    """SamplingService and HeaderService on the --listen port; returns the bound port."""
+    sampling = SamplingServicer(
+        client.chain, client.state, client.store, on_served=metrics.observe_samples_served
+    )
+    headers = LightHeaderServicer(client.chain, client.store, client.notifier)
+    server, port = await create_server(
         server_config,
-        [(da_pb2_grpc.add_SamplingServiceServicer_to_server, servicer)],
+        [
+            (da_pb2_grpc.add_SamplingServiceServicer_to_server, sampling),
+            (da_pb2_grpc.add_HeaderServiceServicer_to_server, headers),
+        ],
         rpc_metrics=rpc,
-        service_names=[SAMPLING_SERVICE],
+        service_names=[SAMPLING_SERVICE, HEADER_SERVICE],
     )
     stack.push_async_callback(stop_server, server)
+    return int(port)

@@ -134,6 +134,18 @@ class GrpcPeer:
             served += [ServedCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in reply.cells]
         return served
 
+    async def announce(self, port: int, timeout: float) -> int:
+        """Tell the peer we serve our samples on `port` (DESIGN 12); returns for how many
+        seconds it keeps us listed (0: refused)."""
+        stub = da_pb2_grpc.SamplerRegistryStub(self._channel)
+        try:
+            reply = await stub.AnnounceSampler(
+                da_pb2.AnnounceSamplerRequest(port=port), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as e:
+            raise self._failed(e) from e
+        return int(reply.ttl_seconds) if reply.accepted else 0
+
     async def close(self) -> None:
         await self._channel.close()
 

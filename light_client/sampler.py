@@ -49,6 +49,7 @@ class SamplingOutcome:
     verified: frozenset[CellRef]
     missing: frozenset[CellRef]
     retried: frozenset[CellRef] = frozenset()
+    cells: tuple[ServedCell, ...] = ()  # the verified cells with their proofs (kept, DESIGN 12)
 
     @property
     def available(self) -> bool:
@@ -112,13 +113,13 @@ class Sampler:
         """
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
-        verified: set[CellRef] = set()
+        verified: dict[CellRef, ServedCell] = {}
         retried: set[CellRef] = set()
         while pending and self._clock() < deadline:
             answered = {coord for answer in answers for coord in answer.cells}
             waiting = {c: state for c, state in pending.items() if c not in answered}
             if not waiting:
-                verified |= self._settle(header, answers, pending, retried)
+                verified.update(self._settle(header, answers, pending, retried))
                 continue
             now = self._clock()
             assignment = self._assign(waiting, now, preferred)
@@ -129,8 +130,9 @@ class Sampler:
                 self._received(header.height, answer)
                 if answer.cells:
                     answers.append(answer)
-        verified |= self._settle(header, answers, pending, retried)  # in time: still counts
-        return SamplingOutcome(frozenset(verified), frozenset(pending), frozenset(retried))
+        verified.update(self._settle(header, answers, pending, retried))  # in time: counts
+        cells = tuple(verified[coord] for coord in sorted(verified))
+        return SamplingOutcome(frozenset(verified), frozenset(pending), frozenset(retried), cells)
 
     def _settle(
         self,
@@ -138,10 +140,10 @@ class Sampler:
         answers: list[_Answer],
         pending: dict[CellRef, _Pending],
         retried: set[CellRef],
-    ) -> set[CellRef]:
+    ) -> dict[CellRef, ServedCell]:
         """Verify the collected answers, drop them, and take their good cells off `pending`
         (into `retried` too when they were asked more than once)."""
-        good = set(self._verify(header, answers)) if answers else set()
+        good = self._verify(header, answers) if answers else {}
         answers.clear()
         for coord in good:
             state = pending.pop(coord, None)
@@ -232,18 +234,18 @@ class Sampler:
             if coord not in answer.cells:
                 self._metrics.observe_sample(result, answer.seconds)
 
-    def _verify(self, header: Header, answers: list[_Answer]) -> list[CellRef]:
+    def _verify(self, header: Header, answers: list[_Answer]) -> dict[CellRef, ServedCell]:
         """The coordinates whose answers verify; shuns peers caught serving bad cells."""
         if _batch_ok(header, answers):
             trusted = answers
         else:  # split per answer to find who lied
             trusted = [a for a in answers if _batch_ok(header, [a])]
         trusted_ids = {id(a) for a in trusted}
-        good: list[CellRef] = []
+        good: dict[CellRef, ServedCell] = {}
         for answer in answers:
             honest = id(answer) in trusted_ids
             if honest:
-                good.extend(answer.cells)
+                good.update(answer.cells)
             else:
                 self._shun(answer.peer, header.height)
             if self._metrics is not None:

@@ -1,37 +1,89 @@
-"""`SamplingService` (DESIGN 9): GetAvailability(height) -> status, confidence, samples.
+"""The light client's gRPC services (DESIGN 9 and 12).
 
-Decode -> look up -> encode. Heights never seen are NOT_FOUND (raised as `UnknownHeight`, mapped
-by the one error table in `da.api.errors`); height 0 asks about the head.
+- `SamplingServicer`: GetAvailability(height) -> status, confidence, samples; and
+  GetHeldSamples(height) -> every sample kept for that height, only once its verdict is final
+  (revealing coordinates earlier would help an adversary aim).
+- `LightHeaderServicer`: HeaderService (GetHeader, 0 = latest; SubscribeHeaders) over the
+  headers this client verified, so a storage node can follow the chain from light clients.
+
+Decode -> look up -> encode. Heights never seen (or pruned) are NOT_FOUND (raised as
+`UnknownHeight`, mapped by the one error table in `da.api.errors`); height 0 asks about the head.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from da.api.convert import availability_to_pb
-from da.errors import UnknownHeight
+from da.api.convert import availability_to_pb, signed_header_to_pb
+from da.errors import NotSampled, ResourceExhausted, UnknownHeight
+from da.serving import MAX_SUBSCRIBERS, SUBSCRIBE_POLL_SECONDS, HeadNotifier
+from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
+from da.store.held import get_held, lowest_kept_height
 from da.v1 import da_pb2, da_pb2_grpc
 from light_client.chain import HeaderChain
 from light_client.state import AvailabilityState
 
+ServedCounter = Callable[[int], None]
+# At most this many cells per GetHeldSamples reply (~17 MB, under the 32 MiB message limit): a
+# client configured to sample more keeps them all but serves the first this many.
+MAX_HELD_CELLS_PER_REPLY = 8192
+
 
 def availability(chain: HeaderChain, state: AvailabilityState, height: int) -> SamplingResult:
-    """What the client knows about `height` (0 = head); raises `UnknownHeight` if never seen."""
+    """What the client knows about `height` (0 = head): its verdict on the header it holds
+    there, SAMPLING while one is coming; raises `UnknownHeight` if never seen, `NotSampled`
+    if skipped. A verdict naming another header than the one held is no verdict on it."""
     if height == 0:
         height = chain.head
     result = state.lookup(height)
-    if result is not None:
+    signed = chain.get(height) if height >= 1 else None
+    if result is not None and (signed is None or result.header_hash in (b"", signed.hash)):
         return result
-    if height >= 1 and chain.get(height) is not None:  # accepted, queued for sampling
-        return SamplingResult(height, SamplingStatus.SAMPLING, 0.0, 0)
+    if signed is not None:
+        if height <= state.checkpoint:  # skipped: below the backlog, no verdict will come
+            raise NotSampled(height)
+        return SamplingResult(height, SamplingStatus.SAMPLING, 0.0, 0)  # queued for sampling
     raise UnknownHeight(height)
 
 
+def held_samples(
+    store: KeyValueStore, state: AvailabilityState, height: int
+) -> da_pb2.GetSamplesResponse:
+    """The kept samples of `height` once its verdict is final; else `UnknownHeight`."""
+    result = state.lookup(height) if height >= 1 else None
+    if result is None or result.status is SamplingStatus.SAMPLING:
+        raise UnknownHeight(height)
+    cells = get_held(store, height)
+    if cells is None:
+        raise UnknownHeight(height)
+    return da_pb2.GetSamplesResponse(
+        cells=[
+            da_pb2.Cell(row=c.row, col=c.col, data=c.data, proof=c.proof)
+            for c in cells[:MAX_HELD_CELLS_PER_REPLY]
+        ]
+    )
+
+
+def _ignore(_count: int) -> None:
+    return None
+
+
 class SamplingServicer(da_pb2_grpc.SamplingServiceServicer):
-    def __init__(self, chain: HeaderChain, state: AvailabilityState) -> None:
+    def __init__(
+        self,
+        chain: HeaderChain,
+        state: AvailabilityState,
+        store: KeyValueStore | None = None,
+        *,
+        on_served: ServedCounter = _ignore,
+    ) -> None:
         self._chain = chain
         self._state = state
+        self._store = store
+        self._on_served = on_served
 
     async def GetAvailability(  # noqa: N802 - generated name
         self, request: da_pb2.GetAvailabilityRequest, context: Any
@@ -42,4 +94,74 @@ class SamplingServicer(da_pb2_grpc.SamplingServiceServicer):
             status=availability_to_pb(result.status),
             confidence=result.confidence,
             samples=result.samples,
+            header_hash=result.header_hash,
         )
+
+    async def GetHeldSamples(  # noqa: N802 - generated name
+        self, request: da_pb2.GetHeldSamplesRequest, context: Any
+    ) -> da_pb2.GetSamplesResponse:
+        if self._store is None:
+            raise UnknownHeight(request.height)
+        reply = held_samples(self._store, self._state, request.height)
+        self._on_served(len(reply.cells))
+        return reply
+
+
+class LightHeaderServicer(da_pb2_grpc.HeaderServiceServicer):
+    """HeaderService over the verified header chain; `notifier` is woken on each new head."""
+
+    def __init__(
+        self,
+        chain: HeaderChain,
+        store: KeyValueStore,
+        notifier: HeadNotifier,
+        *,
+        max_subscribers: int = MAX_SUBSCRIBERS,
+        poll_seconds: float = SUBSCRIBE_POLL_SECONDS,
+    ) -> None:
+        self._chain = chain
+        self._store = store
+        self._notifier = notifier
+        self._max_subscribers = max_subscribers
+        self._poll_seconds = poll_seconds
+        self._subscribers = 0
+
+    async def GetHeader(  # noqa: N802 - generated name
+        self, request: da_pb2.GetHeaderRequest, context: Any
+    ) -> da_pb2.SignedHeader:
+        height = request.height or self._chain.head
+        signed = self._chain.get(height) if height >= max(1, self._lowest()) else None
+        if signed is None:
+            raise UnknownHeight(request.height)
+        return signed_header_to_pb(signed.raw, signed.signature)
+
+    async def SubscribeHeaders(  # noqa: N802 - generated name
+        self, request: da_pb2.SubscribeHeadersRequest, context: Any
+    ) -> AsyncIterator[da_pb2.SignedHeader]:
+        if self._subscribers >= self._max_subscribers:
+            raise ResourceExhausted(f"more than {self._max_subscribers} header subscribers")
+        self._subscribers += 1
+        try:
+            async for header in self._stream(request.from_height):
+                yield header
+        finally:
+            self._subscribers -= 1
+
+    def _lowest(self) -> int:
+        return lowest_kept_height(self._store)
+
+    async def _stream(self, from_height: int) -> AsyncIterator[da_pb2.SignedHeader]:
+        """Headers from `from_height` (0: the head; below the lowest kept: the lowest kept) on,
+        then each new head; heights never accepted are skipped."""
+        next_height = max(from_height or self._chain.head, self._lowest(), 1)
+        while True:
+            changed = self._notifier.next_change()
+            while next_height <= self._chain.head:
+                signed = self._chain.get(next_height)
+                next_height += 1
+                if signed is not None:
+                    yield signed_header_to_pb(signed.raw, signed.signature)
+            try:
+                await asyncio.wait_for(changed.wait(), self._poll_seconds)
+            except TimeoutError:
+                pass

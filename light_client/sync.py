@@ -2,6 +2,13 @@
 backoff. Every header goes through `HeaderChain.offer` (verification, links, equivocation); an
 accepted one is handed to `on_header(signed, live)`: `live` for the new head as it arrives,
 not live for catch-up (the backlog).
+
+A peer is a holder of a height only once it served that height's header with the valid signature.
+A peer that sends a forged or invalid header (`Offer.FORGED`, or bytes that are not a header) is
+shunned for `shun_seconds`: its headers are ignored, its subscription dropped and (through the
+`PeerPool`) it is not sampled meanwhile, so one liar costs one warning, not one per header.
+A peer the sampler shuns for bad cells is still followed for headers: its headers are verified
+on their own.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 
@@ -17,7 +25,7 @@ from da.backoff import Backoff
 from da.header import SignedHeader
 from light_client.chain import HeaderChain, Offer
 from light_client.errors import PeerCallFailed
-from light_client.peers import Peer, RawHeader
+from light_client.peers import DEFAULT_SHUN_SECONDS, Peer, PeerPool, RawHeader
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +51,15 @@ class HeaderSync:
         request_timeout_seconds: float,
         rng: random.Random,
         sleep: Sleep = asyncio.sleep,
+        pool: PeerPool | None = None,
+        shun_seconds: float = DEFAULT_SHUN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._peers = tuple(peers)
+        self._pool = pool
+        self._shun_seconds = shun_seconds
+        self._clock = clock
+        self._forgers: dict[str, float] = {}  # peer name -> shunned until
         self._chain = chain
         self._on_header = on_header
         self._timeout = request_timeout_seconds
@@ -84,6 +99,9 @@ class HeaderSync:
         """Catch up, then subscribe; on any failure wait (exponential backoff, jitter), repeat."""
         backoff = Backoff(INITIAL_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, rng=self._rng)
         while True:
+            if self._shunned(peer):
+                await self._sleep(max(backoff.next_delay(), INITIAL_BACKOFF_SECONDS))
+                continue
             try:
                 await self._catch_up(peer)
                 await self._subscribe(peer)
@@ -117,15 +135,20 @@ class HeaderSync:
                     except StopAsyncIteration:
                         return
                 await self.receive(peer, raw, live=True)
+                if self._shunned(peer):
+                    return
 
     async def receive(self, peer: Peer, raw: RawHeader, *, live: bool) -> None:
         """Offer one header; if its parent is missing, fill the gaps below it."""
+        if self._shunned(peer):
+            return
         height = self._chain.known_height(raw)
         if height is not None:
             self._add_holder(height, peer)
             return
         signed = self._chain.decode(raw, peer.name)
         if signed is None:
+            self._forged(peer)
             return
         height = signed.header.height
         head_before = self._chain.head
@@ -154,6 +177,8 @@ class HeaderSync:
         others = [p for p in self._peers if p is not first]
         self._rng.shuffle(others)
         for peer in (first, *others):
+            if self._shunned(peer):
+                continue
             try:
                 raw = await peer.get_header(height, self._timeout)
             except PeerCallFailed as e:
@@ -161,6 +186,7 @@ class HeaderSync:
                 continue
             signed = self._chain.decode(raw, peer.name)
             if signed is None:
+                self._forged(peer)
                 continue
             if signed.header.height != height or signed.hash != child.header.prev_hash:
                 log.warning("peer %s answered height %d with a header that is not the parent "
@@ -177,6 +203,8 @@ class HeaderSync:
     def _offer(self, signed: SignedHeader, peer: Peer, *, live: bool) -> bool:
         """Offer to the chain; hand accepted headers on. True if the chain holds this header."""
         outcome = self._chain.offer(signed, peer.name)
+        if outcome is Offer.FORGED:
+            self._forged(peer)
         held = outcome in (Offer.ACCEPTED, Offer.DUPLICATE)
         if held:
             self._add_holder(signed.header.height, peer)
@@ -184,6 +212,20 @@ class HeaderSync:
         if outcome is Offer.ACCEPTED:
             self._on_header(signed, live)
         return held
+
+    def _shunned(self, peer: Peer) -> bool:
+        return self._forgers.get(peer.name, 0.0) > self._clock()
+
+    def _forged(self, peer: Peer) -> None:
+        """`peer` sent a forged or invalid header: ignore its headers and do not sample it."""
+        if self._shunned(peer):
+            return
+        self._forgers[peer.name] = self._clock() + self._shun_seconds
+        if self._pool is not None:
+            self._pool.shun(peer)
+        for holders in self._holders.values():
+            holders.discard(peer.name)
+        log.warning("peer %s sent a forged or invalid header: shunned", peer.name)
 
     def _forget_holders_below(self, height: int) -> None:
         for old in [h for h in self._holders if h < height]:

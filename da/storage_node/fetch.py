@@ -19,12 +19,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from da.api import convert
 from da.header import Header
 from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.remotes import Remote, RemoteError, describe
 from erasure import kzg
 from erasure.constants import CELLS_PER_EXT_ROW
+from erasure.coverage import line_counts, recoverable
 from erasure.errors import ErasureError, Unrecoverable
 from erasure.recovery import recover_square
 
@@ -35,6 +37,32 @@ WINDOW_ROWS = 16  # rows fetched, verified and handed on together (~4.3 MB of ce
 
 Row = tuple[Sequence[bytes], Sequence[bytes]]
 T = TypeVar("T")
+
+
+Coord = tuple[int, int]
+
+
+class RepairObserver(Protocol):
+    """What a repair reports (`da.metrics.StorageMetrics` provides it)."""
+
+    def observe_recovery(self, recovered: bool) -> None: ...
+
+    def observe_cells_collected(self, source: str, count: int) -> None: ...
+
+
+class Gatherer(Protocol):
+    """Where cells come from when storage nodes do not have enough: light clients
+    (`da.storage_node.gather.LightGatherer`)."""
+
+    async def gather(
+        self,
+        header: Header,
+        cells: dict[Coord, bytes],
+        proofs: dict[Coord, bytes],
+        executor: Executor | None = None,
+    ) -> int:
+        """Add verified cells to `cells`/`proofs` until recoverable; returns how many."""
+        ...
 
 
 class RowSink(Protocol):
@@ -112,7 +140,8 @@ async def _fetch_unverified(
     return [found for found in got if found is not None]
 
 
-async def _cpu(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+async def run_cpu(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in `executor` (a process pool) when one is given, else inline."""
     if executor is None:
         return fn(*args)
     return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
@@ -131,7 +160,7 @@ async def fetch_row(
         except ErasureError as e:
             log.warning("%s sent a malformed row %d/%d: %s", remote.name, header.height, row, e)
             continue
-        if await _cpu(executor, row_verifies, header.commitments[row], cells, proofs):
+        if await run_cpu(executor, row_verifies, header.commitments[row], cells, proofs):
             return (cells, proofs), remote.name
         log.warning(
             "%s sent row %d of height %d that fails its proofs", remote.name, row, header.height
@@ -151,7 +180,7 @@ async def _fetch_window(
     its proofs is fetched elsewhere)."""
     fast = await _fetch_unverified(remotes, header, window, limit)
     commitments = [header.commitments[r] for r in window]
-    if fast is not None and await _cpu(executor, rows_verify, commitments, [r for r, _ in fast]):
+    if fast is not None and await run_cpu(executor, rows_verify, commitments, [r for r, _ in fast]):
         return dict(zip(window, fast, strict=True))
 
     async def one(row: int) -> tuple[Row, str] | None:
@@ -163,11 +192,18 @@ async def _fetch_window(
 
 
 async def fetch_block(
-    remotes: Sequence[Remote], header: Header, sink: RowSink, executor: Executor | None = None
+    remotes: Sequence[Remote],
+    header: Header,
+    sink: RowSink,
+    executor: Executor | None = None,
+    *,
+    samplers: Gatherer | None = None,
+    observer: RepairObserver | None = None,
 ) -> FetchedBlock:
     """Put all 2k verified rows of `header`'s block into `sink`, `WINDOW_ROWS` at a time (see
-    `_fetch_window`); rows nobody serves whole are then rebuilt from gathered cells and put
-    last. Raises `BlockUnavailable` when that is not enough (some rows may have been put)."""
+    `_fetch_window`); rows nobody serves whole are then rebuilt from cells gathered from the
+    remotes and, if those are not enough, from `samplers`, and put last. Raises
+    `BlockUnavailable` when that is not enough (some rows may have been put)."""
     limit = asyncio.Semaphore(ROW_FETCH_CONCURRENCY)
     ext_rows = 2 * header.k
     sources: set[str] = set()
@@ -189,14 +225,34 @@ async def fetch_block(
     )
     lost = set(missing)
     whole = {r: await sink.get(r) for r in range(ext_rows) if r not in lost}
-    return await repair_block(remotes, header, whole, missing, sink, executor)
+    return await repair_block(
+        remotes, header, whole, missing, sink, executor, samplers=samplers, observer=observer
+    )
+
+
+def proven_cells_verify(
+    commitments: Sequence[bytes], cells: Sequence[convert.ProvenCell]
+) -> bool:
+    """True iff every cell verifies against its coordinate's row commitment (one batch)."""
+    return not cells or kzg.verify_cells(
+        [commitments[c.row] for c in cells],
+        [c.col for c in cells],
+        [c.data for c in cells],
+        [c.proof for c in cells],
+    )
 
 
 async def gather_cells(
-    remotes: Sequence[Remote], header: Header, missing_rows: Sequence[int]
+    remotes: Sequence[Remote],
+    header: Header,
+    missing_rows: Sequence[int],
+    executor: Executor | None = None,
 ) -> tuple[dict[tuple[int, int], bytes], dict[tuple[int, int], bytes]]:
-    """Cells (and proofs) of `missing_rows` from every remote, each asked only for what is
-    still missing, in requests of at most MAX_SAMPLES_PER_REQUEST cells. Unverified."""
+    """Verified cells (and proofs) of `missing_rows` from the remotes in turn, each asked only
+    for what is still missing, in requests of at most MAX_SAMPLES_PER_REQUEST cells. An answer
+    counts only once every cell in it verifies against the coordinate asked and its row
+    commitment; a remote answering with a bad cell is not asked again for this block, and what
+    it was asked goes to the next remote (so one lying node cannot make a block unrecoverable)."""
     cells: dict[tuple[int, int], bytes] = {}
     proofs: dict[tuple[int, int], bytes] = {}
     for remote in remotes:
@@ -213,8 +269,13 @@ async def gather_cells(
             except (*RemoteError, ErasureError) as e:
                 log.info("%s: GetSamples at %d: %s", remote.name, header.height, describe(e))
                 break
-            for ref, cell in found.items():
-                cells[(ref.row, ref.col)], proofs[(ref.row, ref.col)] = cell.data, cell.proof
+            served = list(found.values())
+            if not await run_cpu(executor, proven_cells_verify, header.commitments, served):
+                log.warning("%s served cells of height %d that fail their proofs: asking the "
+                            "other nodes", remote.name, header.height)
+                break
+            for cell in served:
+                cells[(cell.row, cell.col)], proofs[(cell.row, cell.col)] = cell.data, cell.proof
     return cells, proofs
 
 
@@ -231,6 +292,23 @@ def _rebuild(
     return [(r, (square.row_cells(r), square.row_proofs(r))) for r in wanted]
 
 
+def rebuilt_rows_verify(commitments: Sequence[bytes], rows: Sequence[tuple[int, Row]]) -> bool:
+    """True iff every cell of every rebuilt `(index, row)` verifies (one batch)."""
+    width = range(CELLS_PER_EXT_ROW)
+    return kzg.verify_cells(
+        [commitments[r] for r, _ in rows for _ in width],
+        [c for _ in rows for c in width],
+        [cell for _, (cells, _) in rows for cell in cells],
+        [proof for _, (_, proofs) in rows for proof in proofs],
+    )
+
+
+def describe_coverage(k: int, cells: dict[Coord, bytes]) -> str:
+    """How many cells each row and each column holds (why a square is unrecoverable)."""
+    counts = line_counts(k, cells)
+    return f"cells per row {list(counts.rows)}; cells per column {list(counts.cols)}"
+
+
 async def repair_block(
     remotes: Sequence[Remote],
     header: Header,
@@ -238,20 +316,58 @@ async def repair_block(
     missing: Sequence[int],
     sink: RowSink,
     executor: Executor | None,
+    *,
+    samplers: Gatherer | None = None,
+    observer: RepairObserver | None = None,
 ) -> FetchedBlock:
-    """Rebuild the rows in `missing` from cells gathered from `remotes` and the verified `whole`
-    rows (their cells determine every column once at least k rows are whole), and put them into
-    `sink`. The `whole` rows, verified when fetched, are kept as they are, not verified or
-    proved again (`verified_rows`). The one step that holds a whole square in memory."""
-    gathered, gathered_proofs = await gather_cells(remotes, header, missing)
+    """Rebuild the rows in `missing` from the verified `whole` rows (their cells determine every
+    column once at least k rows are whole) and verified cells gathered from `remotes`, then, if
+    still not enough, from `samplers`; verify every rebuilt cell and put the rows into `sink`.
+    The `whole` rows, verified when fetched, are kept as they are, not verified or proved again
+    (`verified_rows`). The one step that holds a whole square in memory."""
+    gathered, gathered_proofs = await gather_cells(remotes, header, missing, executor)
     cells, proofs = dict(gathered), dict(gathered_proofs)
     for r, (row_cells, row_proofs) in whole.items():
         for c in range(CELLS_PER_EXT_ROW):
             cells[(r, c)], proofs[(r, c)] = row_cells[c], row_proofs[c]
-    try:
-        rebuilt = await _cpu(executor, _rebuild, header, cells, proofs, missing, sorted(whole))
-    except Unrecoverable as e:
-        raise BlockUnavailable(header.height, len(missing), str(e)) from e
+    from_light = 0
+    if samplers is not None and not recoverable(header.k, cells):
+        from_light = await samplers.gather(header, cells, proofs, executor)
+    if observer is not None:
+        observer.observe_cells_collected("storage", len(gathered))
+        observer.observe_cells_collected("light", from_light)
+    rebuilt = await _recover(header, cells, proofs, missing, sorted(whole), executor, observer)
     await sink.put(rebuilt)
     repaired = len(missing) * CELLS_PER_EXT_ROW - len(gathered)
-    return FetchedBlock(repaired, f"repair from {len(remotes)} nodes")
+    source = f"repair from {len(remotes)} nodes"
+    if from_light:
+        source += f" and {from_light} cells held by light clients"
+    return FetchedBlock(repaired, source)
+
+
+async def _recover(
+    header: Header,
+    cells: dict[Coord, bytes],
+    proofs: dict[Coord, bytes],
+    missing: Sequence[int],
+    verified: Sequence[int],
+    executor: Executor | None,
+    observer: RepairObserver | None,
+) -> list[tuple[int, Row]]:
+    """The rebuilt rows of `missing`, every cell verified; `BlockUnavailable` (logged with the
+    cells each row and column had) when the cells cannot rebuild them."""
+    try:
+        if not recoverable(header.k, cells):  # the exact check: spare a doomed recovery
+            raise Unrecoverable(f"{len(cells)} verified cells do not determine the square")
+        rebuilt = await run_cpu(executor, _rebuild, header, cells, proofs, missing, verified)
+        if not await run_cpu(executor, rebuilt_rows_verify, header.commitments, rebuilt):
+            raise Unrecoverable("rebuilt rows fail their proofs")
+    except Unrecoverable as e:
+        if observer is not None:
+            observer.observe_recovery(False)
+        log.warning("height %d cannot be rebuilt from %d verified cells (%s): %s", header.height,
+                    len(cells), e, describe_coverage(header.k, cells))
+        raise BlockUnavailable(header.height, len(missing), str(e)) from e
+    if observer is not None:
+        observer.observe_recovery(True)
+    return rebuilt

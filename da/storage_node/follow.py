@@ -24,7 +24,7 @@ from da import errors as da_errors
 from da.backoff import Backoff
 from da.header import SignedHeader
 from da.storage_node.errors import BlockUnavailable, NoSource
-from da.storage_node.fetch import FetchedBlock, RowSink, fetch_block
+from da.storage_node.fetch import FetchedBlock, Gatherer, RepairObserver, RowSink, fetch_block
 from da.storage_node.ingest import Ingestor, Stored
 from da.storage_node.remotes import Remote, RemoteError, describe, is_not_found, ordered
 from da.store import blocks
@@ -58,8 +58,12 @@ class Follower:
         shun_seconds: float = SHUN_SECONDS,
         on_shun: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        samplers: Gatherer | None = None,
+        observer: RepairObserver | None = None,
     ) -> None:
         self._ingestor = ingestor
+        self._samplers = samplers
+        self._observer = observer
         self._remotes = list(remotes)
         self._on_stored = on_stored
         self._retention = retention_blocks
@@ -164,7 +168,10 @@ class Follower:
 
     async def fetch(self, signed: SignedHeader, sink: RowSink, source: Remote) -> FetchedBlock:
         remotes = ordered(self._remotes, source)
-        return await fetch_block(remotes, signed.header, sink, self._executor)
+        return await fetch_block(
+            remotes, signed.header, sink, self._executor,
+            samplers=self._samplers, observer=self._observer,
+        )
 
     async def header_from_anyone(self, height: int, first: Remote) -> SignedHeader:
         """The header at `height` from the first remote that has it (unverified)."""

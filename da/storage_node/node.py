@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from concurrent.futures import Executor
 from contextlib import AsyncExitStack
 from typing import Any
@@ -35,8 +36,10 @@ from da.status import start_status_server
 from da.status.storage import AttestationStats, StorageStatus
 from da.storage_node.attest import Attester
 from da.storage_node.follow import Follower
+from da.storage_node.gather import LightGatherer
 from da.storage_node.ingest import Ingestor, Stored
 from da.storage_node.remotes import Remote
+from da.storage_node.samplers import SamplerDirectory, SamplerRegistryServicer
 from da.storage_node.service import StorageBlobServicer
 from da.store import blocks
 from da.store.base import KeyValueStore
@@ -47,9 +50,11 @@ from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 
+SAMPLER_REGISTRY_SERVICE = "da.v1.SamplerRegistry"
+
 STORE_DIR = "blocks"
 SHUTDOWN_GRACE_SECONDS = 2.0
-SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE)
+SERVICE_NAMES = (BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE, SAMPLER_REGISTRY_SERVICE)
 VERIFY_WORKERS = 1  # proofs of one block at a time; the event loop keeps the other core
 
 
@@ -65,7 +70,8 @@ async def run(config: StorageNodeConfig) -> None:
         metrics.set_head_height(blocks.head_height(store))
         notifier = serving.HeadNotifier()
         stats = AttestationStats(enabled=config.key_file is not None)
-        await _serve(stack, config, store, metrics, registry, notifier, stats)
+        directory = SamplerDirectory(config.samplers)
+        await _serve(stack, config, store, metrics, registry, notifier, stats, directory)
         remotes = await _remotes(stack, config)
         verifier = await _verifier(stack)
         attester = _attester(config, remotes[0], stats, metrics)
@@ -92,12 +98,17 @@ async def run(config: StorageNodeConfig) -> None:
             retention_blocks=config.retention_blocks,
             executor=verifier,
             on_shun=metrics.observe_peer_shunned,
+            samplers=LightGatherer(
+                directory, timeout=config.request_timeout_seconds, tls_ca=config.tls_ca
+            ),
+            observer=metrics,
         )
         log.info(
-            "storage node up: head %d, producer %s, %d peers, %s",
+            "storage node up: head %d, producer %s, %d peers, %d samplers, %s",
             follower.head,
             config.producer,
             len(config.peers),
+            len(config.samplers),
             "attesting" if attester is not None else "not attesting (no --key-file)",
         )
         async with asyncio.TaskGroup() as tasks:
@@ -124,14 +135,20 @@ async def _serve(
     registry: CollectorRegistry,
     notifier: serving.HeadNotifier,
     stats: AttestationStats,
+    directory: SamplerDirectory,
 ) -> None:
-    """The gRPC server (HeaderService, ShareService, BlobService) and the status page."""
+    """The gRPC server (HeaderService, ShareService, BlobService, SamplerRegistry) and the
+    status page."""
     served = metrics.observe_samples_served
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier, on_served=served),
         (
             da_pb2_grpc.add_BlobServiceServicer_to_server,
             StorageBlobServicer(store, on_served=served),
+        ),
+        (
+            da_pb2_grpc.add_SamplerRegistryServicer_to_server,
+            SamplerRegistryServicer(directory),
         ),
     ]
     server, port = await create_server(
@@ -142,6 +159,7 @@ async def _serve(
         source = StorageStatus(
             config.chain_id, store, registry, [config.producer], config.peers,
             config.retention_blocks, attestation=stats,
+            samplers=lambda: directory.candidates(random.Random(0)),
         )
         await start_status_server(
             stack, source, registry, port=config.metrics_port, address=config.metrics_address

@@ -28,20 +28,24 @@ class SamplingStatus(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class SamplingResult:
-    """What the light client concluded about `height`: `samples` verified, giving `confidence`."""
+    """What the light client concluded about `height`: `samples` verified, giving `confidence`,
+    for the header hashing to `header_hash` (empty while sampling, or in results written before
+    verdicts named their header)."""
 
     height: int
     status: SamplingStatus
     confidence: float
     samples: int
+    header_hash: bytes = b""
 
 
-_RESULT = struct.Struct(">BdI")
+_RESULT = struct.Struct(">BdI")  # then the 32-byte header hash
+HEADER_HASH_BYTES = 32
 
 
 def add_result_to_batch(batch: WriteBatch, result: SamplingResult, *, checkpoint: bool) -> None:
     """Queue `result`; with `checkpoint`, also set the last sampled height to its height."""
-    value = _RESULT.pack(result.status, result.confidence, result.samples)
+    value = _RESULT.pack(result.status, result.confidence, result.samples) + result.header_hash
     batch.put(schema.light_result_key(result.height), value)
     if checkpoint:
         batch.put(schema.LIGHT_CHECKPOINT_KEY, schema.u64(result.height))
@@ -99,9 +103,13 @@ def prune_results_below(store: KeyValueStore, height: int, *, sync: bool = False
 
 def _decode(key: bytes, raw: bytes) -> SamplingResult:
     try:
-        status, confidence, samples = _RESULT.unpack(raw)
+        status, confidence, samples = _RESULT.unpack_from(raw)
+        header_hash = bytes(raw[_RESULT.size :])
+        if len(header_hash) not in (0, HEADER_HASH_BYTES):
+            raise ValueError(f"{len(raw)} bytes is not a sampling result")
         return SamplingResult(
-            schema.height_from_light_result_key(key), SamplingStatus(status), confidence, samples
+            schema.height_from_light_result_key(key), SamplingStatus(status), confidence, samples,
+            header_hash,
         )
     except (struct.error, ValueError) as e:
         raise CorruptValueError(key, f"sampling result: {e}") from e

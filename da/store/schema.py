@@ -12,7 +12,10 @@ P    P seq:u64                   namespace (29) || data   (producer mempool, arr
 S    S blob_hash (32)            state:u8 || height:u64 || start_cell:u32 || reason (UTF-8)
 C    C height:u64                header_hash (32) || n:u16 || n x public key (48) || agg sig (96)
 A    A height:u64 public_key(48) header_hash (32) || signature (96)
-L    L height:u64                status:u8 || confidence:f64 || samples:u32   (light client)
+L    L height:u64                status:u8 || confidence:f64 || samples:u32 || header_hash (32)
+                                 (light client; the hash is absent in results of older versions)
+K    K height:u64                n:u16 || n x (row:u16 || col:u8 || cell 2048 || proof 48)  (light
+                                 client: the samples it verified, kept with its verdict)
 M    M name                      singletons: next blob sequence, light checkpoint (u64 each)
 
 Why one value per extended row rather than per cell: GetRow, GetSamples and ingest all work row by
@@ -44,6 +47,7 @@ BLOB_RECORD = b"S"
 CERTIFICATE = b"C"
 ATTESTATION = b"A"
 LIGHT_RESULT = b"L"
+HELD_SAMPLES = b"K"
 META = b"M"
 
 NEXT_BLOB_SEQ_KEY = META + b"next_blob_seq"
@@ -122,3 +126,11 @@ def light_result_key(height: int) -> bytes:
 
 def height_from_light_result_key(key: bytes) -> int:
     return read_u64(key, len(LIGHT_RESULT))
+
+
+def held_samples_key(height: int) -> bytes:
+    return HELD_SAMPLES + u64(height)
+
+
+def height_from_held_samples_key(key: bytes) -> int:
+    return read_u64(key, len(HELD_SAMPLES))

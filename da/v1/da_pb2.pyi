@@ -204,13 +204,35 @@ class GetAvailabilityRequest(_message.Message):
     def __init__(self, height: _Optional[int] = ...) -> None: ...
 
 class AvailabilityResponse(_message.Message):
-    __slots__ = ("height", "status", "confidence", "samples")
+    __slots__ = ("height", "status", "confidence", "samples", "header_hash")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    HEADER_HASH_FIELD_NUMBER: _ClassVar[int]
     height: int
     status: Availability
     confidence: float
     samples: int
-    def __init__(self, height: _Optional[int] = ..., status: _Optional[_Union[Availability, str]] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+    header_hash: bytes
+    def __init__(self, height: _Optional[int] = ..., status: _Optional[_Union[Availability, str]] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ..., header_hash: _Optional[bytes] = ...) -> None: ...
+
+class GetHeldSamplesRequest(_message.Message):
+    __slots__ = ("height",)
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    def __init__(self, height: _Optional[int] = ...) -> None: ...
+
+class AnnounceSamplerRequest(_message.Message):
+    __slots__ = ("port",)
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    def __init__(self, port: _Optional[int] = ...) -> None: ...
+
+class AnnounceSamplerResponse(_message.Message):
+    __slots__ = ("accepted", "ttl_seconds")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    ttl_seconds: int
+    def __init__(self, accepted: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...

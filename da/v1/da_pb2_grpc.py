@@ -542,12 +542,23 @@ class SamplingServiceStub:
                 request_serializer=da_dot_v1_dot_da__pb2.GetAvailabilityRequest.SerializeToString,
                 response_deserializer=da_dot_v1_dot_da__pb2.AvailabilityResponse.FromString,
                 _registered_method=True)
+        self.GetHeldSamples = channel.unary_unary(
+                '/da.v1.SamplingService/GetHeldSamples',
+                request_serializer=da_dot_v1_dot_da__pb2.GetHeldSamplesRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.GetSamplesResponse.FromString,
+                _registered_method=True)
 
 
 class SamplingServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetAvailability(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHeldSamples(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -560,6 +571,11 @@ def add_SamplingServiceServicer_to_server(servicer, server):
                     servicer.GetAvailability,
                     request_deserializer=da_dot_v1_dot_da__pb2.GetAvailabilityRequest.FromString,
                     response_serializer=da_dot_v1_dot_da__pb2.AvailabilityResponse.SerializeToString,
+            ),
+            'GetHeldSamples': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHeldSamples,
+                    request_deserializer=da_dot_v1_dot_da__pb2.GetHeldSamplesRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.GetSamplesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -589,6 +605,108 @@ class SamplingService:
             '/da.v1.SamplingService/GetAvailability',
             da_dot_v1_dot_da__pb2.GetAvailabilityRequest.SerializeToString,
             da_dot_v1_dot_da__pb2.AvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHeldSamples(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.SamplingService/GetHeldSamples',
+            da_dot_v1_dot_da__pb2.GetHeldSamplesRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.GetSamplesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class SamplerRegistryStub:
+    """Storage nodes: where the light clients sampling from them serve their samples (DESIGN 12).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AnnounceSampler = channel.unary_unary(
+                '/da.v1.SamplerRegistry/AnnounceSampler',
+                request_serializer=da_dot_v1_dot_da__pb2.AnnounceSamplerRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.AnnounceSamplerResponse.FromString,
+                _registered_method=True)
+
+
+class SamplerRegistryServicer:
+    """Storage nodes: where the light clients sampling from them serve their samples (DESIGN 12).
+    """
+
+    def AnnounceSampler(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SamplerRegistryServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AnnounceSampler': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnnounceSampler,
+                    request_deserializer=da_dot_v1_dot_da__pb2.AnnounceSamplerRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.AnnounceSamplerResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'da.v1.SamplerRegistry', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('da.v1.SamplerRegistry', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SamplerRegistry:
+    """Storage nodes: where the light clients sampling from them serve their samples (DESIGN 12).
+    """
+
+    @staticmethod
+    def AnnounceSampler(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.SamplerRegistry/AnnounceSampler',
+            da_dot_v1_dot_da__pb2.AnnounceSamplerRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.AnnounceSamplerResponse.FromString,
             options,
             channel_credentials,
             insecure,

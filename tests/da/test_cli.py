@@ -112,6 +112,34 @@ def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> 
     assert (from_file.samples, from_file.confidence) == (None, 0.999)
 
 
+def test_samplers_and_keeping_samples(tmp_path: Path) -> None:
+    storage_file = write(tmp_path / "s.toml", f"""
+        data-dir = "d"
+        producer = "127.0.0.1:7000"
+        chain-id = "c"
+        trusted-key = "{KEY}"
+        sampler = ["127.0.0.1:7100", "127.0.0.1:7101"]
+    """)
+    storage = cli.compose_config(["storage-node", "--config", str(storage_file)])
+    assert storage.samplers == ("127.0.0.1:7100", "127.0.0.1:7101")
+    flags = cli.compose_config(["storage-node", "--config", str(storage_file),
+                                "--sampler", "127.0.0.1:7102"])
+    assert flags.samplers == ("127.0.0.1:7102",)
+    light_file = write(tmp_path / "l.toml", f"""
+        data-dir = "d"
+        peer = ["127.0.0.1:7001"]
+        chain-id = "c"
+        trusted-key = ["{KEY}"]
+        keep-samples = 50
+        keep-samples-bytes = 1000000
+    """)
+    light = cli.compose_config(["light-client", "--config", str(light_file)])
+    assert (light.keep_samples, light.keep_samples_bytes) == (50, 1_000_000)
+    default = cli.compose_config(["light-client", "--config", str(light_file),
+                                  "--keep-samples", "7"])
+    assert default.keep_samples == 7
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [

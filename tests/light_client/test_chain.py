@@ -57,9 +57,9 @@ def test_an_untrusted_key_or_bad_signature_is_rejected(
     chain = new_chain(key, metrics=metrics)
     stranger = producer_key(9)
     forged = resign(headers[0], stranger, producer=stranger.public)
-    assert chain.offer(forged, "p") is Offer.REJECTED
+    assert chain.offer(forged, "p") is Offer.FORGED
     bad_sig = SignedHeader(headers[0].header, headers[0].raw, headers[1].signature)
-    assert chain.offer(bad_sig, "p") is Offer.REJECTED
+    assert chain.offer(bad_sig, "p") is Offer.FORGED
     assert rejected(registry, "untrusted_producer") == 1
     assert rejected(registry, "bad_signature") == 1
     assert chain.head == 0
@@ -72,7 +72,7 @@ def test_inconsistent_commitments_are_rejected(
     other = make_square(b"another block entirely")
     commitments = (headers[0].header.commitments[0], other.commitments[1])
     signed = resign(headers[0], key, commitments=commitments)
-    assert new_chain(key, metrics=metrics).offer(signed, "p") is Offer.REJECTED
+    assert new_chain(key, metrics=metrics).offer(signed, "p") is Offer.FORGED
     assert rejected(registry, "inconsistent_commitments") == 1
 
 
@@ -108,7 +108,7 @@ def test_equivocation_is_refused_logged_and_counted(
     assert registry.get_sample_value("da_light_equivocations_total") == 1
     assert "EQUIVOCATION" in caplog.text
     forged_twin = SignedHeader(twin.header, twin.raw, headers[1].signature)
-    assert chain.offer(forged_twin, "evil") is Offer.REJECTED  # not signed: not equivocation
+    assert chain.offer(forged_twin, "evil") is Offer.FORGED  # not signed: not equivocation
     assert registry.get_sample_value("da_light_equivocations_total") == 1
 
 

@@ -119,7 +119,7 @@ async def test_withholding_makes_a_height_unavailable(square: ExtendedSquare, ke
                          rng=random.Random(3))
     async with running(client):
         (verdict,) = await verdicts(client, 1)
-    assert verdict == SamplingResult(1, SamplingStatus.UNAVAILABLE, 0.0, 0)
+    assert verdict == SamplingResult(1, SamplingStatus.UNAVAILABLE, 0.0, 0, headers[0].hash)
     assert registry.get_sample_value(
         "da_light_headers_sampled_total", {"result": "unavailable"}) == 1
 

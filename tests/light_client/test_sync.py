@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncGenerator
+
+import pytest
 
 from da.header import SignedHeader
 from da.signing import KeyPair
@@ -12,9 +15,16 @@ from da.store.memory import MemoryStore
 from erasure.square import ExtendedSquare
 from light_client.chain import HeaderChain
 from light_client.errors import PeerCallFailed
-from light_client.peers import RawHeader
+from light_client.peers import PeerPool, RawHeader
 from light_client.sync import INITIAL_BACKOFF_SECONDS, HeaderSync
-from tests.light_client.fakes import FakePeer, raw, resign, signed_chain, trust_root
+from tests.light_client.fakes import (
+    FakePeer,
+    producer_key,
+    raw,
+    resign,
+    signed_chain,
+    trust_root,
+)
 
 
 class FlakyPeer(FakePeer):
@@ -128,3 +138,60 @@ async def test_waiting_for_holders_ends_when_enough_announced_or_at_the_timeout(
     await sync.receive(peers[1], raw(headers[0]), live=True)  # the same bytes: a second holder
     assert await asyncio.wait_for(waiting, 1.0) == {"p0", "p1"}
     assert await sync.wait_for_holders(1, 3, timeout=0.05) == {"p0", "p1"}  # timed out
+
+
+# --- issue 12: holders are peers that served a valid signature; forgers are shunned ----------
+
+
+def _sync_with_pool(
+    peers: list[FakePeer], key: KeyPair
+) -> tuple[HeaderSync, HeaderChain, PeerPool]:
+    chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
+    pool = PeerPool(peers, requests_per_second=1000.0)
+    sync = HeaderSync(peers, chain, lambda s, live: None, request_timeout_seconds=1.0,
+                      rng=random.Random(2), pool=pool)
+    return sync, chain, pool
+
+
+async def test_a_holder_served_the_header_with_its_valid_signature(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers = signed_chain(square, key, 2)
+    good, copycat = FakePeer("good", square), FakePeer("copycat", square)
+    sync, chain, pool = _sync_with_pool([good, copycat], key)
+    await sync.receive(good, raw(headers[0]), live=True)
+    # the accepted header's bytes with another (valid-looking) signature: not a holder
+    await sync.receive(copycat, RawHeader(headers[0].raw, headers[1].signature), live=True)
+    assert sync.holders(1) == {"good"}
+    assert pool.is_shunned(copycat) and not pool.is_shunned(good)
+
+
+async def test_a_forger_is_shunned_once_and_then_ignored(
+    square: ExtendedSquare, key: KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = signed_chain(square, key, 3)
+    stranger = producer_key(9)
+    forger, honest = FakePeer("forger", square), FakePeer("honest", square)
+    sync, chain, pool = _sync_with_pool([forger, honest], key)
+    with caplog.at_level(logging.WARNING):
+        for signed in headers:
+            forged = resign(signed, stranger, producer=stranger.public)
+            await sync.receive(forger, raw(forged), live=True)
+        await sync.receive(forger, RawHeader(b"DAH1 junk", bytes(96)), live=True)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2  # the rejection and the shunning, not one per forgery
+    assert pool.is_shunned(forger) and [p.name for p in pool.usable()] == ["honest"]
+    await sync.receive(honest, raw(headers[0]), live=True)
+    assert chain.head == 1 and sync.holders(1) == {"honest"}
+
+
+async def test_a_header_from_another_fork_does_not_shun_the_peer(
+    square: ExtendedSquare, key: KeyPair
+) -> None:
+    headers = signed_chain(square, key, 2)
+    peer = FakePeer("peer", square)
+    sync, chain, pool = _sync_with_pool([peer], key)
+    await sync.receive(peer, raw(headers[0]), live=True)
+    unlinked = resign(headers[1], key, prev_hash=b"\x01" * 32)  # validly signed, other fork
+    await sync.receive(peer, raw(unlinked), live=True)
+    assert not pool.is_shunned(peer)

@@ -28,6 +28,7 @@ C = grpc.StatusCode
         (da_errors.InvalidHeader("short"), C.INVALID_ARGUMENT),
         (da_errors.WrongChain("a", "b"), C.INVALID_ARGUMENT),
         (da_errors.UnknownHeight(7), C.NOT_FOUND),
+        (da_errors.NotSampled(7), C.NOT_FOUND),
         (da_errors.UnknownBlob(b"\x01" * 32), C.NOT_FOUND),
         (da_errors.TooLarge("blob", 10, 5), C.RESOURCE_EXHAUSTED),
         (da_errors.RateLimited("ipv4:1.2.3.4:5"), C.RESOURCE_EXHAUSTED),
