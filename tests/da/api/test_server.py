@@ -49,9 +49,19 @@ SLOW = 100  # a GetHeader or SubscribeHeaders at this height hangs until cancell
 
 
 class FakeHeaderService(da_pb2_grpc.HeaderServiceServicer):
+    def __init__(self) -> None:
+        self.slow_calls = 0  # calls now hanging at SLOW (the limits let them in)
+
+    async def _hang(self) -> None:
+        self.slow_calls += 1
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            self.slow_calls -= 1
+
     async def GetHeader(self, request: pb.GetHeaderRequest, context: Any) -> Any:
         if request.height == SLOW:
-            await asyncio.sleep(3600)
+            await self._hang()
         if request.height > 5:
             raise UnknownHeight(request.height)
         return pb.SignedHeader(header=HEADER, signature=SIGNATURE)
@@ -60,16 +70,25 @@ class FakeHeaderService(da_pb2_grpc.HeaderServiceServicer):
         self, request: pb.SubscribeHeadersRequest, context: Any
     ) -> AsyncIterator[pb.SignedHeader]:
         if request.from_height == SLOW:
-            await asyncio.sleep(3600)
+            await self._hang()
         for height in range(request.from_height, 4):
             yield pb.SignedHeader(header=height.to_bytes(8, "big"), signature=SIGNATURE)
         raise UnknownHeight(4)
 
 
+HEADERS = FakeHeaderService()
 SERVICERS = [
     (da_pb2_grpc.add_BlobServiceServicer_to_server, FakeBlobService()),
-    (da_pb2_grpc.add_HeaderServiceServicer_to_server, FakeHeaderService()),
+    (da_pb2_grpc.add_HeaderServiceServicer_to_server, HEADERS),
 ]
+
+
+async def hanging(count: int) -> None:
+    """Wait until exactly `count` calls are inside the server, hanging (admitted by the
+    limits); calls of an earlier test are gone once their server stopped."""
+    async with asyncio.timeout(30):
+        while HEADERS.slow_calls != count:
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -260,8 +279,8 @@ async def test_open_streams_are_limited_per_host_not_per_connection(serve: Any) 
         streams = [s.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=SLOW)) for s in stubs]
         try:
             open_ = [asyncio.ensure_future(stream.read()) for stream in streams[:2]]
-            await asyncio.sleep(0.3)
-            error = await refused(streams[2].read())
+            await hanging(2)
+            error = await refused(asyncio.wait_for(streams[2].read(), 30))
             assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "open streams" in (error.details() or "")
             health = health_pb2_grpc.HealthStub(channels[2])
@@ -282,7 +301,7 @@ async def test_concurrent_calls_are_limited_per_host(serve: Any) -> None:
         slow = [asyncio.ensure_future(s.GetHeader(pb.GetHeaderRequest(height=SLOW), timeout=30))
                 for s in stubs[:2]]
         try:
-            await asyncio.sleep(0.3)
+            await hanging(2)
             error = await refused(stubs[2].GetHeader(pb.GetHeaderRequest(height=1), timeout=5))
             assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "concurrent calls" in (error.details() or "")

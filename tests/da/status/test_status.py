@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from da import metrics
 from da.sampling import CellRef
@@ -76,8 +76,7 @@ def test_storage_status() -> None:
     registry = CollectorRegistry()
     storage_metrics = metrics.StorageMetrics(registry)
     storage_metrics.cells_repaired.inc(5)
-    collected = Counter("da_storage_cells_collected", "cells", ["source"], registry=registry)
-    collected.labels("light").inc(7)
+    storage_metrics.observe_cells_collected("light", 7)
     stats = AttestationStats(enabled=True)
     stats.observe(4, True)
     stats.observe(5, False)
@@ -86,7 +85,7 @@ def test_storage_status() -> None:
     status = source.status()
     assert status["role"] == "storage-node" and status["height"] == 0
     assert status["repairs"]["cells_repaired"] == 5
-    assert status["repairs"]["cells_collected"] == {"light": 7}
+    assert status["repairs"]["cells_collected"] == {"light": 7, "storage": 0}
     assert [p["kind"] for p in status["peers"]] == ["producer", "storage"]
     assert status["attestation"] == {"enabled": True, "accepted": 1, "refused": 1,
                                      "last_height": 4}
