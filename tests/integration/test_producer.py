@@ -265,7 +265,7 @@ def test_kill9_keeps_every_acknowledged_blob_exactly_once(cluster: Cluster) -> N
         client.close()
 
 
-def test_bearer_token_guards_the_write_methods(cluster: Cluster) -> None:
+def test_bearer_token_guards_submit_blob_only(cluster: Cluster) -> None:
     token_file = cluster.tmp / "token"
     token_file.write_text(TOKEN + "\n")
     producer = cluster.producer("producer", "--auth-token-file", str(token_file))
@@ -276,7 +276,9 @@ def test_bearer_token_guards_the_write_methods(cluster: Cluster) -> None:
         req = pb.SubmitBlobRequest(namespace=NS_A, data=b"guarded")
         assert code_of(anonymous.blobs.SubmitBlob, req) == unauth
         assert code_of(wrong.blobs.SubmitBlob, req, metadata=wrong.auth) == unauth
-        assert code_of(anonymous.attestations.Attest, pb.Attestation(height=1)) == unauth
+        # Attest takes no token (DESIGN 13): a malformed one is refused for what it is.
+        bad = grpc.StatusCode.INVALID_ARGUMENT
+        assert code_of(anonymous.attestations.Attest, pb.Attestation(height=1)) == bad
         sent = authorised.submit(NS_A, b"guarded")
         status = anonymous.included(sent.blob_hash)  # reads need no token
         assert anonymous.header(status.height).header.height == status.height
