@@ -235,6 +235,18 @@ def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--dask-scheduler", metavar="H:P", help="encode on this Dask scheduler's cluster"
     )
+    sub.add_argument(
+        "--etcd", action="append", metavar="H:P",
+        help="etcd member client address; repeatable; switches group mode on (DESIGN 11)",
+    )
+    sub.add_argument(
+        "--replica", action="append", metavar="H:P",
+        help="gRPC address of another replica of the group; repeatable",
+    )
+    sub.add_argument(
+        "--lease-seconds", type=int, metavar="S",
+        help="leader lease in whole seconds (default: 2)",
+    )
     sub.set_defaults(handler=cmd_role)
 
 
@@ -497,9 +509,11 @@ def producer_config(settings: dict[str, Any]) -> ProducerConfig:
         chain_id=_require(settings, "chain_id"),
         server=server_config(settings, "127.0.0.1:7000"),
         operators=tuple(settings.get("operator", ())),
+        etcd=tuple(settings.get("etcd", ())),
+        replicas=tuple(settings.get("replica", ())),
         **_pick(settings, {
             "metrics_port": "metrics_port", "metrics_address": "metrics_address",
-            "block_time": "block_time_seconds",
+            "block_time": "block_time_seconds", "lease_seconds": "lease_seconds",
             "max_rows": "max_rows", "quorum": "quorum", "workers": "workers",
             "max_blob_bytes": "max_blob_bytes", "dask_scheduler": "dask_scheduler",
         }),

@@ -57,6 +57,10 @@ class ProducerConfig:
     workers: int = field(default_factory=_cpu_count)  # encoding processes
     max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
     dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
+    # The producer group (DESIGN 11); no etcd endpoints: the producer runs alone, as in v1.
+    etcd: tuple[str, ...] = ()  # "host:port" client addresses of the etcd members
+    replicas: tuple[str, ...] = ()  # "host:port" gRPC addresses of the OTHER replicas
+    lease_seconds: int = 2  # the leader lease; a dead leader is replaced after about this long
 
     def __post_init__(self) -> None:
         if self.max_blob_bytes is None and _is_valid_max_rows(self.max_rows):
@@ -82,6 +86,29 @@ class ProducerConfig:
         self._validate_blob_limit()
         if self.dask_scheduler is not None:
             check_address("dask_scheduler", self.dask_scheduler)
+        self._validate_group()
+
+    def _validate_group(self) -> None:
+        for address in self.etcd:
+            check_address("etcd", address)
+        for address in self.replicas:
+            check_address("replica", address)
+        if self.replicas and not self.etcd:
+            raise ConfigError("--replica needs --etcd: a producer group is coordinated by etcd")
+        if len(set(self.replicas)) != len(self.replicas):
+            raise ConfigError(f"--replica lists an address twice: {list(self.replicas)}")
+        if self.server.listen in self.replicas:
+            raise ConfigError(
+                f"--replica lists this replica's own address {self.server.listen}: name only "
+                "the other replicas"
+            )
+        if not 1 <= self.lease_seconds <= 60:
+            raise ConfigError(f"lease_seconds must be in 1..60, got {self.lease_seconds}")
+
+    @property
+    def group(self) -> bool:
+        """True when this producer is a replica of a group (etcd endpoints configured)."""
+        return bool(self.etcd)
 
     def _validate_blob_limit(self) -> None:
         capacity = max_blob_bytes(self.max_rows)

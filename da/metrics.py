@@ -82,6 +82,35 @@ class ProducerMetrics:
         self.certificates.inc()
 
 
+REPLICATION_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class GroupMetrics:
+    """A producer replica in a group (DESIGN 11): leadership and replicated intake."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.leader = Gauge("da_producer_leader", "1 while this replica leads", registry=r)
+        self.leader_changes = Counter(
+            "da_producer_leader_changes", "Times this replica became or stopped being leader",
+            registry=r,
+        )
+        self.replication_seconds = Histogram(
+            "da_producer_replication_seconds",
+            "SubmitBlob at the leader to the blob synced on a majority of the replicas",
+            buckets=REPLICATION_SECONDS_BUCKETS,
+            registry=r,
+        )
+
+    def set_leading(self, leading: bool) -> None:
+        """This replica just started (True) or stopped (False) leading."""
+        self.leader.set(1 if leading else 0)
+        self.leader_changes.inc()
+
+    def observe_replication(self, seconds: float) -> None:
+        self.replication_seconds.observe(seconds)
+
+
 class StorageMetrics:
     """Ingest, serving and repair on a storage node."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -89,6 +89,11 @@ class BuiltBlock:
     @property
     def payload_bytes(self) -> int:
         return sum(len(blob.data) for blob in self.included)
+
+
+Commit = Callable[[BuiltBlock], Awaitable[None]]
+"""Group mode: commits a signed block's header (in etcd) before it is stored and published;
+raises when the header may not be published (the block is then discarded)."""
 
 
 def chain_tip(store: KeyValueStore) -> Tip:
@@ -225,11 +230,13 @@ class BlockProducer:
                 raise
             except Exception:  # noqa: BLE001 - keep producing; the blobs stay pending
                 log.exception("block %d failed; its blobs stay pending", self.tip.height + 1)
-                await self._resync()
+                await self.resync()
             await asyncio.sleep(max(0.0, block_time_seconds - (self._timer() - started)))
 
-    async def produce_once(self) -> BuiltBlock | None:
+    async def produce_once(self, commit: Commit | None = None) -> BuiltBlock | None:
         """Build, store and publish one block from the pending blobs; None if there are none.
+        `commit` (group mode) is awaited between signing and sealing: only a committed header
+        is ever stored, hence served.
 
         On any failure (cancellation included) the rows stored so far are deleted and the blobs
         stay pending; the exception propagates.
@@ -255,6 +262,8 @@ class BlockProducer:
                 time_ms=int(self._clock() * 1000),
                 key=self._key,
             )
+            if commit is not None:
+                await commit(block)
             await _finish(asyncio.to_thread(self._write, block))
         except BaseException:
             await self._discard(height)
@@ -284,8 +293,9 @@ class BlockProducer:
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             log.exception("could not delete the rows of unfinished block %d", height)
 
-    async def _resync(self) -> None:
-        """After a failure, trust the store again: its tip and its mempool."""
+    async def resync(self) -> None:
+        """After a failure (or blocks stored by someone else), trust the store again: its tip
+        and its mempool."""
         self.tip = await asyncio.to_thread(chain_tip, self._store)
         await self._mempool.recount()
         self._metrics.set_pending_blobs(self._mempool.count)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from da.errors import InvalidRequest, NotFound, ResourceExhausted
+from da.errors import InvalidRequest, NotFound, ResourceExhausted, Unavailable
 
 
 class BadAttestation(InvalidRequest):
@@ -43,3 +43,22 @@ class NoCertificate(NotFound):
 
     def __str__(self) -> str:
         return f"no certificate for height {self.height}"
+
+
+class NotLeader(Unavailable):
+    """This replica of a producer group does not lead (or just stopped leading) and cannot
+    forward the request to a leader (-> UNAVAILABLE). Retrying shortly, here or at another
+    replica, can help: a new leader is chosen within about a lease."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+
+
+class CommitRefused(Unavailable):
+    """etcd refused to commit a header (the epoch is no longer current, or the height or tip
+    moved): this replica lost the leadership and discards the header (-> UNAVAILABLE)."""
+
+    def __init__(self, height: int, epoch: int) -> None:
+        super().__init__(f"header {height} of epoch {epoch} refused by etcd: not the leader")
+        self.height = height
+        self.epoch = epoch

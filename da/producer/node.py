@@ -30,13 +30,24 @@ from da.api.server import (
     stop_server,
 )
 from da.config import ProducerConfig, decode_public_keys
-from da.metrics import ProducerMetrics, RpcMetrics, start_metrics_server, stop_metrics_server
+from da.metrics import (
+    GroupMetrics,
+    ProducerMetrics,
+    RpcMetrics,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from da.producer.blocks import BlockProducer
 from da.producer.certify import Certifier
 from da.producer.encoder import Encoder
+from da.producer.group.etcd import Coordinator
+from da.producer.group.intake import GroupIntake
+from da.producer.group.leader import Leadership
+from da.producer.group.replica import GroupReplica
 from da.producer.mempool import MEMPOOL_SQUARES, Mempool
 from da.producer.service import AttestationServicer, ProducerBlobServicer
-from da.signing import read_key_file
+from da.signing import KeyPair, read_key_file
+from da.storage_node.remotes import Remote
 from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
@@ -61,6 +72,7 @@ RPC_METHODS = (
 )
 
 ExecutorFactory = Callable[[ProducerConfig], Executor | None]
+REPLICA_TIMEOUT_SECONDS = 5.0  # one call to another replica (a row, a forwarded blob)
 
 
 def encoder_pool(config: ProducerConfig) -> Executor:
@@ -79,6 +91,7 @@ class ProducerNode:
     certifier: Certifier
     mempool: Mempool
     registry: CollectorRegistry
+    replica: GroupReplica | None = None  # group mode (DESIGN 11): follows, campaigns, leads
 
 
 async def run(config: ProducerConfig, *, make_executor: ExecutorFactory = encoder_pool) -> None:
@@ -87,7 +100,10 @@ async def run(config: ProducerConfig, *, make_executor: ExecutorFactory = encode
         async with AsyncExitStack() as stack:
             node = await start(stack, config, make_executor=make_executor)
             try:
-                await node.producer.run(config.block_time_seconds)
+                if node.replica is not None:
+                    await node.replica.run()
+                else:
+                    await node.producer.run(config.block_time_seconds)
             finally:
                 log.info("shutting down at height %d", node.producer.tip.height)
     except asyncio.CancelledError:
@@ -112,7 +128,14 @@ async def start(
     notifier = serving.HeadNotifier()
     encoder = Encoder(lambda: make_executor(config))
     stack.callback(encoder.shutdown)  # after the server stopped, before the store closes
-    blob_servicer = ProducerBlobServicer(store, mempool, metrics, max_blob_bytes=limit)
+    group = _Group.open(stack, config, key, registry, mempool) if config.group else None
+    blob_servicer = ProducerBlobServicer(
+        store,
+        mempool,
+        metrics,
+        max_blob_bytes=limit,
+        accept=group.intake.submit if group is not None else None,
+    )
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier),
         (da_pb2_grpc.add_BlobServiceServicer_to_server, blob_servicer),
@@ -134,7 +157,57 @@ async def start(
     )
     metrics.set_head_height(producer.tip.height)
     _log_startup(config, port, key.public, producer.tip.height, mempool.count)
-    return ProducerNode(port, metrics_port, store, producer, certifier, mempool, registry)
+    replica = None
+    if group is not None:
+        replica = GroupReplica(
+            store=store,
+            mempool=mempool,
+            producer=producer,
+            notifier=notifier,
+            metrics=metrics,
+            coordinator=group.coordinator,
+            leadership=group.leadership,
+            remotes=group.remotes,
+            chain_id=config.chain_id,
+            block_time_seconds=config.block_time_seconds,
+        )
+    return ProducerNode(port, metrics_port, store, producer, certifier, mempool, registry, replica)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The group-mode parts made before the server starts (the intake serves SubmitBlob)."""
+
+    coordinator: Coordinator
+    leadership: Leadership
+    remotes: list[Remote]
+    intake: GroupIntake
+
+    @staticmethod
+    def open(
+        stack: AsyncExitStack,
+        config: ProducerConfig,
+        key: KeyPair,
+        registry: CollectorRegistry,
+        mempool: Mempool,
+    ) -> _Group:
+        coordinator = Coordinator(config.etcd, config.chain_id)
+        stack.push_async_callback(coordinator.close)  # after the lease was released
+        name = f"{config.server.listen} {key.public.hex()[:16]}"
+        leadership = Leadership(coordinator, name, config.lease_seconds, GroupMetrics(registry))
+        remotes = [
+            Remote(address, REPLICA_TIMEOUT_SECONDS, is_producer=True).open()
+            for address in config.replicas
+        ]
+        for remote in remotes:
+            stack.push_async_callback(remote.close)
+        log.info(
+            "group mode: etcd %s, other replicas %s, lease %d s",
+            list(config.etcd),
+            list(config.replicas),
+            config.lease_seconds,
+        )
+        return _Group(coordinator, leadership, remotes, GroupIntake(mempool, leadership))
 
 
 def _open(stack: AsyncExitStack, config: ProducerConfig) -> KeyValueStore:

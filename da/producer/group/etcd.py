@@ -5,12 +5,14 @@ Keys, under `/da/<chain_id>/`:
 - `tip`: the committed tip, `height:u64 || header hash (32)`.
 - `headers/<height:020>`: a committed signed header, `u32 raw length || raw || signature`.
 
-Every call has a timeout; a call that fails on one member moves to the next endpoint, then raises
-`CoordinatorUnavailable` (retrying later can help). Nothing here decides policy: the replica does.
+Every call has a timeout; a call that fails on one member moves on to the next endpoint, for at
+most twice the timeout, then raises `CoordinatorUnavailable` (retrying later can help). Nothing
+here decides policy: the replica does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ETCD_TIMEOUT_SECONDS = 2.0
+RETRY_PAUSE_SECONDS = 0.1  # between attempts at the next member
 _TIP = struct.Struct(">Q32s")
 _RAW_LENGTH = struct.Struct(">I")
 
@@ -201,9 +204,13 @@ class Coordinator:
         return aetcd.transactions.Version(key) == version
 
     async def _call(self, op: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        """`op` on the current member; on a connection failure, once on each other member."""
+        """`op` on the current member; on a connection failure or a member without a raft
+        leader, on the next member, round after round, for up to twice the call timeout (an
+        etcd leader election takes about a second)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self._timeout
         last: Exception | None = None
-        for _ in range(len(self._endpoints)):
+        while True:
             client = self._connect()
             try:
                 return await op(client)
@@ -211,9 +218,15 @@ class Coordinator:
                 aetcd.exceptions.ConnectionFailedError,
                 aetcd.exceptions.ConnectionTimeoutError,
                 aetcd.exceptions.InternalError,
+                TimeoutError,
             ) as e:
                 last = e
                 await self._next_endpoint()
+            except aetcd.exceptions.ClientError as e:
+                raise CoordinatorUnavailable(f"etcd refused the request: {e}") from e
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
         raise CoordinatorUnavailable(f"no etcd member of {list(self._endpoints)} answered: {last}")
 
     def _connect(self) -> aetcd.Client:
