@@ -96,6 +96,10 @@ Commit = Callable[[BuiltBlock], Awaitable[None]]
 raises when the header may not be published (the block is then discarded)."""
 
 
+Eligible = Callable[[list[PendingBlob]], list[PendingBlob]]
+"""Group mode: the pending blobs a block may include (those a majority of replicas holds)."""
+
+
 def chain_tip(store: KeyValueStore) -> Tip:
     """The tip the next block builds on, read back from the store."""
     height = block_store.head_height(store)
@@ -233,15 +237,18 @@ class BlockProducer:
                 await self.resync()
             await asyncio.sleep(max(0.0, block_time_seconds - (self._timer() - started)))
 
-    async def produce_once(self, commit: Commit | None = None) -> BuiltBlock | None:
+    async def produce_once(
+        self, commit: Commit | None = None, eligible: Eligible | None = None
+    ) -> BuiltBlock | None:
         """Build, store and publish one block from the pending blobs; None if there are none.
-        `commit` (group mode) is awaited between signing and sealing: only a committed header
-        is ever stored, hence served.
+        Group mode: only the `eligible` pending blobs are chosen, and `commit` is awaited between
+        signing and sealing, so only a committed header is ever stored, hence served.
 
         On any failure (cancellation included) the rows stored so far are deleted and the blobs
         stay pending; the exception propagates.
         """
-        chosen = select_blobs(await self._mempool.pending(), self._max_rows)
+        pending = await self._mempool.pending()
+        chosen = select_blobs(eligible(pending) if eligible else pending, self._max_rows)
         if not chosen:
             return None
         height = self.tip.height + 1
@@ -270,6 +277,23 @@ class BlockProducer:
             raise
         self._published(block, encode_seconds)
         return block
+
+    async def rebuild(self, signed: SignedHeader, blobs: Sequence[tuple[bytes, bytes]]) -> bool:
+        """Re-encode the committed block of `signed` from its blobs (namespace, data) in square
+        order, writing its rows; True when that reproduces the header's square (the caller then
+        seals it), False when not (the caller deletes the rows)."""
+        header = signed.header
+        await _finish(asyncio.to_thread(self._prepare, header.height))
+        writer = RowWriter(self._store, header.height)
+        summary = await self._encoder.encode_stream(list(blobs), self._max_rows, writer)
+        same = (
+            summary.k == header.k
+            and tuple(summary.commitments) == tuple(header.commitments)
+            and tuple(summary.blob_index) == tuple(header.blobs)
+        )
+        if same:
+            writer.check_complete(2 * summary.k)
+        return same
 
     def _prepare(self, height: int) -> None:
         """Before streaming rows for `height`: refuse a taken height (its rows would be

@@ -62,3 +62,13 @@ class CommitRefused(Unavailable):
         super().__init__(f"header {height} of epoch {epoch} refused by etcd: not the leader")
         self.height = height
         self.epoch = epoch
+
+
+class StaleEpoch(Unavailable):
+    """A replica was asked to keep a blob for epoch `epoch` after it had seen or promised the
+    newer epoch `promised` (-> UNAVAILABLE): the caller no longer leads the group."""
+
+    def __init__(self, epoch: int, promised: int) -> None:
+        super().__init__(f"epoch {epoch} is stale: this replica follows epoch {promised}")
+        self.epoch = epoch
+        self.promised = promised

@@ -75,16 +75,17 @@ class Mempool:
             self.count = len(pending)
             self.bytes = sum(len(blob.data) for blob in pending)
 
-    async def submit(self, blob: Submission) -> tuple[BlobRecord, bool]:
+    async def submit(self, blob: Submission, *, limit: bool = True) -> tuple[BlobRecord, bool]:
         """(the blob's record, whether it is new). A new blob is durable when this returns.
 
-        Raises `MempoolFull` when the pending bytes would exceed the limit.
+        Raises `MempoolFull` when the pending bytes would exceed the limit (unless `limit` is
+        False: a group's new leader must keep every blob acknowledged before).
         """
         async with self._lock:
             known = await asyncio.to_thread(blobs.get_blob_record, self._store, blob.blob_hash)
             if known is not None:
                 return known, False
-            if self.bytes + len(blob.data) > self._max_pending_bytes:
+            if limit and self.bytes + len(blob.data) > self._max_pending_bytes:
                 raise MempoolFull(self.bytes, self._max_pending_bytes)
             await asyncio.to_thread(blobs.append_pending, self._store, blob.namespace, blob.data)
             self.count += 1

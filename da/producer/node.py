@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -43,7 +43,9 @@ from da.producer.encoder import Encoder
 from da.producer.group.etcd import Coordinator
 from da.producer.group.intake import GroupIntake
 from da.producer.group.leader import Leadership
+from da.producer.group.peers import ReplicaPeer
 from da.producer.group.replica import GroupReplica
+from da.producer.group.service import REPLICA_METHODS, REPLICA_SERVICE, ReplicaServicer
 from da.producer.mempool import MEMPOOL_SQUARES, Mempool
 from da.producer.service import AttestationServicer, ProducerBlobServicer
 from da.signing import KeyPair, read_key_file
@@ -128,7 +130,7 @@ async def start(
     notifier = serving.HeadNotifier()
     encoder = Encoder(lambda: make_executor(config))
     stack.callback(encoder.shutdown)  # after the server stopped, before the store closes
-    group = _Group.open(stack, config, key, registry, mempool) if config.group else None
+    group = _Group.open(stack, config, key, registry, mempool, limit) if config.group else None
     blob_servicer = ProducerBlobServicer(
         store,
         mempool,
@@ -141,6 +143,9 @@ async def start(
         (da_pb2_grpc.add_BlobServiceServicer_to_server, blob_servicer),
         (da_pb2_grpc.add_AttestationServiceServicer_to_server, AttestationServicer(certifier)),
     ]
+    if group is not None:
+        replica_servicer = ReplicaServicer(group.intake, max_blob_bytes=limit)
+        servicers.append((da_pb2_grpc.add_ReplicaServiceServicer_to_server, replica_servicer))
     port = await _serve(stack, config, servicers, registry)
     metrics_port = _serve_metrics(stack, config, registry)
     # Submissions are served (and persisted) while the encoding workers load the trusted setup.
@@ -167,6 +172,7 @@ async def start(
             metrics=metrics,
             coordinator=group.coordinator,
             leadership=group.leadership,
+            intake=group.intake,
             remotes=group.remotes,
             chain_id=config.chain_id,
             block_time_seconds=config.block_time_seconds,
@@ -190,24 +196,31 @@ class _Group:
         key: KeyPair,
         registry: CollectorRegistry,
         mempool: Mempool,
+        max_blob_bytes: int,
     ) -> _Group:
         coordinator = Coordinator(config.etcd, config.chain_id)
         stack.push_async_callback(coordinator.close)  # after the lease was released
         name = f"{config.server.listen} {key.public.hex()[:16]}"
-        leadership = Leadership(coordinator, name, config.lease_seconds, GroupMetrics(registry))
+        metrics = GroupMetrics(registry)
+        leadership = Leadership(coordinator, name, config.lease_seconds, metrics)
         remotes = [
             Remote(address, REPLICA_TIMEOUT_SECONDS, is_producer=True).open()
             for address in config.replicas
         ]
         for remote in remotes:
             stack.push_async_callback(remote.close)
+        # the replicas of one group share the server's bearer token
+        peers = [ReplicaPeer(remote, config.server.auth_token) for remote in remotes]
+        intake = GroupIntake(
+            mempool, leadership, peers, metrics, max_blob_bytes=max_blob_bytes
+        )
         log.info(
             "group mode: etcd %s, other replicas %s, lease %d s",
             list(config.etcd),
             list(config.replicas),
             config.lease_seconds,
         )
-        return _Group(coordinator, leadership, remotes, GroupIntake(mempool, leadership))
+        return _Group(coordinator, leadership, remotes, intake)
 
 
 def _open(stack: AsyncExitStack, config: ProducerConfig) -> KeyValueStore:
@@ -223,12 +236,20 @@ async def _serve(
     servicers: list[tuple[Any, Any]],
     registry: CollectorRegistry,
 ) -> int:
-    """Start the gRPC server (stopped gracefully on exit); returns its port."""
+    """Start the gRPC server (stopped gracefully on exit); returns its port. In a group,
+    ReplicaService is served too and, like the write methods, needs the token if one is set."""
+    server_config = config.server
+    methods: tuple[str, ...] = RPC_METHODS
+    names: tuple[str, ...] = SERVICE_NAMES
+    if config.group:
+        write_methods = server_config.write_methods | frozenset(REPLICA_METHODS)
+        server_config = replace(server_config, write_methods=write_methods)
+        methods, names = (*methods, *REPLICA_METHODS), (*names, REPLICA_SERVICE)
     server, port = await create_server(
-        config.server,
+        server_config,
         servicers,
-        rpc_metrics=RpcMetrics(registry, RPC_METHODS),
-        service_names=SERVICE_NAMES,
+        rpc_metrics=RpcMetrics(registry, methods),
+        service_names=names,
     )
     stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
     return port

@@ -214,3 +214,31 @@ class AvailabilityResponse(_message.Message):
     confidence: float
     samples: int
     def __init__(self, height: _Optional[int] = ..., status: _Optional[_Union[Availability, str]] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class ReplicateBlobRequest(_message.Message):
+    __slots__ = ("epoch", "namespace", "data")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    namespace: bytes
+    data: bytes
+    def __init__(self, epoch: _Optional[int] = ..., namespace: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ReplicateBlobResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetPendingBlobsRequest(_message.Message):
+    __slots__ = ("epoch",)
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    def __init__(self, epoch: _Optional[int] = ...) -> None: ...
+
+class PendingBlob(_message.Message):
+    __slots__ = ("namespace", "data")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    namespace: bytes
+    data: bytes
+    def __init__(self, namespace: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -598,3 +598,165 @@ class SamplingService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ReplicaServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReplicateBlob = channel.unary_unary(
+                '/da.v1.ReplicaService/ReplicateBlob',
+                request_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobResponse.FromString,
+                _registered_method=True)
+        self.GetPendingBlobs = channel.unary_stream(
+                '/da.v1.ReplicaService/GetPendingBlobs',
+                request_serializer=da_dot_v1_dot_da__pb2.GetPendingBlobsRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.PendingBlob.FromString,
+                _registered_method=True)
+        self.ForwardBlob = channel.unary_unary(
+                '/da.v1.ReplicaService/ForwardBlob',
+                request_serializer=da_dot_v1_dot_da__pb2.SubmitBlobRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.SubmitBlobResponse.FromString,
+                _registered_method=True)
+
+
+class ReplicaServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ReplicateBlob(self, request, context):
+        """Leader -> follower: keep this blob durably (synced) in the mempool; UNAVAILABLE when a newer
+        epoch was promised here (the caller no longer leads).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPendingBlobs(self, request, context):
+        """New leader -> follower: every pending blob; from then on older epochs are refused here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForwardBlob(self, request, context):
+        """Follower -> leader: a client's SubmitBlob; UNAVAILABLE when the callee does not lead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReplicaServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReplicateBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicateBlob,
+                    request_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobResponse.SerializeToString,
+            ),
+            'GetPendingBlobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetPendingBlobs,
+                    request_deserializer=da_dot_v1_dot_da__pb2.GetPendingBlobsRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.PendingBlob.SerializeToString,
+            ),
+            'ForwardBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForwardBlob,
+                    request_deserializer=da_dot_v1_dot_da__pb2.SubmitBlobRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.SubmitBlobResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'da.v1.ReplicaService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('da.v1.ReplicaService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReplicaService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ReplicateBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.ReplicaService/ReplicateBlob',
+            da_dot_v1_dot_da__pb2.ReplicateBlobRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.ReplicateBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPendingBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/da.v1.ReplicaService/GetPendingBlobs',
+            da_dot_v1_dot_da__pb2.GetPendingBlobsRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.PendingBlob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForwardBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.ReplicaService/ForwardBlob',
+            da_dot_v1_dot_da__pb2.SubmitBlobRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.SubmitBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -116,7 +116,7 @@ def test_one_leader_followers_follow_and_a_killed_leader_is_replaced(group: Prod
 def test_a_paused_leader_never_publishes_its_late_header(group: ProducerGroup) -> None:
     old = group.wait_leader()
     wait_included(group, old, submit_to_leader(group, b"first"))
-    late = group.submit(old, NS, b"submitted just before the pause")  # pending at `old` only
+    late = group.submit(old, NS, b"submitted just before the pause")  # acked: on a majority
     os.kill(group.proc(old).proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
     try:
         new = group.wait_leader(not_in=(old,))
@@ -129,4 +129,6 @@ def test_a_paused_leader_never_publishes_its_late_header(group: ProducerGroup) -
     wait_heads(group, group.alive(), head)
     top = min(group.head(i) for i in group.alive())
     check_chain(group, group.alive(), top)
-    assert group.status(old, late.blob_hash).state == pb.PENDING  # never in a published block
+    # acknowledged by the old leader, so the new one learned it and includes it, once
+    included = wait_included(group, new, late.blob_hash)
+    assert all(group.status(i, late.blob_hash).height == included for i in group.alive())

@@ -4,9 +4,12 @@ nobody leads, lead until the lease is lost.
 Following: the committed tip is read from etcd every `poll_seconds`; each committed header the
 store lacks is checked (chain id, signature by the key it names, link to the stored parent), its
 rows fetched from the other replicas and verified against its commitments (as a storage node
-does), and the block sealed together with the settlement of its blobs (INCLUDED here too).
+does) or, when nobody serves them, re-encoded from the replicated blobs held here (which must
+reproduce the committed commitments), and the block sealed together with the settlement of its
+blobs (INCLUDED here too).
 
-Leading: only when the store holds the whole committed chain. Each block is built as by the single
+Leading: only when the store holds the whole committed chain. A new leader first learns every
+pending blob from a majority (`GroupIntake.take_over`). Each block is built as by the single
 producer, but between signing and sealing its header is committed in etcd, fenced by the epoch
 (`Coordinator.commit_header`); a refused or failed commit discards the block and steps down. So
 the store, hence every read method, only ever holds committed headers.
@@ -28,9 +31,11 @@ from da.metrics import ProducerMetrics
 from da.producer.blocks import BlockProducer, BuiltBlock, Tip, chain_tip
 from da.producer.errors import CommitRefused
 from da.producer.group.etcd import CommittedTip, Coordinator, CoordinatorUnavailable
+from da.producer.group.intake import GroupIntake
 from da.producer.group.leader import Leadership
 from da.producer.mempool import Mempool
 from da.serving import HeadNotifier
+from da.storage_node.errors import BlockUnavailable
 from da.storage_node.fetch import fetch_block
 from da.storage_node.ingest import StoreSink
 from da.storage_node.remotes import Remote
@@ -63,6 +68,7 @@ class GroupReplica:
         metrics: ProducerMetrics,
         coordinator: Coordinator,
         leadership: Leadership,
+        intake: GroupIntake,
         remotes: Sequence[Remote],
         chain_id: str,
         block_time_seconds: float,
@@ -76,6 +82,7 @@ class GroupReplica:
         self._metrics = metrics
         self._coordinator = coordinator
         self._leadership = leadership
+        self._intake = intake
         self._remotes = list(remotes)
         self._chain_id = chain_id
         self._block_time = block_time_seconds
@@ -97,7 +104,9 @@ class GroupReplica:
         try:
             if not await self.catch_up():
                 return
-            if await self._coordinator.leader() is not None:
+            leader = await self._coordinator.leader()
+            if leader is not None:
+                self._intake.saw_epoch(leader.epoch)  # refuse blobs of older leaders from now
                 return
             if await self._leadership.campaign():
                 await self._lead()
@@ -133,8 +142,7 @@ class GroupReplica:
         self._check_committed(signed, head)
         sink = StoreSink(self._store, height)
         try:
-            await fetch_block(self._remotes, signed.header, sink)
-            sink.rows.check_complete(2 * signed.header.k)
+            await self._fetch_or_rebuild(signed, sink)
             await asyncio.to_thread(self._seal_followed, signed)
         except BaseException:
             await asyncio.to_thread(block_store.delete_unsealed_rows, self._store, height)
@@ -144,6 +152,34 @@ class GroupReplica:
         self._metrics.set_head_height(height)
         log.info("followed committed block %d (hash %s)", height, signed.hash.hex()[:16])
         return Tip(height, signed.hash, signed.header.time_ms)
+
+    async def _fetch_or_rebuild(self, signed: SignedHeader, sink: StoreSink) -> None:
+        """Rows of a committed block: fetched (and verified) from another replica, or, when no
+        replica serves them, re-encoded from the replicated blobs held here, which must
+        reproduce the committed commitments."""
+        try:
+            await fetch_block(self._remotes, signed.header, sink)
+            sink.rows.check_complete(2 * signed.header.k)
+            return
+        except BlockUnavailable as e:
+            fetch_error = e
+        await asyncio.to_thread(block_store.delete_unsealed_rows, self._store, signed.header.height)
+        blobs = await asyncio.to_thread(self._blobs_of, signed)
+        if blobs is None:
+            raise fetch_error
+        if not await self._producer.rebuild(signed, blobs):
+            raise Diverged(f"the blobs held here do not reproduce block {signed.header.height}")
+        log.info("rebuilt committed block %d from replicated blobs", signed.header.height)
+
+    def _blobs_of(self, signed: SignedHeader) -> list[tuple[bytes, bytes]] | None:
+        """(namespace, data) of every blob of `signed`'s block in square order, from the pending
+        blobs held here; None if one is missing."""
+        pending = {
+            blob_store.compute_blob_hash(blob.namespace, blob.data): (blob.namespace, blob.data)
+            for blob in blob_store.pending_blobs(self._store)
+        }
+        found = [pending.get(entry.blob_hash) for entry in signed.header.blobs]
+        return None if any(blob is None for blob in found) else found  # type: ignore[return-value]
 
     def _check_committed(self, signed: SignedHeader, head: Tip) -> None:
         """A committed header must be of our chain, signed by the key it names, and link to the
@@ -185,10 +221,12 @@ class GroupReplica:
     async def _lead(self) -> None:
         """Produce blocks while the lease holds; any failure steps down."""
         try:
+            await self._intake.take_over(self._leadership.epoch)
+            await self.catch_up()  # a block the old leader committed after our last look
             await self._producer.resync()
             while not self._leadership.lost.is_set():
                 started = self._timer()
-                await self._producer.produce_once(self._commit)
+                await self._producer.produce_once(self._commit, self._intake.eligible)
                 pause = max(0.0, self._block_time - (self._timer() - started))
                 try:
                     await asyncio.wait_for(self._leadership.lost.wait(), pause)
