@@ -6,7 +6,7 @@ Keys, under `/da/<chain_id>/`:
 - `headers/<height:020>`: a committed signed header, `u32 raw length || raw || signature`.
 
 Every call has a timeout; a call that fails on one member moves on to the next endpoint, for at
-most twice the timeout, then raises `CoordinatorUnavailable` (retrying later can help). Nothing
+most `retry_seconds`, then raises `CoordinatorUnavailable` (retrying later can help). Nothing
 here decides policy: the replica does.
 """
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ETCD_TIMEOUT_SECONDS = 2.0
 RETRY_PAUSE_SECONDS = 0.1  # between attempts at the next member
+# How long a call keeps trying the members: an etcd leader election after a member's death
+# takes one election timeout (1 s by default) plus a vote, longer on a loaded machine.
+RETRY_WINDOW_SECONDS = 6.0
 _TIP = struct.Struct(">Q32s")
 _RAW_LENGTH = struct.Struct(">I")
 
@@ -88,11 +91,13 @@ class Coordinator:
         chain_id: str,
         *,
         timeout_seconds: float = ETCD_TIMEOUT_SECONDS,
+        retry_seconds: float = RETRY_WINDOW_SECONDS,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self._endpoints = tuple(endpoints)
         self._timeout = timeout_seconds
+        self._retry_seconds = retry_seconds
         self._index = 0
         self._client: aetcd.Client | None = None
         prefix = f"/da/{chain_id}/"
@@ -205,10 +210,9 @@ class Coordinator:
 
     async def _call(self, op: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """`op` on the current member; on a connection failure or a member without a raft
-        leader, on the next member, round after round, for up to twice the call timeout (an
-        etcd leader election takes about a second)."""
+        leader, on the next member, round after round, for up to `retry_seconds`."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2 * self._timeout
+        deadline = loop.time() + self._retry_seconds
         last: Exception | None = None
         while True:
             client = self._connect()

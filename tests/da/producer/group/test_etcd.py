@@ -83,7 +83,7 @@ async def test_a_lease_not_kept_alive_expires_and_frees_the_key(
 async def test_unreachable_etcd_is_unavailable(chain_id: str) -> None:
     from tests.integration.harness import free_port
 
-    c = Coordinator([f"127.0.0.1:{free_port()}"], chain_id, timeout_seconds=0.5)
+    c = Coordinator([f"127.0.0.1:{free_port()}"], chain_id, timeout_seconds=0.5, retry_seconds=1.0)
     try:
         with pytest.raises(CoordinatorUnavailable, match="no etcd member"):
             await c.tip()
