@@ -55,6 +55,9 @@ class ProducerGroup:
         args = ["producer", "--key-file", str(self.cluster.tmp / f"replica{i}.key"),
                 "--chain-id", self.cluster.chain_id, "--block-time", str(self.block_time),
                 "--workers", "1", "--lease-seconds", str(self.lease_seconds),
+                # the checks poll many statuses from one connection; replication between the
+                # replicas counts against the per-peer limit too (see the report)
+                "--rate-limit", "2000",
                 *self.etcd.etcd_args(), *others]
         self.procs[i] = self.cluster.spawn(f"replica{i}", args, listen_port=self.ports[i])
         return self.procs[i]  # type: ignore[return-value]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,121 @@ def test_a_paused_leader_never_publishes_its_late_header(group: ProducerGroup) -
     # acknowledged by the old leader, so the new one learned it and includes it, once
     included = wait_included(group, new, late.blob_hash)
     assert all(group.status(i, late.blob_hash).height == included for i in group.alive())
+
+
+class Submitters:
+    """Threads submitting unique blobs at rotating replicas; a blob refused is retried (the same
+    bytes) until acknowledged or stopped. `acked` holds the hashes answered OK."""
+
+    def __init__(self, group: ProducerGroup, count: int = 3) -> None:
+        self.group = group
+        self.acked: set[bytes] = set()
+        self.refused = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(count)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, n: int) -> None:
+        for seq in itertools.count():
+            data = b"submitter %d blob %d" % (n, seq)
+            for attempt in itertools.count():
+                if self._stop.is_set():
+                    return
+                alive = self.group.alive()
+                if not alive:
+                    time.sleep(0.1)
+                    continue
+                i = alive[(n + attempt) % len(alive)]
+                try:
+                    answer = self.group.submit(i, NS, data)
+                except grpc.RpcError:
+                    with self._lock:
+                        self.refused += 1
+                    time.sleep(0.05)
+                    continue
+                with self._lock:
+                    self.acked.add(bytes(answer.blob_hash))
+                break
+            time.sleep(0.05)
+
+    def stop(self) -> set[bytes]:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+        return set(self.acked)
+
+
+def included_once(group: ProducerGroup, i: int, head: int) -> dict[bytes, int]:
+    """Every blob hash in the blocks 1..head served by replica `i`, with its height; fails if a
+    blob appears twice."""
+    seen: dict[bytes, int] = {}
+    for height in range(1, head + 1):
+        msg = group.header(i, height)
+        for entry in signed_header_from_bytes(msg.header, msg.signature).header.blobs:
+            assert entry.blob_hash not in seen, f"blob included twice ({seen[entry.blob_hash]}, {height})"
+            seen[entry.blob_hash] = height
+    return seen
+
+
+def settle(group: ProducerGroup, leader: int, acked: set[bytes]) -> int:
+    """Wait until every acknowledged blob is included; returns the height all replicas reach."""
+    head = max((wait_included(group, leader, h) for h in acked), default=group.head(leader))
+    wait_heads(group, group.alive(), head)
+    return head
+
+
+def test_leader_kills_under_load_lose_nothing_and_include_once(group: ProducerGroup) -> None:
+    first = group.wait_leader()
+    load = Submitters(group)
+    time.sleep(3)
+    group.proc(first).kill9()
+    second = group.wait_leader(not_in=(first,))
+    time.sleep(2)
+    acked = load.stop()
+    assert len(acked) > 10
+    head = settle(group, second, acked)
+    alive = group.alive()
+    check_chain(group, alive, head)
+    for i in alive:
+        blocks = included_once(group, i, head)
+        assert acked <= blocks.keys()
+
+    # the first leader returns with an empty data directory: it catches up...
+    group.start(first, empty=True)
+    wait_heads(group, [first], head)
+    # ...and is needed for a majority once the second leader dies too
+    load = Submitters(group)
+    time.sleep(2)
+    group.proc(second).kill9()
+    third = group.wait_leader(not_in=(second,))
+    time.sleep(2)
+    more = load.stop()
+    head = settle(group, third, acked | more)
+    alive = group.alive()
+    assert first in alive and len(alive) == 2
+    check_chain(group, alive, head)
+    for i in alive:
+        blocks = included_once(group, i, head)
+        assert (acked | more) <= blocks.keys()
+        assert all(group.status(i, h).state == pb.INCLUDED for h in acked | more)
+    assert group.metric(third, "da_producer_leader") == 1.0
+
+
+def test_two_of_three_down_is_unavailable_then_resumes(group: ProducerGroup) -> None:
+    leader = group.wait_leader()
+    followers = [i for i in group.alive() if i != leader]
+    for i in followers:
+        group.proc(i).kill9()
+    with pytest.raises(grpc.RpcError) as refused:
+        group.submit(leader, NS, b"no majority")
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert "majority" in refused.value.details()  # type: ignore[attr-defined]
+    time.sleep(2 * group.block_time)
+    assert group.head(leader) == 0  # nothing acknowledged, nothing built
+    group.start(followers[0])
+    blob_hash = submit_to_leader(group, b"no majority")  # the same blob, now acknowledged
+    now = group.wait_leader()
+    top = settle(group, now, {blob_hash})
+    assert top >= 1 and blob_hash in included_once(group, now, top)
