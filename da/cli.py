@@ -253,7 +253,10 @@ def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
 def _add_storage_node(commands: Any, common: argparse.ArgumentParser) -> None:
     sub = _role_parser(commands, common, "storage-node", "run a storage node")
     _add_server_flags(sub, "127.0.0.1:7001")
-    sub.add_argument("--producer", metavar="H:P", help="producer address (required)")
+    sub.add_argument(
+        "--producer", action="append", metavar="H:P",
+        help="producer address (required); repeatable: every replica of a producer group",
+    )
     sub.add_argument(
         "--peer", action="append", metavar="H:P",
         help="another storage node to repair missing cells from; repeatable",
@@ -524,9 +527,12 @@ def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
     server = server_config(settings, "127.0.0.1:7001")
     token_file = settings.get("producer_auth_token_file")
     producer_token = read_token_file(token_file) if token_file is not None else server.auth_token
+    given = _require(settings, "producer")
+    producers = (given,) if isinstance(given, str) else tuple(given)
     return StorageNodeConfig(
         data_dir=_require(settings, "data_dir"),
-        producer=_require(settings, "producer"),
+        producer=producers[0] if producers else "",
+        producers=producers,
         chain_id=_require(settings, "chain_id"),
         trusted_keys=tuple(_require(settings, "trusted_key")),
         server=server,

@@ -139,11 +139,19 @@ class StorageNodeConfig:
     producer_auth_token: str | None = field(default=None, repr=False)  # for the producer's Attest
     producer_tls_ca: Path | None = None  # PEM roots to verify the producer's TLS certificate
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    # every replica of a producer group, followed in turn when one fails (DESIGN 11); the
+    # default is `producer` alone
+    producers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.producers:
+            object.__setattr__(self, "producers", (self.producer,))
 
     def validate(self) -> None:
         self.server.validate()
         _check_path("data_dir", self.data_dir)
-        check_address("producer", self.producer)
+        for producer in (self.producer, *self.producers):
+            check_address("producer", producer)
         for peer in self.peers:
             check_address("peer", peer)
         check_chain_id(self.chain_id)

@@ -140,9 +140,12 @@ async def _serve(
 
 
 async def _remotes(stack: AsyncExitStack, config: StorageNodeConfig) -> list[Remote]:
-    """The producer first, then the peers; channels closed on exit."""
+    """The producers (every replica of a group) first, then the peers; closed on exit."""
     timeout = config.request_timeout_seconds
-    remotes = [Remote(config.producer, timeout, is_producer=True).open(config.producer_tls_ca)]
+    remotes = [
+        Remote(producer, timeout, is_producer=True).open(config.producer_tls_ca)
+        for producer in config.producers
+    ]
     remotes += [Remote(peer, timeout).open() for peer in config.peers]
     for remote in remotes:
         stack.push_async_callback(remote.close)

@@ -32,6 +32,7 @@ class ProducerGroup:
         self.etcd = etcd
         self.lease_seconds = lease_seconds
         self.block_time = block_time
+        self.size = size
         self.ports = [free_port() for _ in range(size)]
         self.keys = [keygen(cluster.tmp / f"replica{i}.key") for i in range(size)]
         self.procs: list[DaProcess | None] = [None] * size
@@ -44,13 +45,13 @@ class ProducerGroup:
 
     @property
     def addresses(self) -> list[str]:
-        return [self.address(i) for i in range(len(self.ports))]
+        return [self.address(i) for i in range(self.size)]
 
     def start(self, i: int, *, empty: bool = False) -> DaProcess:
         """(Re)start replica `i`; `empty`: with its data directory wiped first."""
         if empty:
             shutil.rmtree(self.cluster.tmp / f"replica{i}", ignore_errors=True)
-        others = [a for j in range(len(self.ports)) if j != i
+        others = [a for j in range(self.size) if j != i
                   for a in ("--replica", self.address(j))]
         args = ["producer", "--key-file", str(self.cluster.tmp / f"replica{i}.key"),
                 "--chain-id", self.cluster.chain_id, "--block-time", str(self.block_time),
@@ -68,7 +69,8 @@ class ProducerGroup:
         return p
 
     def alive(self) -> list[int]:
-        return [i for i, p in enumerate(self.procs) if p is not None and p.alive()]
+        """The replicas running (other processes appended to `procs` are not replicas)."""
+        return [i for i, p in enumerate(self.procs[: self.size]) if p is not None and p.alive()]
 
     def metric(self, i: int, name: str) -> float | None:
         return metric_value(scrape(self.proc(i).metrics_port), name)

@@ -88,8 +88,21 @@ def wait_heads(group: ProducerGroup, replicas: list[int], height: int) -> None:
                what=f"replicas {replicas} at height {height}")
 
 
+def storage_node_of(group: ProducerGroup) -> int:
+    """A storage node given every replica (`--producer` and `--trusted-key` repeated); returns
+    its index in the group's process list view (`group.procs`), appended after the replicas."""
+    args = ["storage-node", "--chain-id", group.cluster.chain_id]
+    for address, key in zip(group.addresses, group.keys, strict=True):
+        args += ["--producer", address, "--trusted-key", key]
+    node = group.cluster.spawn("storage", args)
+    group.procs.append(node)
+    group.ports.append(int(node.listen.rsplit(":", 1)[1]))
+    return len(group.procs) - 1
+
+
 def test_one_leader_followers_follow_and_a_killed_leader_is_replaced(group: ProducerGroup) -> None:
     leader = group.wait_leader()
+    storage = storage_node_of(group)
     followers = [i for i in group.alive() if i != leader]
     assert group.leaders() == [leader]
     first = [submit_to_leader(group, b"before %d" % n) for n in range(3)]
@@ -107,7 +120,8 @@ def test_one_leader_followers_follow_and_a_killed_leader_is_replaced(group: Prod
     head = max(wait_included(group, new, h) for h in second)
     wait_heads(group, followers, head)
 
-    signers = check_chain(group, followers, head)
+    wait_heads(group, [storage], head)  # the storage node followed through the change
+    signers = check_chain(group, [*followers, storage], head)
     assert signers[height - 1] == bytes.fromhex(group.keys[leader])
     assert signers[-1] == bytes.fromhex(group.keys[new])
     assert group.metric(new, "da_producer_leader_changes_total") == 1.0
@@ -186,7 +200,8 @@ def included_once(group: ProducerGroup, i: int, head: int) -> dict[bytes, int]:
     for height in range(1, head + 1):
         msg = group.header(i, height)
         for entry in signed_header_from_bytes(msg.header, msg.signature).header.blobs:
-            assert entry.blob_hash not in seen, f"blob included twice ({seen[entry.blob_hash]}, {height})"
+            twice = f"blob included at {seen.get(entry.blob_hash)} and {height}"
+            assert entry.blob_hash not in seen, twice
             seen[entry.blob_hash] = height
     return seen
 
