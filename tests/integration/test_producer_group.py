@@ -266,3 +266,23 @@ def test_two_of_three_down_is_unavailable_then_resumes(group: ProducerGroup) -> 
     now = group.wait_leader()
     top = settle(group, now, {blob_hash})
     assert top >= 1 and blob_hash in included_once(group, now, top)
+
+
+def test_killing_the_etcd_leader_member_does_not_stop_production(
+    group_cluster: Cluster, etcd_clusters: Callable[[], EtcdCluster]
+) -> None:
+    etcd = etcd_clusters()  # its own: a member dies
+    group = ProducerGroup(group_cluster, etcd)
+    try:
+        leader = group.wait_leader()
+        before = submit_to_leader(group, b"before the etcd leader dies")
+        wait_included(group, leader, before)
+        etcd.kill9(etcd.leader())
+        after = [submit_to_leader(group, b"after %d" % n, timeout=60) for n in range(3)]
+        now = group.wait_leader()
+        head = settle(group, now, {before, *after})
+        check_chain(group, group.alive(), head)
+        assert {before, *after} <= included_once(group, now, head).keys()
+    finally:
+        group.close()
+        etcd.close()
