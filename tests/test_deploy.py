@@ -26,7 +26,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from da.cli import build_parser, load_config_file
-from da.metrics import LightMetrics, ProducerMetrics, RpcMetrics, StorageMetrics
+from da.metrics import GroupMetrics, LightMetrics, ProducerMetrics, RpcMetrics, StorageMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -279,6 +279,7 @@ def test_k8s_alert_rules_match_deploy_prometheus() -> None:
 def exported_metric_names() -> set[str]:
     registry = CollectorRegistry()
     ProducerMetrics(registry)
+    GroupMetrics(registry)
     StorageMetrics(registry)
     LightMetrics(registry)
     RpcMetrics(registry, methods=["/da.v1.ShareService/GetSamples"])
