@@ -19,6 +19,8 @@ bench/procs.py, which also samples a process tree's RSS.
     producer.py     a real producer at k = 64, 2 workers: payload MiB/s at its block time next
                     to ckzg's rate on the same cores, backlog, block interval, peak RSS
     storage_rss.py  a real storage node following and serving 300 blocks: RSS stays flat
+    failover.py     a 3-replica producer group on a real etcd: leader kill to the next header
+                    against lease + block time; group vs single-producer submissions
 """
 
 import argparse
@@ -43,6 +45,7 @@ BENCHES = (
     ("encoding workers", "parallel.py"),
     ("producer", "producer.py"),
     ("storage memory", "storage_rss.py"),
+    ("producer group", "failover.py"),
 )
 
 

@@ -51,6 +51,7 @@ class EtcdCluster:
         if ETCD is None:
             raise RuntimeError("etcd is not on PATH: install the Debian package etcd-server")
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.members = [
             EtcdMember(f"m{i}", free_port(), free_port(), root / f"m{i}", root / f"m{i}.log")
             for i in range(size)
