@@ -82,6 +82,9 @@ class ProducerMetrics:
         self.certificates.inc()
 
 
+# Why a group replica neither follows nor campaigns: etcd unreachable, or its store holds blocks
+# the committed chain does not (a data directory of another chain, or a wiped etcd).
+BLOCKED_REASONS = ("etcd_unreachable", "diverged")
 REPLICATION_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -101,6 +104,19 @@ class GroupMetrics:
             buckets=REPLICATION_SECONDS_BUCKETS,
             registry=r,
         )
+        self.blocked = Gauge(
+            "da_producer_group_blocked",
+            "1 while this replica can neither follow nor campaign, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.set_blocked(None)
+
+    def set_blocked(self, reason: str | None) -> None:
+        """The replica cannot follow or campaign because of `reason` (one of BLOCKED_REASONS),
+        or (None) it can."""
+        for known in BLOCKED_REASONS:
+            self.blocked.labels(reason=known).set(1 if known == reason else 0)
 
     def set_leading(self, leading: bool) -> None:
         """This replica just started (True) or stopped (False) leading."""

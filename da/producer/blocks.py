@@ -295,6 +295,10 @@ class BlockProducer:
             writer.check_complete(2 * summary.k)
         return same
 
+    @property
+    def encoder(self) -> Encoder:
+        return self._encoder
+
     def _prepare(self, height: int) -> None:
         """Before streaming rows for `height`: refuse a taken height (its rows would be
         overwritten), and delete rows a failed attempt left (it may have had a larger k)."""

@@ -72,3 +72,15 @@ class StaleEpoch(Unavailable):
         super().__init__(f"epoch {epoch} is stale: this replica follows epoch {promised}")
         self.epoch = epoch
         self.promised = promised
+
+
+class WrongGroup(InvalidRequest):
+    """A replica of chain `caller` called a replica of chain `ours` (-> INVALID_ARGUMENT): the
+    caller's --replica list names a replica of another group. Retrying never helps."""
+
+    def __init__(self, caller: str, ours: str) -> None:
+        super().__init__(
+            f"this producer replica serves chain {ours!r}, not {caller!r}: check --replica"
+        )
+        self.caller = caller
+        self.ours = ours

@@ -45,7 +45,12 @@ from da.producer.group.intake import GroupIntake
 from da.producer.group.leader import Leadership
 from da.producer.group.peers import ReplicaPeer
 from da.producer.group.replica import GroupReplica
-from da.producer.group.service import REPLICA_METHODS, REPLICA_SERVICE, ReplicaServicer
+from da.producer.group.service import (
+    REPLICA_METHODS,
+    REPLICA_SERVICE,
+    GroupAttestationServicer,
+    ReplicaServicer,
+)
 from da.producer.mempool import MEMPOOL_SQUARES, Mempool
 from da.producer.service import AttestationServicer, ProducerBlobServicer
 from da.signing import KeyPair, read_key_file
@@ -141,10 +146,17 @@ async def start(
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier),
         (da_pb2_grpc.add_BlobServiceServicer_to_server, blob_servicer),
-        (da_pb2_grpc.add_AttestationServiceServicer_to_server, AttestationServicer(certifier)),
+        (
+            da_pb2_grpc.add_AttestationServiceServicer_to_server,
+            AttestationServicer(certifier)
+            if group is None
+            else GroupAttestationServicer(certifier, group.peers),
+        ),
     ]
     if group is not None:
-        replica_servicer = ReplicaServicer(group.intake, max_blob_bytes=limit)
+        replica_servicer = ReplicaServicer(
+            group.intake, certifier, chain_id=config.chain_id, max_blob_bytes=limit
+        )
         servicers.append((da_pb2_grpc.add_ReplicaServiceServicer_to_server, replica_servicer))
     port = await _serve(stack, config, servicers, registry)
     metrics_port = _serve_metrics(stack, config, registry)
@@ -170,6 +182,7 @@ async def start(
             producer=producer,
             notifier=notifier,
             metrics=metrics,
+            group_metrics=group.metrics,
             coordinator=group.coordinator,
             leadership=group.leadership,
             intake=group.intake,
@@ -185,8 +198,10 @@ class _Group:
     """The group-mode parts made before the server starts (the intake serves SubmitBlob)."""
 
     coordinator: Coordinator
+    metrics: GroupMetrics
     leadership: Leadership
     remotes: list[Remote]
+    peers: list[ReplicaPeer]
     intake: GroupIntake
 
     @staticmethod
@@ -210,7 +225,8 @@ class _Group:
         for remote in remotes:
             stack.push_async_callback(remote.close)
         # the replicas of one group share the server's bearer token
-        peers = [ReplicaPeer(remote, config.server.auth_token) for remote in remotes]
+        token = config.server.auth_token
+        peers = [ReplicaPeer(remote, config.chain_id, token) for remote in remotes]
         intake = GroupIntake(
             mempool, leadership, peers, metrics, max_blob_bytes=max_blob_bytes
         )
@@ -220,7 +236,7 @@ class _Group:
             list(config.replicas),
             config.lease_seconds,
         )
-        return _Group(coordinator, leadership, remotes, intake)
+        return _Group(coordinator, metrics, leadership, remotes, peers, intake)
 
 
 def _open(stack: AsyncExitStack, config: ProducerConfig) -> KeyValueStore:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import grpc
 
@@ -59,9 +60,10 @@ class Attester:
         *,
         max_attempts: int = MAX_ATTEMPTS,
         backoff_cap_seconds: float = 30.0,
+        other_producers: Sequence[Remote] = (),
     ) -> None:
         self._key = key
-        self._producer = producer
+        self._producers = [producer, *other_producers]  # a group's replicas: tried in turn
         self._token = token
         self._max_attempts = max_attempts
         self._backoff_cap = backoff_cap_seconds
@@ -91,7 +93,8 @@ class Attester:
         backoff = Backoff(cap_seconds=self._backoff_cap)
         for attempt in range(1, self._max_attempts + 1):
             try:
-                accepted = await self._producer.attest(attestation, self._token)
+                producer = self._producers[(attempt - 1) % len(self._producers)]
+                accepted = await producer.attest(attestation, self._token)
             except RemoteError as e:
                 if _final(e):
                     log.warning(

@@ -64,7 +64,7 @@ async def run(config: StorageNodeConfig) -> None:
         await _serve(stack, config, store, metrics, registry, notifier)
         remotes = await _remotes(stack, config)
         verifier = await _verifier(stack)
-        attester = _attester(config, remotes[0])
+        attester = _attester(config, remotes[: len(config.producers)])
         if attester is not None:  # the queue of a previous run was in memory only
             requeued = await attester.submit_recent(store)
             log.info("re-attesting the %d most recent stored blocks", requeued)
@@ -161,7 +161,10 @@ async def _verifier(stack: AsyncExitStack) -> Executor:
     return pool
 
 
-def _attester(config: StorageNodeConfig, producer: Remote) -> Attester | None:
+def _attester(config: StorageNodeConfig, producers: list[Remote]) -> Attester | None:
+    """Attestations go to the producer (a group's replicas in turn, on failure)."""
     if config.key_file is None:
         return None
-    return Attester(read_key_file(config.key_file), producer, config.producer_auth_token)
+    key = read_key_file(config.key_file)
+    first, *others = producers
+    return Attester(key, first, config.producer_auth_token, other_producers=others)

@@ -621,8 +621,13 @@ class ReplicaServiceStub:
                 _registered_method=True)
         self.ForwardBlob = channel.unary_unary(
                 '/da.v1.ReplicaService/ForwardBlob',
-                request_serializer=da_dot_v1_dot_da__pb2.SubmitBlobRequest.SerializeToString,
+                request_serializer=da_dot_v1_dot_da__pb2.ForwardBlobRequest.SerializeToString,
                 response_deserializer=da_dot_v1_dot_da__pb2.SubmitBlobResponse.FromString,
+                _registered_method=True)
+        self.ShareAttestation = channel.unary_unary(
+                '/da.v1.ReplicaService/ShareAttestation',
+                request_serializer=da_dot_v1_dot_da__pb2.Attestation.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.AttestResponse.FromString,
                 _registered_method=True)
 
 
@@ -651,6 +656,14 @@ class ReplicaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShareAttestation(self, request, context):
+        """Replica -> replica: an attestation a storage node sent to the caller, checked again here, so
+        that every replica (the leader included) forms the certificate. Never passed on further.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -666,8 +679,13 @@ def add_ReplicaServiceServicer_to_server(servicer, server):
             ),
             'ForwardBlob': grpc.unary_unary_rpc_method_handler(
                     servicer.ForwardBlob,
-                    request_deserializer=da_dot_v1_dot_da__pb2.SubmitBlobRequest.FromString,
+                    request_deserializer=da_dot_v1_dot_da__pb2.ForwardBlobRequest.FromString,
                     response_serializer=da_dot_v1_dot_da__pb2.SubmitBlobResponse.SerializeToString,
+            ),
+            'ShareAttestation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareAttestation,
+                    request_deserializer=da_dot_v1_dot_da__pb2.Attestation.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.AttestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -749,8 +767,35 @@ class ReplicaService:
             request,
             target,
             '/da.v1.ReplicaService/ForwardBlob',
-            da_dot_v1_dot_da__pb2.SubmitBlobRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.ForwardBlobRequest.SerializeToString,
             da_dot_v1_dot_da__pb2.SubmitBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareAttestation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.ReplicaService/ShareAttestation',
+            da_dot_v1_dot_da__pb2.Attestation.SerializeToString,
+            da_dot_v1_dot_da__pb2.AttestResponse.FromString,
             options,
             channel_credentials,
             insecure,

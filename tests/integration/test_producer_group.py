@@ -17,9 +17,17 @@ import pytest
 
 from da.header import TrustRoot, signed_header_from_bytes, verify_signed_header
 from da.v1 import da_pb2 as pb
+from da.v1 import da_pb2_grpc
 from tests.integration.etcd_cluster import EtcdCluster
 from tests.integration.group import ProducerGroup
-from tests.integration.harness import Cluster, wait_until
+from tests.integration.harness import (
+    Cluster,
+    free_port,
+    keygen,
+    metric_value,
+    scrape,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NS = b"\x0c"
@@ -91,7 +99,9 @@ def wait_heads(group: ProducerGroup, replicas: list[int], height: int) -> None:
 def storage_node_of(group: ProducerGroup) -> int:
     """A storage node given every replica (`--producer` and `--trusted-key` repeated); returns
     its index in the group's process list view (`group.procs`), appended after the replicas."""
-    args = ["storage-node", "--chain-id", group.cluster.chain_id]
+    key = group.cluster.tmp / "storage.key"
+    keygen(key)
+    args = ["storage-node", "--chain-id", group.cluster.chain_id, "--key-file", str(key)]
     for address, key in zip(group.addresses, group.keys, strict=True):
         args += ["--producer", address, "--trusted-key", key]
     node = group.cluster.spawn("storage", args)
@@ -109,7 +119,13 @@ def test_one_leader_followers_follow_and_a_killed_leader_is_replaced(group: Prod
     height = max(wait_included(group, leader, h) for h in first)
     wait_heads(group, followers, height)
     for i in followers:  # followers serve the committed blocks and know the blobs' fate
-        assert all(group.status(i, h).state == pb.INCLUDED for h in first)
+        assert all(group.status(i, h).state in (pb.INCLUDED, pb.CERTIFIED) for h in first)
+    # the storage node attests at one replica; every replica forms the certificate
+    for i in group.alive():
+        stub = da_pb2_grpc.AttestationServiceStub(group.channel(i))
+        wait_until(lambda stub=stub: stub.GetCertificate(
+            pb.GetCertificateRequest(height=height), timeout=10), timeout=60,
+            what=f"certificate {height} at replica {i}")
 
     started = time.monotonic()
     group.proc(leader).kill9()
@@ -286,3 +302,51 @@ def test_killing_the_etcd_leader_member_does_not_stop_production(
     finally:
         group.close()
         etcd.close()
+
+
+def blocked(group: ProducerGroup, i: int, reason: str) -> float | None:
+    text = scrape(group.proc(i).metrics_port)
+    return metric_value(text, "da_producer_group_blocked", {"reason": reason})
+
+
+def test_bad_setups_stay_follower_and_never_sign(
+    group_cluster: Cluster, shared_etcd: EtcdCluster
+) -> None:
+    # replica 2's data directory holds a chain of another chain id (a lone producer's)
+    other = group_cluster.spawn("replica2", [
+        "producer", "--key-file", str(group_cluster.producer_key_file), "--chain-id", "another",
+        "--block-time", "0.5", "--workers", "1",
+    ])
+    stub = da_pb2_grpc.BlobServiceStub(grpc.insecure_channel(other.listen))
+    stub.SubmitBlob(pb.SubmitBlobRequest(namespace=NS, data=b"other chain"), timeout=10)
+    wait_until(lambda: "block 1:" in other.log(), timeout=60, what="the other chain's block")
+    other.stop()
+    group = ProducerGroup(group_cluster, shared_etcd)
+    try:
+        wait_until(lambda: blocked(group, 2, "diverged") == 1.0, timeout=60,
+                   what="replica 2 reports its diverged store")
+        leader = group.wait_leader()
+        assert leader != 2
+        head = wait_included(group, leader, submit_to_leader(group, b"the group's own blob"))
+        assert group.metric(2, "da_producer_leader") == 0.0
+        assert "NOT following or campaigning" in group.proc(2).log()
+        wait_heads(group, [0, 1], head)
+        check_chain(group, [0, 1], head)
+
+        # a replica whose etcd is unreachable serves, follows nothing, and refuses blobs
+        lone = group_cluster.spawn("lonely", [
+            "producer", "--key-file", str(group_cluster.producer_key_file),
+            "--chain-id", group_cluster.chain_id, "--workers", "1",
+            "--etcd", f"127.0.0.1:{free_port()}",
+        ])
+        metrics = lone.metrics_port
+        wait_until(lambda: metric_value(scrape(metrics), "da_producer_group_blocked",
+                                        {"reason": "etcd_unreachable"}) == 1.0,
+                   timeout=60, what="the lone replica reports etcd unreachable")
+        lone_stub = da_pb2_grpc.BlobServiceStub(grpc.insecure_channel(lone.listen))
+        with pytest.raises(grpc.RpcError) as refused:
+            lone_stub.SubmitBlob(pb.SubmitBlobRequest(namespace=NS, data=b"x"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert metric_value(scrape(metrics), "da_producer_leader") == 0.0
+    finally:
+        group.close()

@@ -209,7 +209,7 @@ async def _replicated(peer: ReplicaPeer, epoch: int, namespace: bytes, data: byt
         await peer.replicate(epoch, namespace, data)
         return 1
     except ReplicaError as e:
-        log.debug("replica %s did not keep the blob: %s", peer.address, e)
+        log.info("replica %s did not keep the blob: %s", peer.address, e)
         return 0
 
 

@@ -23,6 +23,7 @@ class ReplicaPeer:
     """Another replica: its `Remote` (rows, headers) and its ReplicaService."""
 
     remote: Remote
+    chain_id: str
     token: str | None = None
 
     @property
@@ -38,7 +39,9 @@ class ReplicaPeer:
 
     async def replicate(self, epoch: int, namespace: bytes, data: bytes) -> None:
         """The peer keeps the blob durably; raises `ReplicaError` when it did not."""
-        request = pb.ReplicateBlobRequest(epoch=epoch, namespace=namespace, data=data)
+        request = pb.ReplicateBlobRequest(
+            epoch=epoch, namespace=namespace, data=data, chain_id=self.chain_id
+        )
         await self._stub().ReplicateBlob(
             request, timeout=self.remote.timeout, metadata=self._metadata
         )
@@ -46,15 +49,23 @@ class ReplicaPeer:
     async def pending(self, epoch: int) -> list[tuple[bytes, bytes]]:
         """Every blob pending at the peer, as unchecked (namespace, data) pairs; the peer
         promises to refuse older epochs from now on."""
+        request = pb.GetPendingBlobsRequest(epoch=epoch, chain_id=self.chain_id)
         call = self._stub().GetPendingBlobs(
-            pb.GetPendingBlobsRequest(epoch=epoch), timeout=self.remote.timeout,
-            metadata=self._metadata,
+            request, timeout=self.remote.timeout, metadata=self._metadata
         )
         return [(bytes(blob.namespace), bytes(blob.data)) async for blob in call]
 
+    async def share_attestation(self, attestation: pb.Attestation) -> None:
+        """Hand a storage node's attestation on to the peer (which checks it again)."""
+        await self._stub().ShareAttestation(
+            attestation, timeout=self.remote.timeout, metadata=self._metadata
+        )
+
     async def forward(self, namespace: bytes, data: bytes) -> pb.SubmitBlobResponse:
         """A client's blob, submitted at the peer if it leads (else UNAVAILABLE)."""
-        request = pb.SubmitBlobRequest(namespace=namespace, data=data)
+        request = pb.ForwardBlobRequest(
+            chain_id=self.chain_id, namespace=namespace, data=data
+        )
         response: pb.SubmitBlobResponse = await self._stub().ForwardBlob(
             request, timeout=self.remote.timeout, metadata=self._metadata
         )

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from da.errors import DAError, HeaderRejected, WrongChain
 from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_signed_header
-from da.metrics import ProducerMetrics
+from da.metrics import GroupMetrics, ProducerMetrics
 from da.producer.blocks import BlockProducer, BuiltBlock, Tip, chain_tip
 from da.producer.errors import CommitRefused
 from da.producer.group.etcd import CommittedTip, Coordinator, CoordinatorUnavailable
@@ -66,6 +66,7 @@ class GroupReplica:
         producer: BlockProducer,
         notifier: HeadNotifier,
         metrics: ProducerMetrics,
+        group_metrics: GroupMetrics,
         coordinator: Coordinator,
         leadership: Leadership,
         intake: GroupIntake,
@@ -80,6 +81,7 @@ class GroupReplica:
         self._producer = producer
         self._notifier = notifier
         self._metrics = metrics
+        self._group_metrics = group_metrics
         self._coordinator = coordinator
         self._leadership = leadership
         self._intake = intake
@@ -104,6 +106,8 @@ class GroupReplica:
         try:
             if not await self.catch_up():
                 return
+            self._group_metrics.set_blocked(None)
+            self._diverged = False
             leader = await self._coordinator.leader()
             if leader is not None:
                 self._intake.saw_epoch(leader.epoch)  # refuse blobs of older leaders from now
@@ -112,8 +116,12 @@ class GroupReplica:
                 await self._lead()
         except Diverged as e:
             if not self._diverged:
-                log.error("NOT following or campaigning: %s", e)
+                log.error("NOT following or campaigning (this replica never signs): %s", e)
             self._diverged = True
+            self._group_metrics.set_blocked("diverged")
+        except CoordinatorUnavailable as e:
+            log.warning("etcd unreachable, following nothing and not campaigning: %s", e)
+            self._group_metrics.set_blocked("etcd_unreachable")
         except DAError as e:
             log.warning("group: %s", e)
 
@@ -155,14 +163,20 @@ class GroupReplica:
 
     async def _fetch_or_rebuild(self, signed: SignedHeader, sink: StoreSink) -> None:
         """Rows of a committed block: fetched (and verified) from another replica, or, when no
-        replica serves them, re-encoded from the replicated blobs held here, which must
-        reproduce the committed commitments."""
+        replica serves them and no leader is alive to (its leader died right after the commit),
+        re-encoded from the replicated blobs held here, which must reproduce the committed
+        commitments."""
         try:
-            await fetch_block(self._remotes, signed.header, sink)
+            # verified in the encoding pool: the trusted setup is loaded there, and a first
+            # load in this process would stall the event loop (and replication) for seconds
+            executor = self._producer.encoder.executor
+            await fetch_block(self._remotes, signed.header, sink, executor)
             sink.rows.check_complete(2 * signed.header.k)
             return
         except BlockUnavailable as e:
             fetch_error = e
+        if not self._leadership.leading and await self._coordinator.leader() is not None:
+            raise fetch_error  # its leader is alive (and sealing it): fetch again shortly
         await asyncio.to_thread(block_store.delete_unsealed_rows, self._store, signed.header.height)
         blobs = await asyncio.to_thread(self._blobs_of, signed)
         if blobs is None:
