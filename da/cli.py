@@ -388,6 +388,10 @@ def _add_devnet(commands: Any, common: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--max-rows", type=int, metavar="K", help=f"largest square (default: {DEFAULT_MAX_ROWS})"
     )
+    sub.add_argument(
+        "--producers", type=int, metavar="N",
+        help="1 (default): one producer; 3: a producer group beside 3 etcd members (needs etcd)",
+    )
     sub.set_defaults(handler=cmd_role)
 
 
@@ -572,6 +576,7 @@ def devnet_config(settings: dict[str, Any]) -> DevnetConfig:
         "data_dir": "data_dir", "storage_nodes": "storage_nodes",
         "light_clients": "light_clients", "blocks": "blocks", "base_port": "base_port",
         "chain_id": "chain_id", "block_time": "block_time_seconds", "max_rows": "max_rows",
+        "producers": "producers",
     }))
 
 

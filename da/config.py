@@ -197,15 +197,22 @@ class DevnetConfig:
     chain_id: str = "devnet"
     block_time_seconds: float = 2.0
     max_rows: int = DEFAULT_MAX_ROWS
+    producers: int = 1  # > 1: a producer group (DESIGN 11) beside as many etcd members
 
     def validate(self) -> None:
+        if self.producers not in (1, 3, 5):
+            raise ConfigError(
+                f"producers must be 1 (alone) or a group of 3 or 5, got {self.producers}"
+            )
         if self.storage_nodes < 1:
             raise ConfigError(f"storage_nodes must be >= 1, got {self.storage_nodes}")
         if self.light_clients < 0:
             raise ConfigError(f"light_clients must be >= 0, got {self.light_clients}")
         if self.blocks is not None and self.blocks < 1:
             raise ConfigError(f"blocks must be >= 1, got {self.blocks}")
-        last_port = self.base_port + 2 * (1 + self.storage_nodes + self.light_clients)
+        etcd = self.producers if self.producers > 1 else 0
+        nodes = self.producers + etcd + self.storage_nodes + self.light_clients
+        last_port = self.base_port + 2 * nodes
         if self.base_port < 1024 or last_port > 65535:
             raise ConfigError(
                 f"base_port {self.base_port} leaves no room for every node's gRPC and metrics "

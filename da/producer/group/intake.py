@@ -154,30 +154,40 @@ class GroupIntake:
                 f"only {1 + len(learned)} of {len(self._peers) + 1} producer replicas answered; "
                 f"a majority of {self._majority} is needed to lead"
             )
+        held: dict[bytes, int] = {}  # how many of the answering peers hold each blob
         added = 0
         for blobs in learned:
             for namespace, data in blobs:
-                added += await self._learn(namespace, data)
-        await self._push_pending(epoch)
+                blob_hash, new = await self._learn(namespace, data)
+                added += new
+                if blob_hash is not None:
+                    held[blob_hash] = held.get(blob_hash, 0) + 1
+        await self._push_pending(epoch, held)
         log.info("took over epoch %d: learned %d pending blobs from %d replicas", epoch, added,
                  len(learned))
 
-    async def _learn(self, namespace: bytes, data: bytes) -> int:
+    async def _learn(self, namespace: bytes, data: bytes) -> tuple[bytes | None, int]:
+        """Keep a blob a peer reported (validated again); (its hash or None, 1 if new here)."""
         try:
             blob = submission_from_request(namespace, data, self._max_blob_bytes)
         except (DAError, ErasureError) as e:
             log.warning("a replica sent an invalid pending blob (%s): ignored", e)
-            return 0
+            return None, 0
         _record, new = await self._mempool.submit(blob, limit=False)
-        return int(new)
+        return blob.blob_hash, int(new)
 
-    async def _push_pending(self, epoch: int) -> None:
+    async def _push_pending(self, epoch: int, held: dict[bytes, int]) -> None:
+        """Make sure a majority holds every pending blob here: those the answering peers
+        already hold are counted, the others sent to every peer."""
         limit = asyncio.Semaphore(PUSH_CONCURRENCY)
 
         async def push(blob: PendingBlob) -> None:
+            if 1 + held.get(_hash(blob), 0) >= self._majority:
+                self.replicated.add(_hash(blob))
+                return
             async with limit:
-                held = 1 + await self._replicate(epoch, blob.namespace, blob.data)
-            if held >= self._majority:
+                holders = 1 + await self._replicate(epoch, blob.namespace, blob.data)
+            if holders >= self._majority:
                 self.replicated.add(_hash(blob))
 
         await asyncio.gather(*(push(blob) for blob in await self._mempool.pending()))
