@@ -96,6 +96,14 @@ def trickle(group: ProducerGroup, stop: threading.Event) -> None:
         time.sleep(0.2)
 
 
+def drain(group: ProducerGroup, leader: int, say: Callable[[str], None]) -> None:
+    """Wait until the throughput window's backlog is in blocks."""
+    started = time.monotonic()
+    while (group.metric(leader, "da_producer_pending_blobs") or 0) > 0:
+        time.sleep(0.5)
+    say(f"backlog included after {time.monotonic() - started:.0f} s")
+
+
 def failover_seconds(group: ProducerGroup, kills: int, say: Callable[[str], None]) -> list[float]:
     stop = threading.Event()
     feeder = threading.Thread(target=trickle, args=(group, stop))
@@ -148,6 +156,7 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
             say(f"group leader: {SUBMITTERS} submitters for {sizes.window_seconds:.0f} s")
             group_acked, group_lat = closed_loop(group.address(leader), sizes.window_seconds,
                                                  "group")
+            drain(group, leader, say)  # kills measure a normal block, not the backlog's
             took = failover_seconds(group, sizes.kills, say)
             group.close()
         finally:

@@ -3,7 +3,7 @@ synced on a majority of the replicas.
 
 - At a follower, a submission is forwarded to the leader (the replica that last accepted one is
   asked first); nobody leading: UNAVAILABLE.
-- At the leader, the blob is synced locally, then sent to every other replica in parallel
+- At the leader, the blob is synced locally and, at the same time, sent to every other replica
   (`ReplicateBlob`, tagged with the epoch); the answer waits for a majority (2 of 3) to hold it.
   Fewer: UNAVAILABLE, nothing acknowledged (the blob may still be included later: a retry of it
   is the same blob, so it is included at most once).
@@ -76,13 +76,20 @@ class GroupIntake:
         return await self._forward(blob)
 
     async def accept_as_leader(self, blob: Submission) -> tuple[BlobRecord, bool]:
-        """Sync `blob` here, then on a majority; raises `Unavailable` when that fails."""
+        """Sync `blob` here and on the other replicas at once; answer once a majority holds it,
+        else raise `Unavailable`. (A blob sent to the peers but refused here, e.g. by a full
+        mempool, was not acknowledged: the peers merely hold a blob that may be included.)"""
         epoch = self._leadership.epoch
         started = self._timer()
-        record, new = await self._mempool.submit(blob)
-        if record.state is not BlobState.PENDING or blob.blob_hash in self.replicated:
+        if blob.blob_hash in self.replicated:
+            return await self._mempool.submit(blob)
+        local = asyncio.ensure_future(self._mempool.submit(blob))
+        try:
+            held = 1 + await self._replicate(epoch, blob.namespace, blob.data)
+        finally:
+            record, new = await local
+        if record.state is not BlobState.PENDING:
             return record, new
-        held = 1 + await self._replicate(epoch, blob.namespace, blob.data)
         if held < self._majority:
             raise Unavailable(
                 f"only {held} of {len(self._peers) + 1} producer replicas hold the blob, a "
