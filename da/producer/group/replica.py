@@ -102,10 +102,20 @@ class GroupReplica:
             await self._leadership.release()
 
     async def _step(self) -> None:
-        """One round: catch up; when caught up and nobody leads, campaign; lead if elected."""
+        """One round: catch up; when caught up and nobody leads, campaign; lead if elected.
+
+        One exception to "caught up first": a committed block that no replica serves and that
+        the blobs held here cannot rebuild (its leader died before anyone fetched it, and its
+        blobs are spread over the others). With nobody leading, this replica campaigns anyway:
+        as leader it learns every pending blob from a majority, which holds each of them, and
+        rebuilds the block before building any (`_lead`)."""
         try:
-            if not await self.catch_up():
-                return
+            try:
+                await self.catch_up()
+            except BlockUnavailable as e:
+                if await self._coordinator.leader() is not None:
+                    raise
+                log.info("a committed block nobody serves (%s): campaigning to rebuild it", e)
             self._group_metrics.set_blocked(None)
             self._diverged = False
             leader = await self._coordinator.leader()
