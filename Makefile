@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps test unit integration lint proto devnet bench clean
+.PHONY: install system-deps test unit integration lint proto devnet bench clean etcd
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check erasure da light_client tests bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP) system-deps lint
+# etcd (Debian etcd-server) for the producer-group tests and devnet; scripts/install-etcd.sh
+# installs it when missing and running as root, else says which package to install.
+etcd:
+	@scripts/install-etcd.sh
+
+test: $(STAMP) system-deps etcd lint
 	$(PY) -m pytest -q
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
 
-integration: $(STAMP)
+integration: $(STAMP) etcd
 	$(PY) -m pytest -q -m integration
 
 # The long reliability soak (tests/reliability, marker `soak`: 60 s at the producer's capacity,
@@ -47,7 +52,7 @@ proto: $(STAMP)
 # reuse; node state ($(DEVNET_DIR)/nodes) is wiped. Runs until Ctrl-C; e.g. DEVNET_ARGS="--blocks 5".
 DEVNET_DIR  ?= devnet-data
 DEVNET_ARGS ?=
-devnet: $(STAMP)
+devnet: $(STAMP) etcd
 	rm -rf $(DEVNET_DIR)/nodes
 	$(VENV)/bin/da devnet --data-dir $(DEVNET_DIR) $(DEVNET_ARGS)
 

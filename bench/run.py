@@ -26,6 +26,8 @@ bench/procs.py, which also samples a process tree's RSS.
     reconstruct.py  collective reconstruction: light clients needed to rebuild a block at
                     k = 1..8 (real gathering and recovery, no network), one k = 8 rebuild's
                     wall time against in-process recovery of the same cells
+    failover.py     a 3-replica producer group on a real etcd: leader kill to the next header
+                    against lease + block time; group vs single-producer submissions
 """
 
 import argparse
@@ -53,6 +55,7 @@ BENCHES = (
     ("producer", "producer.py"),
     ("storage memory", "storage_rss.py"),
     ("reconstruction", "reconstruct.py"),
+    ("producer group", "failover.py"),
 )
 
 

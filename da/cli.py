@@ -302,13 +302,28 @@ def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--dask-scheduler", metavar="H:P", help="encode on this Dask scheduler's cluster"
     )
+    sub.add_argument(
+        "--etcd", action="append", metavar="H:P",
+        help="etcd member client address; repeatable; switches group mode on (DESIGN 11)",
+    )
+    sub.add_argument(
+        "--replica", action="append", metavar="H:P",
+        help="gRPC address of another replica of the group; repeatable",
+    )
+    sub.add_argument(
+        "--lease-seconds", type=int, metavar="S",
+        help="leader lease in whole seconds (default: 2)",
+    )
     sub.set_defaults(handler=cmd_role)
 
 
 def _add_storage_node(commands: Any, common: argparse.ArgumentParser) -> None:
     sub = _role_parser(commands, common, "storage-node", "run a storage node")
     _add_server_flags(sub, "127.0.0.1:7001")
-    sub.add_argument("--producer", metavar="H:P", help="producer address (required)")
+    sub.add_argument(
+        "--producer", action="append", metavar="H:P",
+        help="producer address (required); repeatable: every replica of a producer group",
+    )
     sub.add_argument(
         "--peer", action="append", metavar="H:P",
         help="another storage node to repair missing cells from; repeatable",
@@ -510,6 +525,10 @@ def _add_devnet(commands: Any, common: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--max-rows", type=int, metavar="K", help=f"largest square (default: {DEFAULT_MAX_ROWS})"
     )
+    sub.add_argument(
+        "--producers", type=int, metavar="N",
+        help="1 (default): one producer; 3: a producer group beside 3 etcd members (needs etcd)",
+    )
     sub.set_defaults(handler=cmd_role)
 
 
@@ -645,21 +664,26 @@ def producer_config(settings: dict[str, Any]) -> ProducerConfig:
         chain_id=_require(settings, "chain_id"),
         server=server_config(settings, "127.0.0.1:7000", takes_writes=True),
         operators=tuple(settings.get("operator", ())),
+        etcd=tuple(settings.get("etcd", ())),
+        replicas=tuple(settings.get("replica", ())),
         **_pick(settings, {
             "metrics_port": "metrics_port", "metrics_address": "metrics_address",
-            "block_time": "block_time_seconds",
+            "block_time": "block_time_seconds", "lease_seconds": "lease_seconds",
             "max_rows": "max_rows", "quorum": "quorum", "workers": "workers",
             "max_blob_bytes": "max_blob_bytes", "dask_scheduler": "dask_scheduler",
-            "retention_blocks": "retention_blocks",
+            "retention_blocks": "retention_blocks", "tls_ca": "tls_ca",
         }),
     )
 
 
 def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
     server = server_config(settings, "127.0.0.1:7001")
+    given = _require(settings, "producer")
+    producers = (given,) if isinstance(given, str) else tuple(given)
     return StorageNodeConfig(
         data_dir=_require(settings, "data_dir"),
-        producer=_require(settings, "producer"),
+        producer=producers[0] if producers else "",
+        producers=producers,
         chain_id=_require(settings, "chain_id"),
         trusted_keys=tuple(_require(settings, "trusted_key")),
         server=server,
@@ -701,6 +725,7 @@ def devnet_config(settings: dict[str, Any]) -> DevnetConfig:
         "data_dir": "data_dir", "storage_nodes": "storage_nodes",
         "light_clients": "light_clients", "blocks": "blocks", "base_port": "base_port",
         "chain_id": "chain_id", "block_time": "block_time_seconds", "max_rows": "max_rows",
+        "producers": "producers",
     }))
 
 

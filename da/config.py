@@ -57,6 +57,11 @@ class ProducerConfig:
     max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
     dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
+    # The producer group (DESIGN 11); no etcd endpoints: the producer runs alone, as in v1.
+    etcd: tuple[str, ...] = ()  # "host:port" client addresses of the etcd members
+    replicas: tuple[str, ...] = ()  # "host:port" gRPC addresses of the OTHER replicas
+    lease_seconds: int = 2  # the leader lease; a dead leader is replaced after about this long
+    tls_ca: Path | None = None  # PEM roots to verify the other replicas' TLS; None: plaintext
 
     def __post_init__(self) -> None:
         if self.max_blob_bytes is None and _is_valid_max_rows(self.max_rows):
@@ -84,6 +89,29 @@ class ProducerConfig:
             raise ConfigError(f"retention_blocks must be >= 0, got {self.retention_blocks}")
         if self.dask_scheduler is not None:
             check_address("dask_scheduler", self.dask_scheduler)
+        self._validate_group()
+
+    def _validate_group(self) -> None:
+        for address in self.etcd:
+            check_address("etcd", address)
+        for address in self.replicas:
+            check_address("replica", address)
+        if self.replicas and not self.etcd:
+            raise ConfigError("--replica needs --etcd: a producer group is coordinated by etcd")
+        if len(set(self.replicas)) != len(self.replicas):
+            raise ConfigError(f"--replica lists an address twice: {list(self.replicas)}")
+        if self.server.listen in self.replicas:
+            raise ConfigError(
+                f"--replica lists this replica's own address {self.server.listen}: name only "
+                "the other replicas"
+            )
+        if not 1 <= self.lease_seconds <= 60:
+            raise ConfigError(f"lease_seconds must be in 1..60, got {self.lease_seconds}")
+
+    @property
+    def group(self) -> bool:
+        """True when this producer is a replica of a group (etcd endpoints configured)."""
+        return bool(self.etcd)
 
     def _validate_blob_limit(self) -> None:
         capacity = max_blob_bytes(self.max_rows)
@@ -114,11 +142,19 @@ class StorageNodeConfig:
     max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
     tls_ca: Path | None = None  # PEM roots to verify the TLS of producers and peers
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    # every replica of a producer group, followed in turn when one fails (DESIGN 11); the
+    # default is `producer` alone
+    producers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.producers:
+            object.__setattr__(self, "producers", (self.producer,))
 
     def validate(self) -> None:
         self.server.validate()
         _check_path("data_dir", self.data_dir)
-        check_address("producer", self.producer)
+        for producer in (self.producer, *self.producers):
+            check_address("producer", producer)
         for peer in self.peers:
             check_address("peer", peer)
         for sampler in self.samplers:
@@ -148,15 +184,22 @@ class DevnetConfig:
     chain_id: str = "devnet"
     block_time_seconds: float = 2.0
     max_rows: int = DEFAULT_MAX_ROWS
+    producers: int = 1  # > 1: a producer group (DESIGN 11) beside as many etcd members
 
     def validate(self) -> None:
+        if self.producers not in (1, 3, 5):
+            raise ConfigError(
+                f"producers must be 1 (alone) or a group of 3 or 5, got {self.producers}"
+            )
         if self.storage_nodes < 1:
             raise ConfigError(f"storage_nodes must be >= 1, got {self.storage_nodes}")
         if self.light_clients < 0:
             raise ConfigError(f"light_clients must be >= 0, got {self.light_clients}")
         if self.blocks is not None and self.blocks < 1:
             raise ConfigError(f"blocks must be >= 1, got {self.blocks}")
-        last_port = self.base_port + 2 * (1 + self.storage_nodes + self.light_clients)
+        etcd = self.producers if self.producers > 1 else 0
+        nodes = self.producers + etcd + self.storage_nodes + self.light_clients
+        last_port = self.base_port + 2 * nodes
         if self.base_port < 1024 or last_port > 65535:
             raise ConfigError(
                 f"base_port {self.base_port} leaves no room for every node's gRPC and metrics "

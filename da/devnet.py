@@ -59,6 +59,7 @@ ROWS_SHOWN = 15
 DEMO_NAMESPACES = ("demo-rollup-a", "demo-rollup-b", "demo-rollup-c")
 DEMO_BLOB_BYTES = (512, 4096)  # size range of a demo blob: squares stay small and fast
 ENCODE_WORKERS = 1
+GROUP_LEASE_SECONDS = 2
 # The producer logs "block 7: k=1, 3 blobs, 8219 bytes, encoded in 0.855 s, ..." per block.
 ENCODE_LOG_LINE = re.compile(rb"\bblock (\d+): .*?encoded in ([0-9.]+) s")
 
@@ -79,9 +80,9 @@ class Node:
     """One `da <role>` process of the devnet, started from `config_path`."""
 
     name: str
-    role: str  # "producer" | "storage-node" | "light-client"
+    role: str  # "producer" | "storage-node" | "light-client" | "etcd"
     port: int
-    metrics_port: int
+    metrics_port: int  # an etcd member's peer port
     config_path: Path
     log_path: Path
     public_key: str = ""  # hex; producer and storage nodes
@@ -103,10 +104,16 @@ class Layout:
     storage: list[Node]
     light: list[Node]
     quorum: int
+    replicas: list[Node] = field(default_factory=list)  # a group's other producers
+    etcd: list[Node] = field(default_factory=list)  # a group's etcd members
+
+    @property
+    def producers(self) -> list[Node]:
+        return [self.producer, *self.replicas]
 
     @property
     def nodes(self) -> list[Node]:
-        return [self.producer, *self.storage, *self.light]
+        return [*self.etcd, *self.producers, *self.storage, *self.light]
 
 
 def port_is_free(port: int) -> bool:
@@ -167,7 +174,8 @@ def plan_layout(config: DevnetConfig, root: Path) -> Layout:
     """Choose ports and names, create keys and the token; no config file is written yet."""
     for sub in ("keys", "config", "logs", "nodes"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    count = 1 + config.storage_nodes + config.light_clients
+    group = config.producers if config.producers > 1 else 0
+    count = config.producers + group + config.storage_nodes + config.light_clients
     ports = iter(free_ports(config.base_port, 2 * count))
 
     def node(name: str, role: str) -> Node:
@@ -176,6 +184,10 @@ def plan_layout(config: DevnetConfig, root: Path) -> Layout:
 
     producer = node("producer", "producer")
     producer.public_key = ensure_key(root / "keys" / "producer.key")
+    replicas = [node(f"producer-{i}", "producer") for i in range(2, config.producers + 1)]
+    for r in replicas:
+        r.public_key = ensure_key(root / "keys" / f"{r.name}.key")
+    etcd = [node(f"etcd-{i}", "etcd") for i in range(1, group + 1)]
     storage = [node(f"storage-{i}", "storage-node") for i in range(1, config.storage_nodes + 1)]
     for s in storage:
         s.public_key = ensure_key(root / "keys" / f"{s.name}.key")
@@ -183,7 +195,8 @@ def plan_layout(config: DevnetConfig, root: Path) -> Layout:
     token_file = root / "keys" / "auth.token"
     ensure_token(token_file)
     quorum = config.storage_nodes // 2 + 1  # a majority: one slow node does not stall certificates
-    return Layout(root, config.chain_id, token_file, producer, storage, light, quorum)
+    return Layout(root, config.chain_id, token_file, producer, storage, light, quorum, replicas,
+                  etcd)
 
 
 def role_settings(layout: Layout, node: Node, config: DevnetConfig) -> dict[str, Any]:
@@ -195,23 +208,48 @@ def role_settings(layout: Layout, node: Node, config: DevnetConfig) -> dict[str,
         "chain-id": layout.chain_id,
     }
     if node.role == "producer":
-        return {**common, "key-file": str(layout.root / "keys" / "producer.key"),
+        return {**common, "key-file": str(layout.root / "keys" / f"{node.name}.key"),
                 "block-time": config.block_time_seconds, "max-rows": config.max_rows,
                 "quorum": layout.quorum, "operator": [s.public_key for s in layout.storage],
-                "workers": ENCODE_WORKERS, "auth-token-file": str(layout.token_file)}
-    trusted = {"trusted-key": [layout.producer.public_key], "max-rows": config.max_rows}
+                "workers": ENCODE_WORKERS, "auth-token-file": str(layout.token_file),
+                **group_settings(layout, node)}
+    trusted = {"trusted-key": [p.public_key for p in layout.producers],
+               "max-rows": config.max_rows}
     if node.role == "storage-node":
         peers = [s.address for s in layout.storage if s is not node]
-        return {**common, **trusted, "producer": layout.producer.address,
+        return {**common, **trusted, "producer": [p.address for p in layout.producers],
                 **({"peer": peers} if peers else {}),
                 "key-file": str(layout.root / "keys" / f"{node.name}.key")}
     return {**common, **trusted, "peer": [s.address for s in layout.storage],
             "confidence": 0.99, "sample-window": LIGHT_SAMPLE_WINDOW_SECONDS}
 
 
+def group_settings(layout: Layout, node: Node) -> dict[str, Any]:
+    """A group replica's etcd members and other replicas (nothing for a lone producer)."""
+    if not layout.etcd:
+        return {}
+    return {"etcd": [e.address for e in layout.etcd], "lease-seconds": GROUP_LEASE_SECONDS,
+            "replica": [p.address for p in layout.producers if p is not node]}
+
+
+def etcd_argv(layout: Layout, node: Node) -> list[str]:
+    """The command line of an etcd member of the devnet (`port`: client, `metrics_port`: peer)."""
+    client, peer = f"http://{node.address}", f"http://{LOOPBACK}:{node.metrics_port}"
+    cluster = ",".join(f"{e.name}=http://{LOOPBACK}:{e.metrics_port}" for e in layout.etcd)
+    return [
+        "etcd", "--name", node.name, "--data-dir", str(layout.root / "nodes" / node.name),
+        "--listen-client-urls", client, "--advertise-client-urls", client,
+        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", cluster, "--initial-cluster-state", "new",
+        "--initial-cluster-token", layout.chain_id, "--log-level", "warn",
+    ]
+
+
 def write_configs(layout: Layout, config: DevnetConfig) -> None:
     """Write every node's TOML config file (rewritten on each start: ports may have moved)."""
     for node in layout.nodes:
+        if node.role == "etcd":
+            continue
         text = f"# da {node.role} --config {node.config_path}  (written by `da devnet`)\n"
         node.config_path.write_text(text + toml_document(role_settings(layout, node, config)))
 
@@ -243,22 +281,26 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def child_argv(node: Node) -> list[str]:
+def child_argv(node: Node, layout: Layout | None = None) -> list[str]:
     """The command line of `node`'s process (behind the die-with-parent wrapper on Linux)."""
-    command = da_command()
-    argv = [*command, node.role, "--config", str(node.config_path)]
+    if node.role == "etcd" and layout is not None:
+        argv = etcd_argv(layout, node)
+        argv[0] = shutil.which("etcd") or "etcd"
+    else:
+        argv = [*da_command(), node.role, "--config", str(node.config_path)]
     if not sys.platform.startswith("linux"):
         return argv
     return [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
-def spawn(node: Node) -> None:
-    """Start `da <role> --config FILE` in its own session, its output appended to its log."""
+def spawn(node: Node, layout: Layout | None = None) -> None:
+    """Start `da <role> --config FILE` (an etcd member: `etcd ...`) in its own session, its
+    output appended to its log."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(node.log_path, "ab") as log:
         node.proc = subprocess.Popen(
-            child_argv(node), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True,
+            child_argv(node, layout), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
 
 
@@ -300,8 +342,11 @@ def log_tail(node: Node, lines: int = LOG_TAIL_LINES) -> str:
 
 
 async def wait_serving(node: Node, timeout: float = START_TIMEOUT_SECONDS) -> None:
-    """Return once the node's gRPC health service answers SERVING; `DevnetError` if it exits or
-    takes longer than `timeout`."""
+    """Return once the node's gRPC health service answers SERVING (an etcd member: its /health
+    endpoint); `DevnetError` if it exits or takes longer than `timeout`."""
+    if node.role == "etcd":
+        await _wait_etcd_healthy(node, timeout)
+        return
     deadline = time.monotonic() + timeout
     async with open_channel(node.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -316,12 +361,31 @@ async def wait_serving(node: Node, timeout: float = START_TIMEOUT_SECONDS) -> No
     raise DevnetError(f"{node.name} not serving on {node.address} after {timeout:g} s", node)
 
 
+async def _wait_etcd_healthy(node: Node, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"http://{node.address}/health"
+    while time.monotonic() < deadline:
+        if exited(node) is not None:
+            raise DevnetError(f"{node.name} exited with code {exited(node)}", node)
+        with contextlib.suppress(OSError, ValueError):
+            reply = await asyncio.to_thread(_read_url, url)
+            if b'"health":"true"' in reply:
+                return
+        await asyncio.sleep(0.25)
+    raise DevnetError(f"{node.name} not healthy on {node.address} after {timeout:g} s", node)
+
+
+def _read_url(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=1.0) as reply:  # noqa: S310 - loopback
+        return bytes(reply.read())
+
+
 async def start_group(layout: Layout, config: DevnetConfig, group: Sequence[Node]) -> None:
     """Start `group` and wait until every one of them answers health checks."""
     if reserve_ports(layout, group):
         write_configs(layout, config)  # only nodes not started yet see new ports
     for node in group:
-        spawn(node)
+        spawn(node, layout)
     await asyncio.gather(*(wait_serving(node) for node in group))
 
 
@@ -610,6 +674,8 @@ def banner(layout: Layout) -> str:
     lines = [
         f"da devnet: chain {layout.chain_id!r}, data dir {layout.root}",
         f"  producer      {p.address}  page {status_page(p)}  quorum {layout.quorum}",
+        *(f"  {r.name:<13} {r.address}  page {status_page(r)}" for r in layout.replicas),
+        *(f"  {e.name:<13} {e.address}  (etcd member)" for e in layout.etcd),
         *(f"  {s.name:<13} {s.address}  page {status_page(s)}" for s in layout.storage),
         *(f"  {n.name:<13} {n.address}  page {status_page(n)}" for n in layout.light),
         f"  configs {layout.root / 'config'}  logs {layout.root / 'logs'}",
@@ -701,7 +767,12 @@ async def _run(layout: Layout, config: DevnetConfig, out: TextIO) -> int:
     display = Display(layout, out)
     print(f"da devnet: starting {len(layout.nodes)} processes in {layout.root} ...",
           file=out, flush=True)
-    await start_group(layout, config, [layout.producer])
+    if layout.etcd:
+        if shutil.which("etcd") is None:
+            raise DevnetError("--producers needs etcd on PATH: install the Debian package "
+                              "etcd-server (apt-get install etcd-server)")
+        await start_group(layout, config, layout.etcd)
+    await start_group(layout, config, layout.producers)
     watcher = Watcher(layout)
     watcher.start_height = watcher.head = await watcher.producer_head()
     submitter = asyncio.create_task(

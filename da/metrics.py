@@ -129,6 +129,51 @@ class ProducerMetrics:
         self.certificates.inc()
 
 
+# Why a group replica neither follows nor campaigns: etcd unreachable, or its store holds blocks
+# the committed chain does not (a data directory of another chain, or a wiped etcd).
+BLOCKED_REASONS = ("etcd_unreachable", "diverged")
+REPLICATION_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class GroupMetrics:
+    """A producer replica in a group (DESIGN 11): leadership and replicated intake."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.leader = Gauge("da_producer_leader", "1 while this replica leads", registry=r)
+        self.leader_changes = Counter(
+            "da_producer_leader_changes", "Times this replica became or stopped being leader",
+            registry=r,
+        )
+        self.replication_seconds = Histogram(
+            "da_producer_replication_seconds",
+            "SubmitBlob at the leader to the blob synced on a majority of the replicas",
+            buckets=REPLICATION_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.blocked = Gauge(
+            "da_producer_group_blocked",
+            "1 while this replica can neither follow nor campaign, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.set_blocked(None)
+
+    def set_blocked(self, reason: str | None) -> None:
+        """The replica cannot follow or campaign because of `reason` (one of BLOCKED_REASONS),
+        or (None) it can."""
+        for known in BLOCKED_REASONS:
+            self.blocked.labels(reason=known).set(1 if known == reason else 0)
+
+    def set_leading(self, leading: bool) -> None:
+        """This replica just started (True) or stopped (False) leading."""
+        self.leader.set(1 if leading else 0)
+        self.leader_changes.inc()
+
+    def observe_replication(self, seconds: float) -> None:
+        self.replication_seconds.observe(seconds)
+
+
 class StorageMetrics:
     """Ingest, serving and repair on a storage node."""
 

@@ -26,7 +26,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from da.cli import build_parser, load_config_file
-from da.metrics import LightMetrics, ProducerMetrics, RpcMetrics, StorageMetrics
+from da.metrics import GroupMetrics, LightMetrics, ProducerMetrics, RpcMetrics, StorageMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -257,6 +257,41 @@ def test_k8s_kinds_and_kustomization() -> None:
                                        if p.name != "kustomization.yaml")
 
 
+def test_k8s_producer_group_flags_exist_and_replicas_spread() -> None:
+    group = [o for p in sorted((K8S / "group").glob("*.yaml")) if p.name != "kustomization.yaml"
+             for o in yaml_documents(p)]
+    resources = yaml_documents(K8S / "group" / "kustomization.yaml")[0]["resources"]
+    assert sorted(resources) == sorted(p.name for p in (K8S / "group").glob("*.yaml")
+                                       if p.name != "kustomization.yaml")
+    invocations = []
+    for obj in group:
+        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("containers", []):
+            argv = [*container.get("command", []), *container.get("args", [])]
+            invocations += da_invocations(argv)
+            assert spec["affinity"]["podAntiAffinity"]
+    assert [role for role, _ in invocations] == ["producer"]
+    for role, flags in invocations:
+        assert {"--etcd", "--replica", "--lease-seconds"} <= set(flags)
+        assert not set(flags) - role_flags(role)
+    sets = {o["metadata"]["name"]: o for o in group if o["kind"] == "StatefulSet"}
+    assert sets["da-producer-group"]["spec"]["replicas"] == sets["da-etcd"]["spec"]["replicas"] == 3
+
+
+def test_compose_group_runs_three_replicas_beside_etcd() -> None:
+    compose = yaml_documents(DEPLOY / "docker-compose.group.yml")[0]
+    found: list[tuple[str, list[str]]] = []
+    for service in compose["services"].values():
+        command = service.get("command") or []
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        found += da_invocations(argv)
+    replicas = [flags for role, flags in found if role == "producer"]
+    assert len(replicas) == 3 and all(flags.count("--replica") == 2 for flags in replicas)
+    assert sum(1 for name in compose["services"] if name.startswith("etcd-")) == 3
+    for role, flags in found:
+        assert not set(flags) - role_flags(role), (role, flags)
+
+
 def test_k8s_storage_nodes_are_a_spread_statefulset() -> None:
     storage = next(o for o in k8s_objects()
                    if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "da-storage")
@@ -279,6 +314,7 @@ def test_k8s_alert_rules_match_deploy_prometheus() -> None:
 def exported_metric_names() -> set[str]:
     registry = CollectorRegistry()
     ProducerMetrics(registry)
+    GroupMetrics(registry)
     StorageMetrics(registry)
     LightMetrics(registry)
     RpcMetrics(registry, methods=["/da.v1.ShareService/GetSamples"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -88,6 +88,15 @@ class BuiltBlock:
     @property
     def payload_bytes(self) -> int:
         return sum(len(blob.data) for blob in self.included)
+
+
+Commit = Callable[[BuiltBlock], Awaitable[None]]
+"""Group mode: commits a signed block's header (in etcd) before it is stored and published;
+raises when the header may not be published (the block is then discarded)."""
+
+
+Eligible = Callable[[list[PendingBlob]], list[PendingBlob]]
+"""Group mode: the pending blobs a block may include (those a majority of replicas holds)."""
 
 
 def chain_tip(store: KeyValueStore) -> Tip:
@@ -208,16 +217,20 @@ class BlockProducer:
                 raise
             except Exception:  # noqa: BLE001 - keep producing; the blobs stay pending
                 log.exception("block %d failed; its blobs stay pending", self.tip.height + 1)
-                await self._resync()
+                await self.resync()
             await asyncio.sleep(max(0.0, block_time_seconds - (self._timer() - started)))
 
-    async def produce_once(self) -> BuiltBlock | None:
+    async def produce_once(
+        self, commit: Commit | None = None, eligible: Eligible | None = None
+    ) -> BuiltBlock | None:
         """Build, store and publish one block from the pending blobs; None if there are none.
+        Group mode: only the `eligible` pending blobs are chosen, and `commit` is awaited between
+        signing and sealing, so only a committed header is ever stored, hence served.
 
         On any failure (cancellation included) the rows stored so far are deleted and the blobs
         stay pending; the exception propagates.
         """
-        chosen = await self._mempool.next_square(self._max_rows)
+        chosen = await self._mempool.next_square(self._max_rows, eligible)
         if not chosen:
             return None
         height = self.tip.height + 1
@@ -238,6 +251,8 @@ class BlockProducer:
                 time_ms=int(self._clock() * 1000),
                 key=self._key,
             )
+            if commit is not None:
+                await commit(block)
             await _finish(asyncio.to_thread(self._write, block))
         except BaseException:
             await self._discard(height)
@@ -257,6 +272,27 @@ class BlockProducer:
             return
         if pruned:
             log.info("pruned %d blocks outside the newest %d", pruned, self._retention)
+
+    async def rebuild(self, signed: SignedHeader, blobs: Sequence[tuple[bytes, bytes]]) -> bool:
+        """Re-encode the committed block of `signed` from its blobs (namespace, data) in square
+        order, writing its rows; True when that reproduces the header's square (the caller then
+        seals it), False when not (the caller deletes the rows)."""
+        header = signed.header
+        await _finish(asyncio.to_thread(self._prepare, header.height))
+        writer = RowWriter(self._store, header.height)
+        summary = await self._encoder.encode_stream(list(blobs), self._max_rows, writer)
+        same = (
+            summary.k == header.k
+            and tuple(summary.commitments) == tuple(header.commitments)
+            and tuple(summary.blob_index) == tuple(header.blobs)
+        )
+        if same:
+            writer.check_complete(2 * summary.k)
+        return same
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._encoder
 
     def _prepare(self, height: int) -> None:
         """Before streaming rows for `height`: refuse a taken height (its rows would be
@@ -280,8 +316,9 @@ class BlockProducer:
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             log.exception("could not delete the rows of unfinished block %d", height)
 
-    async def _resync(self) -> None:
-        """After a failure, trust the store again: its tip and its mempool."""
+    async def resync(self) -> None:
+        """After a failure (or blocks stored by someone else), trust the store again: its tip
+        and its mempool."""
         self.tip = await asyncio.to_thread(chain_tip, self._store)
         await self._mempool.recount()
         self._metrics.set_pending_blobs(self._mempool.count)

@@ -34,6 +34,11 @@ class Encoder:
         self._executor: Executor | None = None
         self._started = False
 
+    @property
+    def executor(self) -> Executor | None:
+        """The pool the trusted setup is loaded in (also for verifying fetched rows)."""
+        return self._executor
+
     async def start(self) -> None:
         """Create the executor (for a pool: start every worker and load its trusted setup)."""
         self._executor = await asyncio.to_thread(self._make)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from da.errors import InvalidRequest, NotFound, PermissionDenied, ResourceExhausted
+from da.errors import InvalidRequest, NotFound, PermissionDenied, ResourceExhausted, Unavailable
 
 
 class BadAttestation(InvalidRequest):
@@ -53,3 +53,42 @@ class NotAnOperator(PermissionDenied):
         super().__init__(f"key {public_key.hex()[:16]}... is not an operator of this producer")
         self.args = (public_key,)
         self.public_key = public_key
+class NotLeader(Unavailable):
+    """This replica of a producer group does not lead (or just stopped leading) and cannot
+    forward the request to a leader (-> UNAVAILABLE). Retrying shortly, here or at another
+    replica, can help: a new leader is chosen within about a lease."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+
+
+class CommitRefused(Unavailable):
+    """etcd refused to commit a header (the epoch is no longer current, or the height or tip
+    moved): this replica lost the leadership and discards the header (-> UNAVAILABLE)."""
+
+    def __init__(self, height: int, epoch: int) -> None:
+        super().__init__(f"header {height} of epoch {epoch} refused by etcd: not the leader")
+        self.height = height
+        self.epoch = epoch
+
+
+class StaleEpoch(Unavailable):
+    """A replica was asked to keep a blob for epoch `epoch` after it had seen or promised the
+    newer epoch `promised` (-> UNAVAILABLE): the caller no longer leads the group."""
+
+    def __init__(self, epoch: int, promised: int) -> None:
+        super().__init__(f"epoch {epoch} is stale: this replica follows epoch {promised}")
+        self.epoch = epoch
+        self.promised = promised
+
+
+class WrongGroup(InvalidRequest):
+    """A replica of chain `caller` called a replica of chain `ours` (-> INVALID_ARGUMENT): the
+    caller's --replica list names a replica of another group. Retrying never helps."""
+
+    def __init__(self, caller: str, ours: str) -> None:
+        super().__init__(
+            f"this producer replica serves chain {ours!r}, not {caller!r}: check --replica"
+        )
+        self.caller = caller
+        self.ours = ours

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from da.errors import BadNamespace, InvalidRequest, TooLarge
@@ -76,16 +76,17 @@ class Mempool:
             self.count = len(pending)
             self.bytes = sum(len(blob.data) for blob in pending)
 
-    async def submit(self, blob: Submission) -> tuple[BlobRecord, bool]:
+    async def submit(self, blob: Submission, *, limit: bool = True) -> tuple[BlobRecord, bool]:
         """(the blob's record, whether it is new). A new blob is durable when this returns.
 
-        Raises `MempoolFull` when the pending bytes would exceed the limit.
+        Raises `MempoolFull` when the pending bytes would exceed the limit (unless `limit` is
+        False: a group's new leader must keep every blob acknowledged before).
         """
         async with self._lock:
             known = await asyncio.to_thread(blobs.get_blob_record, self._store, blob.blob_hash)
             if known is not None:
                 return known, False
-            if self.bytes + len(blob.data) > self._max_pending_bytes:
+            if limit and self.bytes + len(blob.data) > self._max_pending_bytes:
                 raise MempoolFull(self.bytes, self._max_pending_bytes)
             await asyncio.to_thread(blobs.append_pending, self._store, blob.namespace, blob.data)
             self.count += 1
@@ -98,14 +99,22 @@ class Mempool:
             return []
         return await asyncio.to_thread(blobs.pending_blobs, self._store)
 
-    async def next_square(self, max_rows: int) -> list[PendingBlob]:
+    async def next_square(
+        self,
+        max_rows: int,
+        eligible: Callable[[list[PendingBlob]], list[PendingBlob]] | None = None,
+    ) -> list[PendingBlob]:
         """The longest arrival-order prefix of the pending blobs that fits a `max_rows` square,
         read from the store without loading the blobs behind it (the mempool may hold several
-        squares; the block loop asks every tick)."""
+        squares; the block loop asks every tick). With `eligible` (a producer group: only blobs
+        a majority holds) the pending blobs are filtered first, so all of them are read."""
         if self.count == 0:
             return []
         capacity = max_rows * CELLS_PER_ROW
-        return await asyncio.to_thread(blobs.pending_blobs_fitting, self._store, capacity)
+        if eligible is None:
+            return await asyncio.to_thread(blobs.pending_blobs_fitting, self._store, capacity)
+        pending = await asyncio.to_thread(blobs.pending_blobs, self._store)
+        return blobs.fitting_prefix(eligible(pending), capacity)
 
     def removed(self, gone: Sequence[PendingBlob]) -> None:
         """`gone` left the mempool in a stored block."""

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -30,15 +30,33 @@ from da.api.server import (
     stop_server,
 )
 from da.config import ProducerConfig, decode_public_keys
-from da.metrics import ProducerMetrics, RpcMetrics, observe_store_size, process_registry
+from da.metrics import (
+    GroupMetrics,
+    ProducerMetrics,
+    RpcMetrics,
+    observe_store_size,
+    process_registry,
+)
 from da.producer.blocks import BlockProducer
 from da.producer.certify import Certifier
 from da.producer.encoder import Encoder
+from da.producer.group.etcd import Coordinator
+from da.producer.group.intake import GroupIntake
+from da.producer.group.leader import Leadership
+from da.producer.group.peers import ReplicaPeer
+from da.producer.group.replica import GroupReplica
+from da.producer.group.service import (
+    REPLICA_METHODS,
+    REPLICA_SERVICE,
+    GroupAttestationServicer,
+    ReplicaServicer,
+)
 from da.producer.mempool import MEMPOOL_SQUARES, Mempool
 from da.producer.service import AttestationServicer, ProducerBlobServicer
-from da.signing import read_key_file
+from da.signing import KeyPair, read_key_file
 from da.status import start_status_server
-from da.status.producer import ProducerStatus
+from da.status.producer import ProducerStatus, single_producer
+from da.storage_node.remotes import Remote
 from da.store import blocks
 from da.store.base import KeyValueStore
 from da.store.rocks import open_store
@@ -64,6 +82,7 @@ RPC_METHODS = (
 )
 
 ExecutorFactory = Callable[[ProducerConfig], Executor | None]
+REPLICA_TIMEOUT_SECONDS = 5.0  # one call to another replica (a row, a forwarded blob)
 
 
 def encoder_pool(config: ProducerConfig) -> Executor:
@@ -82,6 +101,7 @@ class ProducerNode:
     certifier: Certifier
     mempool: Mempool
     registry: CollectorRegistry
+    replica: GroupReplica | None = None  # group mode (DESIGN 11): follows, campaigns, leads
 
 
 async def run(config: ProducerConfig, *, make_executor: ExecutorFactory = encoder_pool) -> None:
@@ -90,7 +110,10 @@ async def run(config: ProducerConfig, *, make_executor: ExecutorFactory = encode
         async with AsyncExitStack() as stack:
             node = await start(stack, config, make_executor=make_executor)
             try:
-                await node.producer.run(config.block_time_seconds)
+                if node.replica is not None:
+                    await node.replica.run()
+                else:
+                    await node.producer.run(config.block_time_seconds)
             finally:
                 log.info("shutting down at height %d", node.producer.tip.height)
     except asyncio.CancelledError:
@@ -116,14 +139,31 @@ async def start(
     notifier = serving.HeadNotifier()
     encoder = Encoder(lambda: make_executor(config))
     stack.callback(encoder.shutdown)  # after the server stopped, before the store closes
-    blob_servicer = ProducerBlobServicer(store, mempool, metrics, max_blob_bytes=limit)
+    group = _Group.open(stack, config, key, registry, mempool, limit) if config.group else None
+    blob_servicer = ProducerBlobServicer(
+        store,
+        mempool,
+        metrics,
+        max_blob_bytes=limit,
+        accept=group.intake.submit if group is not None else None,
+    )
     servicers: list[tuple[Any, Any]] = [
         *serving.read_servicers(store, notifier),
         (da_pb2_grpc.add_BlobServiceServicer_to_server, blob_servicer),
-        (da_pb2_grpc.add_AttestationServiceServicer_to_server, AttestationServicer(certifier)),
+        (
+            da_pb2_grpc.add_AttestationServiceServicer_to_server,
+            AttestationServicer(certifier)
+            if group is None
+            else GroupAttestationServicer(certifier, group.peers),
+        ),
     ]
+    if group is not None:
+        replica_servicer = ReplicaServicer(
+            group.intake, certifier, chain_id=config.chain_id, max_blob_bytes=limit
+        )
+        servicers.append((da_pb2_grpc.add_ReplicaServiceServicer_to_server, replica_servicer))
     port = await _serve(stack, config, servicers, registry)
-    metrics_port = await _serve_status(stack, config, registry, store, metrics, mempool)
+    metrics_port = await _serve_status(stack, config, registry, store, metrics, mempool, group)
     # Submissions are served (and persisted) while the encoding workers load the trusted setup.
     await encoder.start()
     producer = BlockProducer(
@@ -139,7 +179,78 @@ async def start(
     )
     metrics.set_head_height(producer.tip.height)
     _log_startup(config, port, key.public, producer.tip.height, mempool.count)
-    return ProducerNode(port, metrics_port, store, producer, certifier, mempool, registry)
+    replica = None
+    if group is not None:
+        replica = GroupReplica(
+            store=store,
+            mempool=mempool,
+            producer=producer,
+            notifier=notifier,
+            metrics=metrics,
+            group_metrics=group.metrics,
+            coordinator=group.coordinator,
+            leadership=group.leadership,
+            intake=group.intake,
+            remotes=group.remotes,
+            chain_id=config.chain_id,
+            block_time_seconds=config.block_time_seconds,
+        )
+    return ProducerNode(port, metrics_port, store, producer, certifier, mempool, registry, replica)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The group-mode parts made before the server starts (the intake serves SubmitBlob)."""
+
+    coordinator: Coordinator
+    metrics: GroupMetrics
+    leadership: Leadership
+    remotes: list[Remote]
+    peers: list[ReplicaPeer]
+    intake: GroupIntake
+
+    @staticmethod
+    def open(
+        stack: AsyncExitStack,
+        config: ProducerConfig,
+        key: KeyPair,
+        registry: CollectorRegistry,
+        mempool: Mempool,
+        max_blob_bytes: int,
+    ) -> _Group:
+        coordinator = Coordinator(config.etcd, config.chain_id)
+        stack.push_async_callback(coordinator.close)  # after the lease was released
+        name = f"{config.server.listen} {key.public.hex()[:16]}"
+        metrics = GroupMetrics(registry)
+        leadership = Leadership(coordinator, name, config.lease_seconds, metrics)
+        remotes = [
+            Remote(address, REPLICA_TIMEOUT_SECONDS, is_producer=True).open(config.tls_ca)
+            for address in config.replicas
+        ]
+        for remote in remotes:
+            stack.push_async_callback(remote.close)
+        # the replicas of one group share the server's bearer token
+        token = config.server.auth_token
+        peers = [ReplicaPeer(remote, config.chain_id, token) for remote in remotes]
+        intake = GroupIntake(
+            mempool, leadership, peers, metrics, max_blob_bytes=max_blob_bytes
+        )
+        log.info(
+            "group mode: etcd %s, other replicas %s, lease %d s",
+            list(config.etcd),
+            list(config.replicas),
+            config.lease_seconds,
+        )
+        return _Group(coordinator, metrics, leadership, remotes, peers, intake)
+
+    def status(self) -> dict[str, Any]:
+        """The leadership fields of the status page (DESIGN 15)."""
+        return {
+            "mode": "group",
+            "leader": self.leadership.leading,
+            "epoch": self.leadership.epoch or None,
+            "replicas": [remote.address for remote in self.remotes],
+        }
 
 
 def _open(stack: AsyncExitStack, config: ProducerConfig) -> KeyValueStore:
@@ -155,12 +266,20 @@ async def _serve(
     servicers: list[tuple[Any, Any]],
     registry: CollectorRegistry,
 ) -> int:
-    """Start the gRPC server (stopped gracefully on exit); returns its port."""
+    """Start the gRPC server (stopped gracefully on exit); returns its port. In a group,
+    ReplicaService is served too and, like the write methods, needs the token if one is set."""
+    server_config = config.server
+    methods: tuple[str, ...] = RPC_METHODS
+    names: tuple[str, ...] = SERVICE_NAMES
+    if config.group:
+        write_methods = server_config.write_methods | frozenset(REPLICA_METHODS)
+        server_config = replace(server_config, write_methods=write_methods)
+        methods, names = (*methods, *REPLICA_METHODS), (*names, REPLICA_SERVICE)
     server, port = await create_server(
-        config.server,
+        server_config,
         servicers,
-        rpc_metrics=RpcMetrics(registry, RPC_METHODS),
-        service_names=SERVICE_NAMES,
+        rpc_metrics=RpcMetrics(registry, methods),
+        service_names=names,
     )
     stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
     return port
@@ -173,10 +292,12 @@ async def _serve_status(
     store: KeyValueStore,
     metrics: ProducerMetrics,
     mempool: Mempool,
+    group: _Group | None,
 ) -> int | None:
     """The status page, /status.json and /metrics on the metrics port (DESIGN 15)."""
     if config.metrics_port is None:
         return None
+    leadership = single_producer if group is None else group.status
     source = ProducerStatus(
         chain_id=config.chain_id,
         store=store,
@@ -184,6 +305,7 @@ async def _serve_status(
         mempool=lambda: (mempool.count, mempool.bytes),
         encode_seconds=metrics.recent_encode_seconds.get,
         quorum=config.quorum,
+        leadership=leadership,
     )
     return await start_status_server(
         stack, source, registry, port=config.metrics_port, address=config.metrics_address

@@ -4,15 +4,17 @@ read side) and AttestationService. Each handler is decode -> act -> encode; erro
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from da.api import convert
 from da.errors import DAError, ResourceExhausted, TooLarge, UnknownBlob
 from da.metrics import ProducerMetrics
 from da.producer.certify import Certifier
-from da.producer.mempool import Mempool, submission_from_request
+from da.producer.mempool import Mempool, Submission, submission_from_request
 from da.serving import BlobReadServicer
 from da.store.base import KeyValueStore
+from da.store.blobs import BlobRecord
 from da.store.certificates import StoredCertificate
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
@@ -25,6 +27,11 @@ def certificate_to_pb(cert: StoredCertificate) -> pb.Certificate:
             cert.height, cert.header_hash, cert.public_keys, cert.aggregate_signature
         )
     )
+
+
+Accept = Callable[[Submission], Awaitable[tuple[BlobRecord, bool]]]
+"""Takes a checked blob in: (its record, whether it is new); `Mempool.submit` for a single
+producer, `GroupReplica.submit` in a group."""
 
 
 def _submission_result(error: BaseException) -> str:
@@ -46,9 +53,11 @@ class ProducerBlobServicer(BlobReadServicer):
         metrics: ProducerMetrics,
         *,
         max_blob_bytes: int,
+        accept: Accept | None = None,
     ) -> None:
         super().__init__(store)
         self._mempool = mempool
+        self._accept = accept or mempool.submit
         self._metrics = metrics
         self._max_blob_bytes = max_blob_bytes
 
@@ -57,7 +66,7 @@ class ProducerBlobServicer(BlobReadServicer):
     ) -> pb.SubmitBlobResponse:
         try:
             blob = submission_from_request(request.namespace, request.data, self._max_blob_bytes)
-            record, new = await self._mempool.submit(blob)
+            record, new = await self._accept(blob)
         except (DAError, ErasureError) as e:
             self._metrics.observe_submission(_submission_result(e))
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -60,9 +60,10 @@ class Attester:
         max_attempts: int = MAX_ATTEMPTS,
         backoff_cap_seconds: float = 30.0,
         on_result: Callable[[int, bool], None] | None = None,
+        other_producers: Sequence[Remote] = (),
     ) -> None:
         self._key = key
-        self._producer = producer
+        self._producers = [producer, *other_producers]  # a group's replicas: tried in turn
         self._max_attempts = max_attempts
         self._backoff_cap = backoff_cap_seconds
         self._on_result = on_result  # (height, accepted) after each attestation's last attempt
@@ -94,7 +95,8 @@ class Attester:
         backoff = Backoff(cap_seconds=self._backoff_cap)
         for attempt in range(1, self._max_attempts + 1):
             try:
-                accepted = await self._producer.attest(attestation)
+                producer = self._producers[(attempt - 1) % len(self._producers)]
+                accepted = await producer.attest(attestation)
             except RemoteError as e:
                 if _final(e):
                     log.warning(

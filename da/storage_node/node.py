@@ -74,7 +74,7 @@ async def run(config: StorageNodeConfig) -> None:
         await _serve(stack, config, store, metrics, registry, notifier, stats, directory)
         remotes = await _remotes(stack, config)
         verifier = await _verifier(stack)
-        attester = _attester(config, remotes[0], stats, metrics)
+        attester = _attester(config, remotes[: len(config.producers)], stats, metrics)
         if attester is not None:  # the queue of a previous run was in memory only
             requeued = await attester.submit_recent(store)
             log.info("re-attesting the %d most recent stored blocks", requeued)
@@ -168,9 +168,12 @@ async def _serve(
 
 
 async def _remotes(stack: AsyncExitStack, config: StorageNodeConfig) -> list[Remote]:
-    """The producer first, then the peers; channels closed on exit."""
+    """The producers (every replica of a group) first, then the peers; closed on exit."""
     timeout = config.request_timeout_seconds
-    remotes = [Remote(config.producer, timeout, is_producer=True).open(config.tls_ca)]
+    remotes = [
+        Remote(producer, timeout, is_producer=True).open(config.tls_ca)
+        for producer in config.producers
+    ]
     remotes += [Remote(peer, timeout).open(config.tls_ca) for peer in config.peers]
     for remote in remotes:
         stack.push_async_callback(remote.close)
@@ -187,8 +190,12 @@ async def _verifier(stack: AsyncExitStack) -> Executor:
 
 
 def _attester(
-    config: StorageNodeConfig, producer: Remote, stats: AttestationStats, metrics: StorageMetrics
+    config: StorageNodeConfig,
+    producers: list[Remote],
+    stats: AttestationStats,
+    metrics: StorageMetrics,
 ) -> Attester | None:
+    """Attestations go to the producer (a group's replicas in turn, on failure)."""
     if config.key_file is None:
         return None
 
@@ -197,4 +204,6 @@ def _attester(
         if not accepted:
             metrics.observe_attestation_failure()
 
-    return Attester(read_key_file(config.key_file), producer, on_result=on_result)
+    first, *others = producers
+    return Attester(read_key_file(config.key_file), first, on_result=on_result,
+                    other_producers=others)

@@ -102,16 +102,23 @@ def _pending_blob(key: bytes, raw: bytes) -> PendingBlob:
 
 
 def pending_blobs_fitting(store: KeyValueStore, capacity_cells: int) -> list[PendingBlob]:
-    """The longest arrival-order prefix of the pending blobs whose cells (each blob from a new
-    cell) fit `capacity_cells`; stops reading at the first blob that does not fit, so arrival
-    order is kept (a large blob is never starved by small ones behind it)."""
+    """`fitting_prefix` of the pending blobs, read lazily: the blobs behind the prefix are not
+    loaded (the mempool may hold several squares)."""
+    pending = (_pending_blob(key, raw) for key, raw in store.iterate(schema.PENDING_BLOB))
+    return fitting_prefix(pending, capacity_cells)
+
+
+def fitting_prefix(blobs: Iterable[PendingBlob], capacity_cells: int) -> list[PendingBlob]:
+    """The longest arrival-order prefix of `blobs` whose cells (each blob from a new cell) fit
+    `capacity_cells`. Stopping at the first blob that does not fit (rather than skipping it)
+    keeps arrival order: a large blob is never starved by a stream of small ones behind it."""
     chosen: list[PendingBlob] = []
     used = 0
-    for key, raw in store.iterate(schema.PENDING_BLOB):
-        cells = cells_for_length(len(raw) - NAMESPACE_BYTES)
+    for blob in blobs:
+        cells = cells_for_length(len(blob.data))
         if used + cells > capacity_cells:
             break
-        chosen.append(_pending_blob(key, raw))
+        chosen.append(blob)
         used += cells
     return chosen
 

@@ -236,3 +236,45 @@ class AnnounceSamplerResponse(_message.Message):
     accepted: bool
     ttl_seconds: int
     def __init__(self, accepted: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class ReplicateBlobRequest(_message.Message):
+    __slots__ = ("epoch", "namespace", "data", "chain_id")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    namespace: bytes
+    data: bytes
+    chain_id: str
+    def __init__(self, epoch: _Optional[int] = ..., namespace: _Optional[bytes] = ..., data: _Optional[bytes] = ..., chain_id: _Optional[str] = ...) -> None: ...
+
+class ReplicateBlobResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetPendingBlobsRequest(_message.Message):
+    __slots__ = ("epoch", "chain_id")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    chain_id: str
+    def __init__(self, epoch: _Optional[int] = ..., chain_id: _Optional[str] = ...) -> None: ...
+
+class ForwardBlobRequest(_message.Message):
+    __slots__ = ("chain_id", "namespace", "data")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    namespace: bytes
+    data: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., namespace: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PendingBlob(_message.Message):
+    __slots__ = ("namespace", "data")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    namespace: bytes
+    data: bytes
+    def __init__(self, namespace: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -716,3 +716,210 @@ class SamplerRegistry:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ReplicaServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReplicateBlob = channel.unary_unary(
+                '/da.v1.ReplicaService/ReplicateBlob',
+                request_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobResponse.FromString,
+                _registered_method=True)
+        self.GetPendingBlobs = channel.unary_stream(
+                '/da.v1.ReplicaService/GetPendingBlobs',
+                request_serializer=da_dot_v1_dot_da__pb2.GetPendingBlobsRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.PendingBlob.FromString,
+                _registered_method=True)
+        self.ForwardBlob = channel.unary_unary(
+                '/da.v1.ReplicaService/ForwardBlob',
+                request_serializer=da_dot_v1_dot_da__pb2.ForwardBlobRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.SubmitBlobResponse.FromString,
+                _registered_method=True)
+        self.ShareAttestation = channel.unary_unary(
+                '/da.v1.ReplicaService/ShareAttestation',
+                request_serializer=da_dot_v1_dot_da__pb2.Attestation.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.AttestResponse.FromString,
+                _registered_method=True)
+
+
+class ReplicaServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ReplicateBlob(self, request, context):
+        """Leader -> follower: keep this blob durably (synced) in the mempool; UNAVAILABLE when a newer
+        epoch was promised here (the caller no longer leads).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPendingBlobs(self, request, context):
+        """New leader -> follower: every pending blob; from then on older epochs are refused here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForwardBlob(self, request, context):
+        """Follower -> leader: a client's SubmitBlob; UNAVAILABLE when the callee does not lead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareAttestation(self, request, context):
+        """Replica -> replica: an attestation a storage node sent to the caller, checked again here, so
+        that every replica (the leader included) forms the certificate. Never passed on further.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReplicaServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReplicateBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicateBlob,
+                    request_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobResponse.SerializeToString,
+            ),
+            'GetPendingBlobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetPendingBlobs,
+                    request_deserializer=da_dot_v1_dot_da__pb2.GetPendingBlobsRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.PendingBlob.SerializeToString,
+            ),
+            'ForwardBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForwardBlob,
+                    request_deserializer=da_dot_v1_dot_da__pb2.ForwardBlobRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.SubmitBlobResponse.SerializeToString,
+            ),
+            'ShareAttestation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareAttestation,
+                    request_deserializer=da_dot_v1_dot_da__pb2.Attestation.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.AttestResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'da.v1.ReplicaService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('da.v1.ReplicaService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReplicaService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ReplicateBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.ReplicaService/ReplicateBlob',
+            da_dot_v1_dot_da__pb2.ReplicateBlobRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.ReplicateBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPendingBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/da.v1.ReplicaService/GetPendingBlobs',
+            da_dot_v1_dot_da__pb2.GetPendingBlobsRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.PendingBlob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForwardBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.ReplicaService/ForwardBlob',
+            da_dot_v1_dot_da__pb2.ForwardBlobRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.SubmitBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareAttestation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/da.v1.ReplicaService/ShareAttestation',
+            da_dot_v1_dot_da__pb2.Attestation.SerializeToString,
+            da_dot_v1_dot_da__pb2.AttestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

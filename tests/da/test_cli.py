@@ -60,6 +60,18 @@ def test_toml_values_with_flags_overriding(tmp_path: Path) -> None:
     assert config.max_blob_bytes == 16 * 64 * 1984
 
 
+def test_producer_group_flags() -> None:
+    config = cli.compose_config([
+        "producer", "--data-dir", "d", "--key-file", "k", "--chain-id", "c",
+        "--etcd", "127.0.0.1:2379", "--etcd", "127.0.0.1:2380",
+        "--replica", "127.0.0.1:7001", "--replica", "127.0.0.1:7002", "--lease-seconds", "3",
+    ])
+    assert isinstance(config, ProducerConfig)
+    assert config.etcd == ("127.0.0.1:2379", "127.0.0.1:2380")
+    assert config.replicas == ("127.0.0.1:7001", "127.0.0.1:7002")
+    assert config.lease_seconds == 3 and config.group
+
+
 def test_storage_node_lists_and_no_token(tmp_path: Path) -> None:
     config_file = write(tmp_path / "s.toml", f"""
         data-dir = "d"

@@ -42,6 +42,13 @@ def test_defaults_validate() -> None:
         config.validate()
 
 
+def test_producer_group_mode_is_switched_on_by_etcd() -> None:
+    assert not producer().group
+    grouped = producer(etcd=("127.0.0.1:2379",), replicas=("127.0.0.1:7001", "127.0.0.1:7002"))
+    grouped.validate()
+    assert grouped.group and grouped.lease_seconds == 2
+
+
 def test_producer_blob_limit_defaults_to_square_capacity() -> None:
     assert producer().max_blob_bytes == 64 * CELLS_PER_ROW * PAYLOAD_BYTES_PER_CELL == 8_126_464
     assert producer(max_rows=16).max_blob_bytes == 16 * CELLS_PER_ROW * PAYLOAD_BYTES_PER_CELL
@@ -63,6 +70,18 @@ def test_producer_blob_limit_defaults_to_square_capacity() -> None:
         ({"metrics_port": 70000}, "metrics_port"),
         ({"dask_scheduler": "nohost"}, "dask_scheduler"),
         ({"server": ServerConfig(listen="0.0.0.0:7000")}, "beyond loopback"),
+        ({"replicas": ("127.0.0.1:7001",)}, "--replica needs --etcd"),
+        ({"etcd": ("nohost",)}, "etcd"),
+        (
+            {
+                "etcd": ("127.0.0.1:2379",),
+                "replicas": ("127.0.0.1:7000",),
+                "server": ServerConfig(listen="127.0.0.1:7000"),
+            },
+            "own address",
+        ),
+        ({"etcd": ("127.0.0.1:2379",), "replicas": ("127.0.0.1:7001",) * 2}, "twice"),
+        ({"etcd": ("127.0.0.1:2379",), "lease_seconds": 0}, "lease_seconds"),
     ],
 )
 def test_producer_rejects(overrides: dict[str, Any], message: str) -> None:

@@ -97,9 +97,13 @@ class DaProcess:
             return self.proc.wait(10)
 
     def kill9(self) -> None:
-        """kill -9: no cleanup at all, as in a crash."""
+        """kill -9: no cleanup at all, as in a crash. The whole process group (the process is a
+        session leader): its encoding pool's forkserver and workers would outlive it otherwise."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait(10)
 
     def log(self) -> str:

@@ -11,6 +11,7 @@ import io
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,3 +184,23 @@ async def test_encode_times_come_from_the_producer_log(tmp_path: Path) -> None:
     watcher.heights = {h: devnet.HeightView(h, 0.0) for h in (1, 2, 3)}
     await watcher._encode_times()  # noqa: SLF001
     assert [v.encode_seconds for v in watcher.heights.values()] == [0.77, 0.25, None]
+
+
+
+def test_devnet_producer_group_blocks_all_available(tmp_path: Path) -> None:
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd is not on PATH: install the Debian package etcd-server")
+    data = tmp_path / "devnet"
+    try:
+        done = subprocess.run(
+            devnet_args(data, "--producers", "3", "--storage-nodes", "1", "--light-clients", "1",
+                        "--blocks", "2"),
+            capture_output=True, text=True, timeout=DEVNET_TIMEOUT_SECONDS,
+        )
+    finally:
+        leftovers = wait_gone(str(data))
+    report = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, report
+    assert "every one available to every light client" in done.stdout, report
+    assert "producer-3" in done.stdout and "etcd-3" in done.stdout, report
+    assert not leftovers, f"processes outlived the devnet: {leftovers}"

@@ -199,7 +199,7 @@ async def test_a_block_that_landed_despite_an_error_is_never_overwritten(
     with pytest.raises(OSError):
         await producer.produce_once()
     stored = blocks.get_signed_header(store, 1)
-    await producer._resync()  # what the loop does after a failure
+    await producer.resync()  # what the loop does after a failure
     assert producer.tip.height == 1 and mempool.count == 0
     await submit(mempool, b"next")
     block = await producer.produce_once()

@@ -1,0 +1,197 @@
+"""A producer group of three replicas beside a real 3-member etcd (DESIGN 11): how long a leader
+kill stops production, and what replication costs submitters, against a single producer.
+
+    python bench/failover.py [--quick] [--json]
+
+1. Failover: a background submitter keeps small blobs pending; KILLS times the current leader is
+   killed (kill -9) and the time to the first header signed by another replica served by a
+   survivor is measured (min, median, max); the killed replica is restarted (same data
+   directory) and caught up before the next kill. Bound: lease + one block time (a new leader
+   must wait out the dead one's lease, then build one block). Target: median within 1.5x.
+2. Submission throughput and latency: SUBMITTERS closed-loop threads submit 1 KiB blobs for
+   WINDOW_SECONDS to a single producer, then to the group's leader, both on this machine in this
+   run. Target: the group acknowledges at least 0.8x the single producer's blobs per second
+   (each group acknowledgement waits for a second replica to sync the blob).
+`--quick`: 2 kills, 4 s windows, no target judged.
+"""
+
+import itertools
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from procs import cluster  # noqa: E402
+from run import BenchRow, row, run_sized  # noqa: E402  (bench/run.py: the table convention)
+
+from da.header import header_from_bytes  # noqa: E402
+from da.v1 import da_pb2 as pb  # noqa: E402
+from da.v1 import da_pb2_grpc  # noqa: E402
+from tests.integration.etcd_cluster import EtcdCluster  # noqa: E402
+from tests.integration.group import ProducerGroup  # noqa: E402
+
+LEASE_SECONDS = 2
+BLOCK_TIME_SECONDS = 1.0
+SUBMITTERS = 8
+BLOB_BYTES = 1024
+NS = b"\x0f"
+FAILOVER_TARGET = 1.5
+THROUGHPUT_TARGET = 0.8
+
+
+@dataclass(frozen=True)
+class Sizes:
+    kills: int
+    window_seconds: float
+
+
+def closed_loop(address: str, seconds: float, tag: str) -> tuple[int, list[float]]:
+    """SUBMITTERS threads submitting distinct blobs back to back for `seconds`: (acknowledged
+    blobs, latency of each in seconds)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def submit(n: int) -> None:
+        with grpc.insecure_channel(address) as channel:
+            stub = da_pb2_grpc.BlobServiceStub(channel)
+            for seq in itertools.count():
+                if time.monotonic() >= deadline:
+                    return
+                data = f"{tag} {n} {seq} ".encode().ljust(BLOB_BYTES, b".")
+                started = time.perf_counter()
+                try:
+                    stub.SubmitBlob(pb.SubmitBlobRequest(namespace=NS, data=data), timeout=10)
+                except grpc.RpcError:
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(SUBMITTERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(latencies), latencies
+
+
+def trickle(group: ProducerGroup, stop: threading.Event) -> None:
+    """Keep a blob pending most of the time, at whichever replica answers."""
+    for seq in itertools.count():
+        if stop.is_set():
+            return
+        for i in group.alive():
+            try:
+                group.submit(i, NS, b"trickle %d" % seq)
+                break
+            except grpc.RpcError:
+                continue
+        time.sleep(0.2)
+
+
+def drain(group: ProducerGroup, leader: int, say: Callable[[str], None]) -> None:
+    """Wait until the throughput window's backlog is in blocks."""
+    started = time.monotonic()
+    while (group.metric(leader, "da_producer_pending_blobs") or 0) > 0:
+        time.sleep(0.5)
+    say(f"backlog included after {time.monotonic() - started:.0f} s")
+
+
+def failover_seconds(group: ProducerGroup, kills: int, say: Callable[[str], None]) -> list[float]:
+    stop = threading.Event()
+    feeder = threading.Thread(target=trickle, args=(group, stop))
+    feeder.start()
+    took = []
+    try:
+        for n in range(kills):
+            leader = group.wait_leader()
+            survivors = [i for i in group.alive() if i != leader]
+            group.wait_leader()
+            time.sleep(2 * BLOCK_TIME_SECONDS)
+            head = max(group.head(i) for i in survivors)
+            killed_key = bytes.fromhex(group.keys[leader])
+            started = time.monotonic()
+            group.proc(leader).kill9()
+            while not any(_new_signer(group, i, head, killed_key) for i in survivors):
+                time.sleep(0.02)
+            took.append(time.monotonic() - started)
+            say(f"kill {n + 1}: first new header after {took[-1]:.2f} s")
+            group.start(leader)
+            while group.head(leader) < head + 1:
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        feeder.join(30)
+    return took
+
+
+def _new_signer(group: ProducerGroup, i: int, head: int, killed_key: bytes) -> bool:
+    """True once replica `i` serves a header above `head` signed by another than the killed
+    leader (blocks the killed leader committed just before its death do not count)."""
+    try:
+        header = header_from_bytes(group.header(i, 0).header)
+    except grpc.RpcError:
+        return False
+    return header.height > head and header.producer != killed_key
+
+
+def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRow]:
+    with cluster("bench-single") as nodes:
+        single = nodes.producer("single", "--rate-limit", "100000")
+        say(f"single producer: {SUBMITTERS} submitters for {sizes.window_seconds:.0f} s")
+        single_acked, single_lat = closed_loop(single.listen, sizes.window_seconds, "single")
+    with cluster("bench-group") as nodes:
+        etcd = EtcdCluster(nodes.tmp / "etcd")
+        try:
+            group = ProducerGroup(nodes, etcd, lease_seconds=LEASE_SECONDS,
+                                  block_time=BLOCK_TIME_SECONDS)
+            leader = group.wait_leader()
+            say(f"group leader: {SUBMITTERS} submitters for {sizes.window_seconds:.0f} s")
+            group_acked, group_lat = closed_loop(group.address(leader), sizes.window_seconds,
+                                                 "group")
+            drain(group, leader, say)  # kills measure a normal block, not the backlog's
+            took = failover_seconds(group, sizes.kills, say)
+            group.close()
+        finally:
+            etcd.close()
+    return table(sizes, judged, took, (single_acked, single_lat), (group_acked, group_lat))
+
+
+def table(
+    sizes: Sizes,
+    judged: bool,
+    took: list[float],
+    single: tuple[int, list[float]],
+    group: tuple[int, list[float]],
+) -> list[BenchRow]:
+    bound = LEASE_SECONDS + BLOCK_TIME_SECONDS
+    median = statistics.median(took)
+    single_rate = single[0] / sizes.window_seconds
+    group_rate = group[0] / sizes.window_seconds
+
+    def met(ok: bool) -> bool | None:
+        return ok if judged else None
+
+    target = f"<= {FAILOVER_TARGET}x"
+    return [
+        row("failover: min s to a new header", min(took), bound, "-", None),
+        row("failover: median s (lease + block)", median, bound, target,
+            met(median <= FAILOVER_TARGET * bound)),
+        row("failover: max s", max(took), bound, "-", None),
+        row("group blobs/s vs single producer", group_rate, single_rate,
+            f">= {THROUGHPUT_TARGET}x", met(group_rate >= THROUGHPUT_TARGET * single_rate)),
+        row("group p50 submit ms vs single", 1000 * statistics.median(group[1]),
+            1000 * statistics.median(single[1]), "-", None),
+    ]
+
+
+if __name__ == "__main__":
+    run_sized(__doc__, "2 kills, 4 s windows, no target judged", rows, Sizes(2, 4.0),
+              Sizes(5, 15.0))
