@@ -114,7 +114,8 @@ class LightClient:
         if metrics is not None:
             metrics.set_samples_held(self.state.cells_held)
         self.pool = PeerPool(
-            peers, requests_per_second=config.peer_requests_per_second, clock=clock
+            peers, requests_per_second=config.peer_requests_per_second, clock=clock,
+            on_shun=metrics.observe_peer_shunned if metrics is not None else lambda: None,
         )
         self.sampler = Sampler(
             self.pool,

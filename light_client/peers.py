@@ -167,12 +167,14 @@ class PeerPool:
         requests_per_second: float,
         shun_seconds: float = DEFAULT_SHUN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        on_shun: Callable[[], None] = lambda: None,
     ) -> None:
         if not peers:
             raise ValueError("a peer pool needs at least one peer")
         self.peers = tuple(peers)
         self._shun_seconds = shun_seconds
         self._clock = clock
+        self._on_shun = on_shun  # a peer newly set aside (`da_light_peers_shunned_total`)
         self._shunned_until: dict[str, float] = {}
         burst = max(1, round(requests_per_second))
         self._throttles = {
@@ -192,6 +194,8 @@ class PeerPool:
         return min(times) if times else None
 
     def shun(self, peer: Peer) -> None:
+        if not self.is_shunned(peer):
+            self._on_shun()
         self._shunned_until[peer.name] = self._clock() + self._shun_seconds
 
     def is_shunned(self, peer: Peer) -> bool:

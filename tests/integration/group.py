@@ -35,6 +35,9 @@ class ProducerGroup:
         self.size = size
         self.ports = [free_port() for _ in range(size)]
         self.keys = [keygen(cluster.tmp / f"replica{i}.key") for i in range(size)]
+        # The storage node whose attestations count (DESIGN 13: only --operator keys do).
+        self.operator_key_file = cluster.tmp / "storage.key"
+        self.operator = keygen(self.operator_key_file)
         self.procs: list[DaProcess | None] = [None] * size
         self._channels: dict[int, grpc.Channel] = {}
         for i in range(size):
@@ -58,7 +61,7 @@ class ProducerGroup:
                 "--workers", "1", "--lease-seconds", str(self.lease_seconds),
                 # the checks poll many statuses from one connection; replication between the
                 # replicas counts against the per-peer limit too (see the report)
-                "--rate-limit", "2000",
+                "--rate-limit", "2000", "--operator", self.operator,
                 *self.etcd.etcd_args(), *others]
         self.procs[i] = self.cluster.spawn(f"replica{i}", args, listen_port=self.ports[i])
         return self.procs[i]  # type: ignore[return-value]

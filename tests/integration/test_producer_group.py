@@ -23,7 +23,6 @@ from tests.integration.group import ProducerGroup
 from tests.integration.harness import (
     Cluster,
     free_port,
-    keygen,
     metric_value,
     scrape,
     wait_until,
@@ -99,8 +98,7 @@ def wait_heads(group: ProducerGroup, replicas: list[int], height: int) -> None:
 def storage_node_of(group: ProducerGroup) -> int:
     """A storage node given every replica (`--producer` and `--trusted-key` repeated); returns
     its index in the group's process list view (`group.procs`), appended after the replicas."""
-    key = group.cluster.tmp / "storage.key"
-    keygen(key)
+    key = group.operator_key_file
     args = ["storage-node", "--chain-id", group.cluster.chain_id, "--key-file", str(key)]
     for address, key in zip(group.addresses, group.keys, strict=True):
         args += ["--producer", address, "--trusted-key", key]

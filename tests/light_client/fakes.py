@@ -73,6 +73,7 @@ class FakePeer:
     lag_calls: int = 0
     headers: list[SignedHeader] = field(default_factory=list)
     asked: list[CellRef] = field(default_factory=list)
+    asked_heights: list[int] = field(default_factory=list)  # one entry per get_samples call
     calls: int = 0
     new_headers: asyncio.Queue[SignedHeader] = field(default_factory=asyncio.Queue)
 
@@ -80,6 +81,7 @@ class FakePeer:
         self, height: int, coords: Sequence[CellRef], timeout: float
     ) -> list[ServedCell]:
         self.calls += 1
+        self.asked_heights.append(height)
         self.asked.extend(coords)
         if self.mode == "slow":
             await asyncio.sleep(self.delay)

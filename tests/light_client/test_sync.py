@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
@@ -144,10 +144,10 @@ async def test_waiting_for_holders_ends_when_enough_announced_or_at_the_timeout(
 
 
 def _sync_with_pool(
-    peers: list[FakePeer], key: KeyPair
+    peers: list[FakePeer], key: KeyPair, on_shun: Callable[[], None] = lambda: None
 ) -> tuple[HeaderSync, HeaderChain, PeerPool]:
     chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
-    pool = PeerPool(peers, requests_per_second=1000.0)
+    pool = PeerPool(peers, requests_per_second=1000.0, on_shun=on_shun)
     sync = HeaderSync(peers, chain, lambda s, live: None, request_timeout_seconds=1.0,
                       rng=random.Random(2), pool=pool)
     return sync, chain, pool
@@ -172,7 +172,8 @@ async def test_a_forger_is_shunned_once_and_then_ignored(
     headers = signed_chain(square, key, 3)
     stranger = producer_key(9)
     forger, honest = FakePeer("forger", square), FakePeer("honest", square)
-    sync, chain, pool = _sync_with_pool([forger, honest], key)
+    shunned: list[int] = []  # what da_light_peers_shunned_total counts
+    sync, chain, pool = _sync_with_pool([forger, honest], key, lambda: shunned.append(1))
     with caplog.at_level(logging.WARNING):
         for signed in headers:
             forged = resign(signed, stranger, producer=stranger.public)
@@ -181,6 +182,7 @@ async def test_a_forger_is_shunned_once_and_then_ignored(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 2  # the rejection and the shunning, not one per forgery
     assert pool.is_shunned(forger) and [p.name for p in pool.usable()] == ["honest"]
+    assert shunned == [1]
     await sync.receive(honest, raw(headers[0]), live=True)
     assert chain.head == 1 and sync.holders(1) == {"honest"}
 
