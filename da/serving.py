@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -74,39 +74,66 @@ class HeadNotifier:
 # --- headers --------------------------------------------------------------------------------
 
 
-def _signed_header_pb(store: KeyValueStore, height: int) -> pb.SignedHeader | None:
-    stored = blocks.get_signed_header(store, height)
-    return None if stored is None else convert.signed_header_to_pb(*stored)
+class HeaderSource(Protocol):
+    """The headers a HeaderService serves. Called from worker threads (store reads)."""
+
+    def head(self) -> int:
+        """The newest height served (0 if none)."""
+        ...
+
+    def lowest(self) -> int:
+        """The oldest height still held (0 if none): a subscription never starts below it."""
+        ...
+
+    def signed_header(self, height: int) -> tuple[bytes, bytes] | None:
+        """(header bytes, signature) at `height`, or None (never held, or pruned)."""
+        ...
 
 
-def latest_height(store: KeyValueStore) -> int:
-    """The highest height whose whole block is stored (0 if none)."""
-    return blocks.head_height(store)
+class StoredHeaders:
+    """The headers of the whole blocks in a block store (producer and storage node)."""
+
+    def __init__(self, store: KeyValueStore) -> None:
+        self._store = store
+
+    def head(self) -> int:
+        return blocks.head_height(self._store)
+
+    def lowest(self) -> int:
+        return blocks.lowest_height(self._store)
+
+    def signed_header(self, height: int) -> tuple[bytes, bytes] | None:
+        return blocks.get_signed_header(self._store, height) if height >= 1 else None
 
 
 class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
-    """HeaderService over a block store (producer and storage node alike)."""
+    """HeaderService over a `HeaderSource`: a block store (`StoredHeaders`: producer and storage
+    node) or a light client's verified chain."""
 
     def __init__(
         self,
-        store: KeyValueStore,
+        headers: HeaderSource,
         notifier: HeadNotifier,
         *,
         max_subscribers: int = MAX_SUBSCRIBERS,
         poll_seconds: float = SUBSCRIBE_POLL_SECONDS,
     ) -> None:
-        self._store = store
+        self._headers = headers
         self._notifier = notifier
         self._max_subscribers = max_subscribers
         self._poll_seconds = poll_seconds
         self._subscribers = 0
 
     async def GetHeader(self, request: pb.GetHeaderRequest, context: Any) -> pb.SignedHeader:
-        height = request.height or latest_height(self._store)
-        found = _signed_header_pb(self._store, height) if height else None
+        found = await asyncio.to_thread(self._get, request.height)
         if found is None:
             raise UnknownHeight(request.height)
         return found
+
+    def _get(self, height: int) -> pb.SignedHeader | None:
+        """The header at `height` (0: the head) as a message, or None."""
+        stored = self._headers.signed_header(height or self._headers.head())
+        return None if stored is None else convert.signed_header_to_pb(*stored)
 
     async def SubscribeHeaders(
         self, request: pb.SubscribeHeadersRequest, context: Any
@@ -121,20 +148,19 @@ class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
             self._subscribers -= 1
 
     async def _stream(self, from_height: int) -> AsyncIterator[pb.SignedHeader]:
-        """Stored headers from `from_height` (0: from the head) on, then each new one. A height
-        below the lowest held starts at the lowest held (DESIGN 13): nothing is done for pruned
+        """Headers from `from_height` (0: from the head) on, then each new one. A height below
+        the lowest held starts at the lowest held (DESIGN 13): nothing is done for pruned
         history, and every store read runs off the event loop."""
-        store = self._store
+        headers = self._headers
         if from_height:
-            lowest = await asyncio.to_thread(blocks.lowest_height, store)
-            next_height = max(from_height, lowest)
+            next_height = max(from_height, await asyncio.to_thread(headers.lowest))
         else:
-            next_height = max(await asyncio.to_thread(latest_height, store), 1)
+            next_height = max(await asyncio.to_thread(headers.head), 1)
         while True:
             changed = self._notifier.next_change()
-            head = await asyncio.to_thread(latest_height, store)
+            head = await asyncio.to_thread(headers.head)
             while next_height <= head:
-                found = await asyncio.to_thread(_signed_header_pb, store, next_height)
+                found = await asyncio.to_thread(self._get, next_height)
                 next_height += 1
                 if found is not None:
                     yield found
@@ -346,6 +372,9 @@ def read_servicers(
 ) -> list[tuple[AddServicer, Any]]:
     """(add function, servicer) pairs for HeaderService and ShareService, for `create_server`."""
     return [
-        (da_pb2_grpc.add_HeaderServiceServicer_to_server, HeaderServicer(store, notifier)),
+        (
+            da_pb2_grpc.add_HeaderServiceServicer_to_server,
+            HeaderServicer(StoredHeaders(store), notifier),
+        ),
         (da_pb2_grpc.add_ShareServiceServicer_to_server, ShareServicer(store, on_served=on_served)),
     ]

@@ -42,7 +42,7 @@ from da.sampling import (
     sample_confidence,
     samples_for_confidence,
 )
-from da.serving import HeadNotifier
+from da.serving import HeaderServicer, HeadNotifier
 from da.status import start_status_server
 from da.status.light import LightStatus
 from da.store.base import KeyValueStore
@@ -56,7 +56,7 @@ from light_client.chain import HeaderChain
 from light_client.config import LightClientConfig
 from light_client.peers import GrpcPeer, Peer, PeerPool, max_reply_bytes
 from light_client.sampler import Sampler
-from light_client.service import LightHeaderServicer, SamplingServicer
+from light_client.service import ChainHeaders, SamplingServicer
 from light_client.state import AvailabilityState
 from light_client.sync import BACKLOG_HEIGHTS, HeaderSync
 
@@ -283,7 +283,7 @@ async def _serve(
     sampling = SamplingServicer(
         client.chain, client.state, client.store, on_served=metrics.observe_samples_served
     )
-    headers = LightHeaderServicer(client.chain, client.store, client.notifier)
+    headers = HeaderServicer(ChainHeaders(client.chain, client.store), client.notifier)
     server, port = await create_server(
         server_config,
         [

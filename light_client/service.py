@@ -3,8 +3,9 @@
 - `SamplingServicer`: GetAvailability(height) -> status, confidence, samples; and
   GetHeldSamples(height) -> every sample kept for that height, only once its verdict is final
   (revealing coordinates earlier would help an adversary aim).
-- `LightHeaderServicer`: HeaderService (GetHeader, 0 = latest; SubscribeHeaders) over the
-  headers this client verified, so a storage node can follow the chain from light clients.
+- `ChainHeaders`: the headers this client verified, served by `da.serving.HeaderServicer`
+  (GetHeader, 0 = latest; SubscribeHeaders), so a storage node can follow the chain from light
+  clients.
 
 Decode -> look up -> encode. Heights never seen (or pruned) are NOT_FOUND (raised as
 `UnknownHeight`, mapped by the one error table in `da.api.errors`); height 0 asks about the head.
@@ -12,13 +13,11 @@ Decode -> look up -> encode. Heights never seen (or pruned) are NOT_FOUND (raise
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-from da.api.convert import availability_to_pb, signed_header_to_pb
-from da.errors import NotSampled, ResourceExhausted, UnknownHeight
-from da.serving import MAX_SUBSCRIBERS, SUBSCRIBE_POLL_SECONDS, HeadNotifier
+from da.api.convert import availability_to_pb
+from da.errors import NotSampled, UnknownHeight
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
 from da.store.held import get_held, lowest_kept_height
@@ -107,61 +106,20 @@ class SamplingServicer(da_pb2_grpc.SamplingServiceServicer):
         return reply
 
 
-class LightHeaderServicer(da_pb2_grpc.HeaderServiceServicer):
-    """HeaderService over the verified header chain; `notifier` is woken on each new head."""
+class ChainHeaders:
+    """The headers this client verified, as a `da.serving.HeaderSource`: from the lowest height
+    whose samples are still kept (older ones are pruned with them) to the head."""
 
-    def __init__(
-        self,
-        chain: HeaderChain,
-        store: KeyValueStore,
-        notifier: HeadNotifier,
-        *,
-        max_subscribers: int = MAX_SUBSCRIBERS,
-        poll_seconds: float = SUBSCRIBE_POLL_SECONDS,
-    ) -> None:
+    def __init__(self, chain: HeaderChain, store: KeyValueStore) -> None:
         self._chain = chain
         self._store = store
-        self._notifier = notifier
-        self._max_subscribers = max_subscribers
-        self._poll_seconds = poll_seconds
-        self._subscribers = 0
 
-    async def GetHeader(  # noqa: N802 - generated name
-        self, request: da_pb2.GetHeaderRequest, context: Any
-    ) -> da_pb2.SignedHeader:
-        height = request.height or self._chain.head
-        signed = self._chain.get(height) if height >= max(1, self._lowest()) else None
-        if signed is None:
-            raise UnknownHeight(request.height)
-        return signed_header_to_pb(signed.raw, signed.signature)
+    def head(self) -> int:
+        return self._chain.head
 
-    async def SubscribeHeaders(  # noqa: N802 - generated name
-        self, request: da_pb2.SubscribeHeadersRequest, context: Any
-    ) -> AsyncIterator[da_pb2.SignedHeader]:
-        if self._subscribers >= self._max_subscribers:
-            raise ResourceExhausted(f"more than {self._max_subscribers} header subscribers")
-        self._subscribers += 1
-        try:
-            async for header in self._stream(request.from_height):
-                yield header
-        finally:
-            self._subscribers -= 1
-
-    def _lowest(self) -> int:
+    def lowest(self) -> int:
         return lowest_kept_height(self._store)
 
-    async def _stream(self, from_height: int) -> AsyncIterator[da_pb2.SignedHeader]:
-        """Headers from `from_height` (0: the head; below the lowest kept: the lowest kept) on,
-        then each new head; heights never accepted are skipped."""
-        next_height = max(from_height or self._chain.head, self._lowest(), 1)
-        while True:
-            changed = self._notifier.next_change()
-            while next_height <= self._chain.head:
-                signed = self._chain.get(next_height)
-                next_height += 1
-                if signed is not None:
-                    yield signed_header_to_pb(signed.raw, signed.signature)
-            try:
-                await asyncio.wait_for(changed.wait(), self._poll_seconds)
-            except TimeoutError:
-                pass
+    def signed_header(self, height: int) -> tuple[bytes, bytes] | None:
+        signed = self._chain.get(height) if height >= max(1, self.lowest()) else None
+        return None if signed is None else (signed.raw, signed.signature)

@@ -327,6 +327,8 @@ class LimitInterceptor(_ScopeInterceptor):
     def __init__(self, config: ServerConfig) -> None:
         self._per_peer = _buckets(config.rate_limit_per_second, config.rate_limit_burst,
                                   config.rate_limit_wait_seconds)
+        # A host's burst is two connections' worth: a devnet's or a NAT's honest processes
+        # start together, and the rate, not the burst, is what bounds an abusive host.
         self._per_host = _buckets(config.host_rate_limit_per_second,
                                   2 * config.rate_limit_burst, config.rate_limit_wait_seconds)
         self._calls = _Slots(config.host_concurrent_calls, "concurrent calls")

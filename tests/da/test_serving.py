@@ -37,7 +37,7 @@ def coords(*pairs: tuple[int, int]) -> list[pb.CellCoord]:
 
 
 async def test_get_header_by_height_and_latest(store: MemoryStore) -> None:
-    headers = serving.HeaderServicer(store, serving.HeadNotifier())
+    headers = serving.HeaderServicer(serving.StoredHeaders(store), serving.HeadNotifier())
     blocks = chain(3, big_at=(3,))
     got = await headers.GetHeader(pb.GetHeaderRequest(height=2), None)
     assert (got.header, got.signature) == (blocks[1].signed.raw, blocks[1].signed.signature)
@@ -48,16 +48,15 @@ async def test_get_header_by_height_and_latest(store: MemoryStore) -> None:
 @pytest.mark.parametrize("height", [4, 10**6])
 async def test_get_header_unknown(store: MemoryStore, height: int) -> None:
     with pytest.raises(UnknownHeight):
-        await serving.HeaderServicer(store, serving.HeadNotifier()).GetHeader(
-            pb.GetHeaderRequest(height=height), None
-        )
+        headers = serving.HeaderServicer(serving.StoredHeaders(store), serving.HeadNotifier())
+        await headers.GetHeader(pb.GetHeaderRequest(height=height), None)
 
 
 async def test_get_latest_header_of_empty_store() -> None:
     with pytest.raises(UnknownHeight):
-        await serving.HeaderServicer(MemoryStore(), serving.HeadNotifier()).GetHeader(
-            pb.GetHeaderRequest(height=0), None
-        )
+        empty = serving.StoredHeaders(MemoryStore())
+        headers = serving.HeaderServicer(empty, serving.HeadNotifier())
+        await headers.GetHeader(pb.GetHeaderRequest(height=0), None)
 
 
 async def _take(stream: AsyncIterator[pb.SignedHeader], n: int) -> list[int]:
@@ -73,7 +72,7 @@ async def test_subscribe_streams_stored_then_new_headers() -> None:
     store, notifier = MemoryStore(), serving.HeadNotifier()
     blocks = chain(3, big_at=(3,))
     store_block(store, blocks[0])
-    headers = serving.HeaderServicer(store, notifier, poll_seconds=60)
+    headers = serving.HeaderServicer(serving.StoredHeaders(store), notifier, poll_seconds=60)
     stream = headers.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=1), None)
     task = asyncio.create_task(_take(stream, 3))
     await asyncio.sleep(0.05)
@@ -103,7 +102,7 @@ async def test_subscribe_below_the_lowest_held_height_starts_there() -> None:
     for block in chain(3, big_at=(3,)):
         store_block(store, block)
     blocks.prune_below(store, 3)
-    headers = serving.HeaderServicer(store, serving.HeadNotifier())
+    headers = serving.HeaderServicer(serving.StoredHeaders(store), serving.HeadNotifier())
     stream = headers.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=1), None)
     store.reads.clear()
     assert await asyncio.wait_for(_take(stream, 1), 5) == [3]
@@ -133,14 +132,16 @@ async def test_a_corrupt_stored_header_is_data_loss_not_the_callers_fault(
 
 
 async def test_subscribe_from_zero_starts_at_head(store: MemoryStore) -> None:
-    headers = serving.HeaderServicer(store, serving.HeadNotifier())
+    headers = serving.HeaderServicer(serving.StoredHeaders(store), serving.HeadNotifier())
     stream = headers.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=0), None)
     assert await asyncio.wait_for(_take(stream, 1), 5) == [3]
 
 
 async def test_subscribe_polls_without_notification() -> None:
     store = MemoryStore()
-    headers = serving.HeaderServicer(store, serving.HeadNotifier(), poll_seconds=0.05)
+    headers = serving.HeaderServicer(
+        serving.StoredHeaders(store), serving.HeadNotifier(), poll_seconds=0.05
+    )
     stream = headers.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=1), None)
     task = asyncio.create_task(_take(stream, 1))
     await asyncio.sleep(0.02)
@@ -149,7 +150,9 @@ async def test_subscribe_polls_without_notification() -> None:
 
 
 async def test_subscriber_cap() -> None:
-    headers = serving.HeaderServicer(MemoryStore(), serving.HeadNotifier(), max_subscribers=0)
+    headers = serving.HeaderServicer(
+        serving.StoredHeaders(MemoryStore()), serving.HeadNotifier(), max_subscribers=0
+    )
     with pytest.raises(ResourceExhausted):
         await anext(headers.SubscribeHeaders(pb.SubscribeHeadersRequest(), None))
 

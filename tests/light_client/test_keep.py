@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from da.errors import NotSampled, UnknownHeight
 from da.metrics import LightMetrics
+from da.serving import HeaderServicer
 from da.signing import KeyPair
 from da.store import schema
 from da.store.blocks import get_signed_header
@@ -24,7 +25,7 @@ from erasure.square import ExtendedSquare
 from light_client.chain import HeaderChain
 from light_client.node import LightClient
 from light_client.service import (
-    LightHeaderServicer,
+    ChainHeaders,
     SamplingServicer,
     availability,
     held_samples,
@@ -110,7 +111,7 @@ async def test_client_keeps_its_samples_and_serves_headers(
     store = MemoryStore()
     client = LightClient(config(key, samples=5), peers=peers, store=store,
                          metrics=LightMetrics(registry), rng=random.Random(5))
-    service = LightHeaderServicer(client.chain, store, client.notifier, poll_seconds=0.05)
+    service = HeaderServicer(ChainHeaders(client.chain, store), client.notifier, poll_seconds=0.05)
     async with running(client):
         await verdicts(client, 2)
         latest = await service.GetHeader(pb.GetHeaderRequest(height=0), None)

@@ -1,12 +1,11 @@
 """The `da` commands that talk to nodes (blob, header, certificate, availability, health) against
-the fake node of tests/da/client: text and `--json` output, verification failures as one line
+the fake node of `fakes.py`: text and `--json` output, verification failures as one line
 and exit 1, usage errors exit 2, `--version`, `--log-format json`."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +23,9 @@ from tests.da.client.fakes import (
     TOKEN,
     FakeNode,
     closed_port,
-    serve,
 )
 
 TRUST = ["--chain-id", CHAIN_ID, "--trusted-key", PRODUCER.public.hex()]
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[str, FakeNode]]:
-    fake = FakeNode()
-    with serve(fake) as address:
-        yield address, fake
-
-
-@pytest.fixture
-def node(served: tuple[str, FakeNode]) -> Iterator[tuple[str, FakeNode]]:
-    served[1].reset()
-    yield served
-    served[1].reset()
 
 
 def run_json(argv: list[str], capsys: Any) -> Any:

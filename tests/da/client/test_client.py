@@ -4,7 +4,6 @@ NOT_FOUND, an unreachable first address, the token sent only with SubmitBlob, wa
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,20 +33,6 @@ from tests.da.client.fakes import (
 )
 
 PRODUCER_HEX = PRODUCER.public.hex()
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[str, FakeNode]]:
-    fake = FakeNode()
-    with serve(fake) as address:
-        yield address, fake
-
-
-@pytest.fixture
-def node(served: tuple[str, FakeNode]) -> Iterator[tuple[str, FakeNode]]:
-    served[1].reset()
-    yield served
-    served[1].reset()
 
 
 def client(address: str, **kwargs: object) -> DAClient:

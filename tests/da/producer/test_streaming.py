@@ -181,7 +181,7 @@ async def test_a_crash_mid_block_hides_the_rows_until_a_restart_deletes_them(mak
         )
     for height in (0, 1):
         with pytest.raises(UnknownHeight):
-            await serving.HeaderServicer(survived, HeadNotifier()).GetHeader(
+            await serving.HeaderServicer(serving.StoredHeaders(survived), HeadNotifier()).GetHeader(
                 pb.GetHeaderRequest(height=height), None
             )
     # Restart with a smaller square: the orphans go at start, the retry has k = 1.

@@ -40,7 +40,7 @@ async def serve() -> AsyncIterator[Serve]:
         servicers = [
             (
                 serving.da_pb2_grpc.add_HeaderServiceServicer_to_server,
-                header(store, notifier, poll_seconds=0.1),
+                header(serving.StoredHeaders(store), notifier, poll_seconds=0.1),
             ),
             (serving.da_pb2_grpc.add_ShareServiceServicer_to_server, share(store)),
             *extra,
