@@ -276,10 +276,14 @@ async def test_open_streams_are_limited_per_host_not_per_connection(serve: Any) 
     async with serve(host_streams=2) as (server, _):
         channels = connections(server, 3)
         stubs = [da_pb2_grpc.HeaderServiceStub(ch) for ch in channels]
-        streams = [s.SubscribeHeaders(pb.SubscribeHeadersRequest(from_height=SLOW)) for s in stubs]
+        request = pb.SubscribeHeadersRequest(from_height=SLOW)
+        # The third stream is started only once the first two hold their slots: calls started
+        # together reach the server in any order.
+        streams = [s.SubscribeHeaders(request) for s in stubs[:2]]
+        open_ = [asyncio.ensure_future(stream.read()) for stream in streams]
         try:
-            open_ = [asyncio.ensure_future(stream.read()) for stream in streams[:2]]
             await hanging(2)
+            streams.append(stubs[2].SubscribeHeaders(request))
             error = await refused(asyncio.wait_for(streams[2].read(), 30))
             assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "open streams" in (error.details() or "")
