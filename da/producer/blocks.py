@@ -95,8 +95,9 @@ Commit = Callable[[BuiltBlock], Awaitable[None]]
 raises when the header may not be published (the block is then discarded)."""
 
 
-Eligible = Callable[[list[PendingBlob]], list[PendingBlob]]
-"""Group mode: the pending blobs a block may include (those a majority of replicas holds)."""
+Eligible = Callable[[PendingBlob], bool]
+"""Group mode: whether a block may include a pending blob (a majority of replicas holds it).
+Called in a worker thread while the pending blobs are read."""
 
 
 def chain_tip(store: KeyValueStore) -> Tip:

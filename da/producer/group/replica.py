@@ -250,7 +250,9 @@ class GroupReplica:
             await self._producer.resync()
             while not self._leadership.lost.is_set():
                 started = self._timer()
-                await self._producer.produce_once(self._commit, self._intake.eligible)
+                block = await self._producer.produce_once(self._commit, self._intake.eligible)
+                if block is not None:
+                    self._intake.included(block.included)
                 pause = max(0.0, self._block_time - (self._timer() - started))
                 try:
                     await asyncio.wait_for(self._leadership.lost.wait(), pause)
