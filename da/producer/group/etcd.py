@@ -162,8 +162,14 @@ class Coordinator:
     ) -> bool:
         """Commit the header at `parent.height + 1` in one transaction that succeeds only if the
         leader key still has creation revision `epoch`, nothing is committed at that height and
-        the committed tip is `parent`. False: refused (the caller is no longer the leader)."""
+        the committed tip is `parent`. False: refused (the caller is no longer the leader).
+
+        In doubt (an attempt's answer was lost: etcd may have applied it): a retry on the next
+        member is refused if the first applied, and its failure branch reads the height, so our
+        own header there means committed. If no member answers, the height is read back once
+        etcd answers again (`committed`); still no answer raises `CoordinatorUnavailable`."""
         height = parent.height + 1
+        ours = encode_signed(raw, signature)
         tip_unchanged = (
             [self._txn_value(self._tip_key, encode_tip(parent))]
             if parent.height
@@ -179,14 +185,25 @@ class Coordinator:
                     *tip_unchanged,
                 ],
                 success=[
-                    t.put(self.header_key(height), encode_signed(raw, signature)),
+                    t.put(self.header_key(height), ours),
                     t.put(self._tip_key, encode_tip(CommittedTip(height, height_hash))),
                 ],
-                failure=[],
+                failure=[t.get(self.header_key(height))],
             )
 
-        ok, _responses = await self._call(txn)
-        return bool(ok)
+        try:
+            ok, responses = await self._call(txn)
+        except CoordinatorUnavailable:
+            return await self.committed(height, raw, signature)
+        if ok:
+            return True
+        found = responses[-1]
+        return bool(found) and found[0][0] == ours  # an earlier attempt of ours applied
+
+    async def committed(self, height: int, raw: bytes, signature: bytes) -> bool:
+        """Whether this header is the one committed at `height` (reading back a commit in
+        doubt); raises `CoordinatorUnavailable` if etcd does not answer."""
+        return await self.header(height) == (raw, signature)
 
     async def tip(self) -> CommittedTip:
         """The committed tip (height 0 before the first header)."""

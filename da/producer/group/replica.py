@@ -47,7 +47,6 @@ from da.store.blobs import BlobRecord, BlobState
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often a follower reads the committed tip
-IN_DOUBT_ATTEMPTS = 5  # reads of a header whose commit answer was lost, before giving up
 
 
 class Diverged(DAError):
@@ -273,23 +272,8 @@ class GroupReplica:
             raise CommitRefused(block.height, epoch)
         signed = block.signed
         parent = CommittedTip(block.height - 1, signed.header.prev_hash)
-        try:
-            committed = await self._coordinator.commit_header(
-                epoch, parent, signed.hash, signed.raw, signed.signature
-            )
-        except CoordinatorUnavailable:
-            committed = await self._resolve_in_doubt(signed)
+        committed = await self._coordinator.commit_header(
+            epoch, parent, signed.hash, signed.raw, signed.signature
+        )  # in doubt and etcd silent: raises; the rows are discarded, the block fetched back
         if not committed:
             raise CommitRefused(block.height, epoch)
-
-    async def _resolve_in_doubt(self, signed: SignedHeader) -> bool:
-        """The commit's answer was lost: read back what etcd holds at that height. If it cannot
-        be read, raise: the rows are then discarded and the block is fetched back from another
-        replica or, if nobody holds it, the chain waits for this one to return."""
-        for attempt in range(IN_DOUBT_ATTEMPTS):
-            try:
-                found = await self._coordinator.header(signed.header.height)
-                return found == (signed.raw, signed.signature)
-            except CoordinatorUnavailable:
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise CoordinatorUnavailable(f"commit of header {signed.header.height} is in doubt")
