@@ -65,3 +65,17 @@ async def test_a_cancelled_caller_does_not_withdraw_its_item() -> None:
     caller.cancel()
     assert await batcher.submit(8) == 80
     assert handler.batches == [[7, 8]]  # 7 was handled though its caller left
+
+
+async def test_with_two_in_flight_an_item_waits_for_a_free_slot_not_a_whole_batch() -> None:
+    handler = Recorder()
+    batcher: Batcher[int, int] = Batcher(handler, in_flight=2)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(batcher.submit(2))
+    for _ in range(2):  # the caller's turn, then the second worker's
+        await asyncio.sleep(0)
+    assert handler.batches == [[1], [2]]  # both handled at once
+    assert (await first, await second) == (10, 20)
+    assert await batcher.submit_many([3, 4, 5]) == [30, 40, 50]
+    assert sorted(item for batch in handler.batches[2:] for item in batch) == [3, 4, 5]

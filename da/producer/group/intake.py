@@ -43,6 +43,9 @@ PUSH_CONCURRENCY = 16  # blobs re-replicated at once when taking over
 # Bytes of blob framing in a ReplicateBlobs request beyond the data (namespace, tags): a batch of
 # blobs weighing at most `max_blob_bytes` fits any replica's request limit, as one blob does.
 BLOB_FRAMING_BYTES = 64
+# ReplicateBlobs calls under way to one peer at once: a blob waits for a free call, not for the
+# whole round trip of the one before (the peer's syncs of concurrent calls share an fsync).
+REPLICATION_IN_FLIGHT = 4
 
 Replication = tuple[int, bytes, bytes]
 """A blob on its way to a peer: (epoch, namespace, data)."""
@@ -74,10 +77,14 @@ class GroupIntake:
                 _sender(peer),
                 weight=lambda item: len(item[2]) + BLOB_FRAMING_BYTES,
                 max_batch_weight=max_blob_bytes,
+                in_flight=REPLICATION_IN_FLIGHT,
             )
             for peer in self._peers
         ]
-        self._lock = asyncio.Lock()  # promise and mempool writes of ReplicaService, in order
+        # The epoch checks of ReplicaService, in order: a call admitted under an epoch is
+        # durable before a newer epoch's promise answers.
+        self._lock = asyncio.Lock()
+        self._admitted: set[asyncio.Future[list[tuple[BlobRecord, bool] | BaseException]]] = set()
         self._background: set[asyncio.Task[int]] = set()
         self._leader_hint = 0
         self.promised = 0  # the newest epoch seen or promised here
@@ -161,18 +168,23 @@ class GroupIntake:
             if epoch < self.promised:
                 raise StaleEpoch(epoch, self.promised)
             self.promised = epoch
-            outcomes = await self._mempool.submit_many(checked, limit=False)
+            write = asyncio.ensure_future(self._mempool.submit_many(checked, limit=False))
+            self._admitted.add(write)
+            write.add_done_callback(self._admitted.discard)
+        outcomes = await asyncio.shield(write)  # concurrent calls share the mempool's fsync
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         return refused
 
     async def promise(self, epoch: int) -> list[PendingBlob]:
-        """GetPendingBlobs: promise `epoch` and return every pending blob."""
+        """GetPendingBlobs: promise `epoch` and return every pending blob, those of the
+        ReplicateBlobs calls admitted before the promise included (their writes are awaited)."""
         async with self._lock:
             if epoch < self.promised:
                 raise StaleEpoch(epoch, self.promised)
             self.promised = epoch
+            await asyncio.gather(*self._admitted, return_exceptions=True)
             return await self._mempool.pending()
 
     def saw_epoch(self, epoch: int) -> None:

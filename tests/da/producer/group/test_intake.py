@@ -116,6 +116,14 @@ async def test_older_epochs_are_refused_once_a_newer_one_was_promised() -> None:
     assert [b.data for b in await mempool.pending()] == [b"from epoch 3"]
 
 
+async def test_a_promise_answers_with_the_blobs_admitted_before_it() -> None:
+    group, _ = intake([Peer("a"), Peer("b")], Leading(leading=False))
+    keep = asyncio.ensure_future(group.keep(3, [(b"\x01", b"admitted under epoch 3")]))
+    await asyncio.sleep(0)  # admitted; its synced write still under way
+    assert [b.data for b in await group.promise(4)] == [b"admitted under epoch 3"]
+    assert await keep == []
+
+
 async def test_replicated_blobs_are_validated_again() -> None:
     group, mempool = intake([], Leading(leading=False))
     refused = await group.keep(1, [(bytes(29), b"reserved namespace"), (b"\x01", b"fine"),
