@@ -33,6 +33,7 @@ RETRY_PAUSE_SECONDS = 0.1  # between attempts at the next member
 # How long a call keeps trying the members: an etcd leader election after a member's death
 # takes one election timeout (1 s by default) plus a vote, longer on a loaded machine.
 RETRY_WINDOW_SECONDS = 6.0
+WATCH_RETRY_SECONDS = 0.5  # before watching again through the next member after a break
 _TIP = struct.Struct(">Q32s")
 _RAW_LENGTH = struct.Struct(">I")
 
@@ -101,6 +102,7 @@ class Coordinator:
         self._index = 0
         self._client: aetcd.Client | None = None
         prefix = f"/da/{chain_id}/"
+        self._prefix = prefix.encode()
         self._leader_key = (prefix + "leader").encode()
         self._tip_key = (prefix + "tip").encode()
         self._headers_prefix = prefix + "headers/"
@@ -214,6 +216,30 @@ class Coordinator:
         """(raw header, signature) committed at `height`, or None."""
         kv = await self._call(lambda c: c.get(self.header_key(height)))
         return None if kv is None else decode_signed(kv.value)
+
+    async def watch(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` on every change of the chain's keys (leader, tip, headers), until
+        cancelled; also when a watch starts or breaks (a change may have been missed meanwhile),
+        then watch again through the next member. The watch has its own connection. A watch
+        stalled without an error (a member paused) is not noticed here: callers also poll."""
+        index = self._index
+        while True:
+            endpoint = self._endpoints[index]
+            host, port = split_endpoint(endpoint)
+            client = aetcd.Client(host, port, timeout=self._timeout)
+            try:
+                events = await client.watch_prefix(self._prefix)
+                on_change()
+                async for _event in events:
+                    on_change()
+            except (aetcd.exceptions.ClientError, TimeoutError) as e:
+                log.info("etcd watch through %s broke (%s); watching through the next", endpoint,
+                         e)
+            finally:
+                await client.close()
+            on_change()
+            index = (index + 1) % len(self._endpoints)
+            await asyncio.sleep(WATCH_RETRY_SECONDS)
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """A replica's life in the producer group (DESIGN 11): follow the committed chain, campaign when
 nobody leads, lead until the lease is lost.
 
-Following: the committed tip is read from etcd every `poll_seconds`; each committed header the
+Following: the committed tip is read from etcd whenever a watch on the chain's keys reports a
+change (a new header, the leader key created or gone), and at least every `poll_seconds` (the
+watch may stall without an error, e.g. through a paused member); each committed header the
 store lacks is checked (chain id, signature by the key it names, link to the stored parent), its
 rows fetched from the other replicas and verified against its commitments (as a storage node
 does) or, when nobody serves them, re-encoded from the replicated blobs held here (which must
@@ -14,8 +16,8 @@ producer, but between signing and sealing its header is committed in etcd, fence
 (`Coordinator.commit_header`); a refused or failed commit discards the block and steps down. So
 the store, hence every read method, only ever holds committed headers.
 
-Why poll rather than watch etcd: one small read per replica every fraction of a second is cheap
-at three replicas, and a poll cannot miss an event across a reconnect.
+The watch only wakes the loop, which then reads what etcd holds: an event missed across a
+reconnect costs at most one poll interval, never a wrong view.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from da.store.blobs import BlobRecord, BlobState
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2  # how often a follower reads the committed tip
+POLL_SECONDS = 1.0  # how often a follower reads the committed tip without a watch event
+RETRY_SECONDS = 0.2  # after a round that failed
 
 
 class Diverged(DAError):
@@ -93,15 +96,24 @@ class GroupReplica:
 
     async def run(self) -> None:
         """Follow, campaign and lead until cancelled; the lease is released on the way out."""
+        changed = asyncio.Event()
+        watch = asyncio.create_task(self._coordinator.watch(changed.set))
         try:
             while True:
-                await self._step()
-                await asyncio.sleep(self._poll)
+                changed.clear()  # a change from here on wakes the wait below at once
+                settled = await self._step()
+                try:
+                    await asyncio.wait_for(changed.wait(), self._poll if settled else RETRY_SECONDS)
+                except TimeoutError:
+                    pass
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await self._leadership.release()
 
-    async def _step(self) -> None:
+    async def _step(self) -> bool:
         """One round: catch up; when caught up and nobody leads, campaign; lead if elected.
+        False when it failed (retry soon: e.g. a new block not yet served by its leader).
 
         One exception to "caught up first": a committed block that no replica serves and that
         the blobs held here cannot rebuild (its leader died before anyone fetched it, and its
@@ -120,9 +132,10 @@ class GroupReplica:
             leader = await self._coordinator.leader()
             if leader is not None:
                 self._intake.saw_epoch(leader.epoch)  # refuse blobs of older leaders from now
-                return
+                return True
             if await self._leadership.campaign():
                 await self._lead()
+            return True
         except Diverged as e:
             if not self._diverged:
                 log.error("NOT following or campaigning (this replica never signs): %s", e)
@@ -133,6 +146,7 @@ class GroupReplica:
             self._group_metrics.set_blocked("etcd_unreachable")
         except DAError as e:
             log.warning("group: %s", e)
+        return False
 
     # --- following ----------------------------------------------------------------------------
 

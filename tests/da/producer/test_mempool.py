@@ -10,8 +10,8 @@ from da.errors import BadNamespace, InvalidRequest, TooLarge
 from da.producer.errors import MempoolFull
 from da.producer.mempool import Mempool, Submission, submission_from_request
 from da.store import blobs
-from da.store.blobs import BlobState
 from da.store.base import WriteBatch
+from da.store.blobs import BlobState
 from da.store.memory import MemoryStore
 from erasure.layout import blob_hash
 
@@ -112,7 +112,8 @@ async def test_concurrent_submissions_share_one_synced_write() -> None:
     rest = await asyncio.gather(*(mempool.submit(blob(b"%d" % n)) for n in range(10)))
     assert (await first)[1] and all(new for _, new in rest)
     assert store.synced == 2
-    assert [p.data for p in blobs.pending_blobs(store)] == [b"first"] + [b"%d" % n for n in range(10)]
+    expected = [b"first"] + [b"%d" % n for n in range(10)]
+    assert [p.data for p in blobs.pending_blobs(store)] == expected
     assert (mempool.count, mempool.bytes) == (11, 15)
 
 

@@ -188,3 +188,26 @@ async def test_a_commit_in_doubt_while_etcd_is_silent_raises_then_reads_back(
     finally:
         await c.close()
         await proxy.close()
+
+
+async def test_a_watch_reports_commits_and_leader_changes(
+    shared_etcd: EtcdCluster, chain_id: str
+) -> None:
+    c = Coordinator(shared_etcd.endpoints, chain_id)
+    changed = asyncio.Event()
+    watch = asyncio.create_task(c.watch(changed.set))
+    try:
+        await asyncio.wait_for(changed.wait(), 5)  # watching (it reports its start)
+        changed.clear()
+        held = await c.campaign("a", await c.grant_lease(30))
+        await asyncio.wait_for(changed.wait(), 5)
+        changed.clear()
+        assert await c.commit_header(held.epoch, CommittedTip(0, ZERO_HASH), b"h" * 32, b"r", b"s")
+        await asyncio.wait_for(changed.wait(), 5)
+        changed.clear()
+        await c.revoke(held.lease_id)  # the leader key goes with its lease
+        await asyncio.wait_for(changed.wait(), 5)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await c.close()
