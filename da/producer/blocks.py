@@ -317,6 +317,11 @@ class BlockProducer:
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             log.exception("could not delete the rows of unfinished block %d", height)
 
+    def followed(self, tip: Tip) -> None:
+        """A group follower stored the committed block of `tip` (its blobs settled)."""
+        self.tip = tip
+        self._metrics.set_pending_blobs(self._mempool.count)
+
     async def resync(self) -> None:
         """After a failure (or blocks stored by someone else), trust the store again: its tip
         and its mempool."""

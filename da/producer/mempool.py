@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from da.batching import Batcher
@@ -156,6 +157,14 @@ class Mempool:
         return await asyncio.to_thread(
             blobs.pending_blobs_fitting, self._store, capacity, eligible
         )
+
+    @asynccontextmanager
+    async def settling(self) -> AsyncIterator[None]:
+        """Hold appends off while pending blobs leave the mempool other than through the block
+        loop (a group's followed block): none is appended between reading the pending blobs
+        and settling them, so a blob of that block never stays pending."""
+        async with self._lock:
+            yield
 
     def removed(self, gone: Sequence[PendingBlob]) -> None:
         """`gone` left the mempool in a stored block."""

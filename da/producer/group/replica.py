@@ -44,7 +44,7 @@ from da.storage_node.remotes import Remote
 from da.store import blobs as blob_store
 from da.store import blocks as block_store
 from da.store.base import KeyValueStore, WriteBatch
-from da.store.blobs import BlobRecord, BlobState
+from da.store.blobs import BlobRecord, BlobState, PendingBlob
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +174,18 @@ class GroupReplica:
         sink = StoreSink(self._store, height)
         try:
             await self._fetch_or_rebuild(signed, sink)
-            await asyncio.to_thread(self._seal_followed, signed)
+            async with self._mempool.settling():
+                settled = await asyncio.to_thread(self._seal_followed, signed)
+                self._mempool.removed(settled)
         except BaseException:
             await asyncio.to_thread(block_store.delete_unsealed_rows, self._store, height)
             raise
-        await self._producer.resync()
+        tip = Tip(height, signed.hash, signed.header.time_ms)
+        self._producer.followed(tip)
         self._notifier.notify(height)
         self._metrics.set_head_height(height)
         log.info("followed committed block %d (hash %s)", height, signed.hash.hex()[:16])
-        return Tip(height, signed.hash, signed.header.time_ms)
+        return tip
 
     async def _fetch_or_rebuild(self, signed: SignedHeader, sink: StoreSink) -> None:
         """Rows of a committed block: fetched (and verified) from another replica, or, when no
@@ -232,26 +235,31 @@ class GroupReplica:
         if header.prev_hash != head.hash:
             raise Diverged(f"committed header {header.height} does not link to the stored chain")
 
-    def _seal_followed(self, signed: SignedHeader) -> None:
+    def _seal_followed(self, signed: SignedHeader) -> list[PendingBlob]:
         """Seal a followed block and settle its blobs (pending ones leave the mempool) in one
-        synced batch."""
+        synced batch; returns the pending blobs that left. Run with appends held off
+        (`Mempool.settling`): a blob appended after the pending blobs were read would stay
+        pending though its block is stored, and be included again."""
         header = signed.header
         pending = {
-            blob_store.compute_blob_hash(blob.namespace, blob.data): blob.seq
+            blob_store.compute_blob_hash(blob.namespace, blob.data): blob
             for blob in blob_store.pending_blobs(self._store)
         }
+        settled: list[PendingBlob] = []
         batch = WriteBatch()
         block_store.add_block_seal_to_batch(
             batch, header.height, signed.raw, signed.signature, 2 * header.k
         )
         for entry in header.blobs:
             record = BlobRecord(BlobState.INCLUDED, header.height, entry.start_cell)
-            seq = pending.get(entry.blob_hash)
-            if seq is None:
+            blob = pending.get(entry.blob_hash)
+            if blob is None:
                 blob_store.add_blob_record_to_batch(batch, entry.blob_hash, record)
             else:
-                blob_store.settle_pending(batch, seq, entry.blob_hash, record)
+                blob_store.settle_pending(batch, blob.seq, entry.blob_hash, record)
+                settled.append(blob)
         self._store.write(batch, sync=True)
+        return settled
 
     # --- leading ------------------------------------------------------------------------------
 
