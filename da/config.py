@@ -14,7 +14,7 @@ from pathlib import Path
 
 from da.api.server import ConfigError, ServerConfig, split_host_port
 from erasure.constants import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT
-from erasure.layout import max_blob_bytes
+from erasure.layout import is_square_size, max_blob_bytes
 
 __all__ = [
     "ConfigError",
@@ -64,7 +64,7 @@ class ProducerConfig:
     tls_ca: Path | None = None  # PEM roots to verify the other replicas' TLS; None: plaintext
 
     def __post_init__(self) -> None:
-        if self.max_blob_bytes is None and _is_valid_max_rows(self.max_rows):
+        if self.max_blob_bytes is None and is_square_size(self.max_rows):
             object.__setattr__(self, "max_blob_bytes", max_blob_bytes(self.max_rows))
 
     def validate(self) -> None:
@@ -237,7 +237,7 @@ def check_port(name: str, port: int | None) -> None:
 
 def check_max_rows(max_rows: int) -> None:
     """Raise `ConfigError` unless `max_rows` is a power of two in 1..MAX_ROWS_LIMIT."""
-    if not _is_valid_max_rows(max_rows):
+    if not is_square_size(max_rows):
         raise ConfigError(f"max_rows must be a power of two in 1..{MAX_ROWS_LIMIT}, got {max_rows}")
 
 
@@ -254,10 +254,6 @@ def decode_public_keys(name: str, keys: Iterable[str]) -> tuple[bytes, ...]:
             raise ConfigError(f"{name}: {key!r} is not a {PUBLIC_KEY_HEX_CHARS}-hex-char key")
         decoded.append(raw)
     return tuple(decoded)
-
-
-def _is_valid_max_rows(max_rows: int) -> bool:
-    return 1 <= max_rows <= MAX_ROWS_LIMIT and max_rows & (max_rows - 1) == 0
 
 
 def _check_positive(name: str, value: float) -> None:

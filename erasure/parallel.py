@@ -34,7 +34,7 @@ from erasure.constants import (
     DEFAULT_MAX_ROWS,
 )
 from erasure.field import extension_matrix, matrix_times_rows
-from erasure.layout import BlobEntry, layout_blobs
+from erasure.layout import BlobEntry, layout_blobs, split_every
 
 MAX_WORKERS = 1024
 MAX_BATCH_ROWS = 8  # 1 MiB of rows out, ~2.1 MiB of cells and proofs back per batch
@@ -111,18 +111,14 @@ def row_batch_from_result(result: RowJobResult) -> RowBatch:
     """Split a worker's concatenated output into per-row tuples of cells and proofs."""
     cell_row, proof_row = BYTES_PER_CELL * CELLS_PER_EXT_ROW, BYTES_PER_PROOF * CELLS_PER_EXT_ROW
     cells = tuple(
-        _split(result.cells[i : i + cell_row], BYTES_PER_CELL)
+        split_every(result.cells[i : i + cell_row], BYTES_PER_CELL)
         for i in range(0, len(result.cells), cell_row)
     )
     proofs = tuple(
-        _split(result.proofs[i : i + proof_row], BYTES_PER_PROOF)
+        split_every(result.proofs[i : i + proof_row], BYTES_PER_PROOF)
         for i in range(0, len(result.proofs), proof_row)
     )
     return RowBatch(result.first_row, cells, proofs)
-
-
-def _split(data: bytes, size: int) -> tuple[bytes, ...]:
-    return tuple(data[i : i + size] for i in range(0, len(data), size))
 
 
 def extend_columns(k: int, original_rows: Sequence[bytes]) -> list[bytes]:
@@ -192,7 +188,7 @@ class _Collector:
     def _collect(self, when: str) -> None:
         done, self.pending = wait(self.pending, return_when=when)
         for result in sorted((f.result() for f in done), key=lambda r: r.first_row):
-            commitments = _split(result.commitments, BYTES_PER_COMMITMENT)
+            commitments = split_every(result.commitments, BYTES_PER_COMMITMENT)
             self.original.update(enumerate(commitments, start=result.first_row))
             self.on_rows(row_batch_from_result(result))
         if self.extended is None and len(self.original) == self.k:

@@ -16,12 +16,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from da.errors import InvalidHeader
-from da.header import SignedHeader, signed_header_from_bytes
+from da.header import MAX_U64, SignedHeader, signed_header_from_bytes
 from da.signing import SIGNATURE_BYTES
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_EXT_ROW, MAX_ROWS_LIMIT
+from erasure.layout import is_square_size
 
 Row = tuple[Sequence[bytes], Sequence[bytes]]  # 128 cells, 128 proofs
 
@@ -153,7 +154,7 @@ def add_block_seal_to_batch(
 
 
 def _check_ext_rows(ext_rows: int) -> None:
-    if ext_rows < 2 or ext_rows & (ext_rows - 1) or ext_rows > 2 * MAX_ROWS_LIMIT:
+    if ext_rows % 2 or not is_square_size(ext_rows // 2):
         raise ValueError(f"a block has 2k extended rows with k a power of two, got {ext_rows}")
 
 
@@ -292,7 +293,7 @@ def delete_orphan_rows(store: KeyValueStore, *, sync: bool = False) -> list[int]
     while height is not None:
         delete_unsealed_rows(store, height, sync=sync)
         cleaned.append(height)
-        height = _next_row_height(store, height + 1) if height < schema.MAX_HEIGHT else None
+        height = _next_row_height(store, height + 1) if height < MAX_U64 else None
     return cleaned
 
 
