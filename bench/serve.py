@@ -26,11 +26,12 @@ from procs import free_port, python_child  # noqa: E402  (bench/procs.py: child 
 from run import BenchRow, bench_parser, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da import serving  # noqa: E402
+from da.cells import rows_verify  # noqa: E402
 from da.header import Header, sign_header, trust_root_from_hex  # noqa: E402
 from da.metrics import RpcMetrics, StorageMetrics  # noqa: E402
 from da.sampling import draw_coordinates  # noqa: E402
 from da.signing import generate_keypair  # noqa: E402
-from da.storage_node.fetch import WINDOW_ROWS, FetchedBlock, rows_verify  # noqa: E402
+from da.storage_node.fetch import WINDOW_ROWS, FetchedBlock  # noqa: E402
 from da.storage_node.ingest import Ingestor  # noqa: E402
 from da.store import blocks  # noqa: E402
 from da.store.rocks import RocksStore  # noqa: E402
@@ -182,7 +183,7 @@ async def ingest(signed, square, db: str) -> float:  # type: ignore[no-untyped-d
         """What `fetch_block` does once the rows are here: verify and put a window at a time."""
         for start in range(0, len(rows), WINDOW_ROWS):
             window = rows[start : start + WINDOW_ROWS]
-            if not rows_verify(s.header.commitments[start : start + WINDOW_ROWS], window):
+            if not rows_verify(s.header.commitments, list(enumerate(window, start=start))):
                 raise RuntimeError("block does not verify")
             await sink.put(list(enumerate(window, start=start)))
         return FetchedBlock(0, "bench")

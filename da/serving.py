@@ -24,9 +24,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import grpc
-
 from da.api import convert
+from da.api.server import AddServicer
+from da.cells import ProvenCell
 from da.errors import ResourceExhausted, UnknownHeight
 from da.header import Header, blob_cells, blob_entries_for_namespace
 from da.sampling import CellRef
@@ -302,7 +302,7 @@ class StoredBlob:
     data: bytes
     blob_hash: bytes
     start_cell: int
-    cells: tuple[convert.ProvenCell, ...]
+    cells: tuple[ProvenCell, ...]
 
 
 def stored_header(store: KeyValueStore, height: int) -> Header:
@@ -325,7 +325,7 @@ def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[Store
         cells = read_cells(store, height, refs)
         data = blob_data_from_cells([cell for cell, _ in cells], entry.length)
         proven = tuple(
-            convert.ProvenCell(ref.row, ref.col, cell, proof)
+            ProvenCell(ref.row, ref.col, cell, proof)
             for ref, (cell, proof) in zip(refs, cells, strict=True)
         )
         found.append(StoredBlob(namespace, data, entry.blob_hash, entry.start_cell, proven))
@@ -363,9 +363,6 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
 
 
 # --- wiring ---------------------------------------------------------------------------------
-
-AddServicer = Callable[[Any, grpc.aio.Server], None]
-
 
 def read_servicers(
     store: KeyValueStore, notifier: HeadNotifier, *, on_served: ServedCounter = _ignore

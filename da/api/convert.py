@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from da.cells import ProvenCell
 from da.errors import InvalidRequest
 from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
 from da.sampling import CellRef, cell_ref_from_coordinate, sample_refs_from_coordinates
@@ -27,20 +28,6 @@ from erasure.constants import (
 from erasure.errors import InvalidCell, InvalidProof
 
 # --- cells ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProvenCell:
-    """One cell of the extended square with its KZG proof, lengths already checked."""
-
-    row: int
-    col: int
-    data: bytes  # BYTES_PER_CELL
-    proof: bytes  # BYTES_PER_PROOF
-
-    @property
-    def ref(self) -> CellRef:
-        return CellRef(self.row, self.col)
 
 
 def cell_to_pb(row: int, col: int, data: bytes, proof: bytes) -> pb.Cell:

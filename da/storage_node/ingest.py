@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from da import errors as da_errors
+from da.cells import Row
 from da.header import SignedHeader, TrustRoot, verify_signed_header
 from da.metrics import StorageMetrics
 from da.serving import HeadNotifier
 from da.storage_node.errors import BlockUnavailable
-from da.storage_node.fetch import FetchedBlock, Row, RowSink
+from da.storage_node.fetch import FetchedBlock, RowSink
 from da.store import blocks
 from da.store.base import KeyValueStore, WriteBatch
 

@@ -11,6 +11,7 @@ import grpc
 
 from da.api import convert
 from da.api.client import describe_rpc_error, open_channel
+from da.cells import ProvenCell
 from da.header import SignedHeader
 from da.sampling import CellRef
 from da.v1 import da_pb2 as pb
@@ -81,7 +82,7 @@ class Remote:
 
     async def get_samples(
         self, height: int, refs: Sequence[CellRef], k: int
-    ) -> dict[CellRef, convert.ProvenCell]:
+    ) -> dict[CellRef, ProvenCell]:
         """The cells served of those asked for (a node may serve only some), keyed by
         coordinate; a cell claiming a coordinate not asked for is dropped, so each is verified
         against a coordinate we chose. Unverified here; lengths checked."""

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
+from da.cells import Row
 from da.errors import InvalidHeader
 from da.header import MAX_U64, SignedHeader, signed_header_from_bytes
 from da.signing import SIGNATURE_BYTES
@@ -23,8 +24,6 @@ from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_EXT_ROW, MAX_ROWS_LIMIT
 from erasure.layout import is_square_size
-
-Row = tuple[Sequence[bytes], Sequence[bytes]]  # 128 cells, 128 proofs
 
 
 class Coordinate(Protocol):

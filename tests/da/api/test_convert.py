@@ -6,6 +6,7 @@ import pytest
 
 from da.api import convert
 from da.api.client import bearer_metadata
+from da.cells import ProvenCell
 from da.errors import BadCoordinate, InvalidHeader, InvalidRequest
 from da.sampling import CellRef
 from da.store.blobs import BlobRecord, BlobState
@@ -19,7 +20,7 @@ PROOF = b"\xc0" + bytes(47)
 
 def test_cell_round_trip() -> None:
     cell = convert.cell_from_pb(convert.cell_to_pb(3, 127, DATA, PROOF), k=2)
-    assert cell == convert.ProvenCell(3, 127, DATA, PROOF)
+    assert cell == ProvenCell(3, 127, DATA, PROOF)
     assert cell.ref == CellRef(3, 127)
     assert convert.proven_cell_to_pb(cell) == convert.cell_to_pb(3, 127, DATA, PROOF)
 
