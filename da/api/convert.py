@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from da.cells import ProvenCell
+from da.certificate import Attestation, Certificate
 from da.errors import InvalidRequest
 from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
 from da.sampling import CellRef, cell_ref_from_coordinate, sample_refs_from_coordinates
@@ -131,26 +132,6 @@ def blob_hash_from_pb(raw: bytes) -> bytes:
 
 
 # --- attestations and certificates ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attestation:
-    """A storage node's signature over `header_hash`: it holds and verified the whole block."""
-
-    height: int
-    header_hash: bytes  # 32
-    public_key: bytes  # 48
-    signature: bytes  # 96
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """Signers of a block's attestations and their aggregate signature over `header_hash`."""
-
-    height: int
-    header_hash: bytes
-    public_keys: tuple[bytes, ...]
-    aggregate_signature: bytes
 
 
 def attestation_to_pb(att: Attestation) -> pb.Attestation:

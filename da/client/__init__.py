@@ -10,7 +10,7 @@ Imports the API edge (`da.api`) and the protocol modules; never the producer, st
 light client packages.
 """
 
-from da.api.convert import Certificate
+from da.certificate import Certificate
 from da.client.aio import AsyncDAClient
 from da.client.errors import (
     BlobRejected,

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from da import signing
-from da.api.convert import Certificate, ServedBlob
+from da.api.convert import ServedBlob
 from da.cells import ProvenCell, cells_verify
+from da.certificate import Certificate
 from da.client.errors import VerificationError
 from da.client.results import Blob
 from da.errors import HeaderRejected

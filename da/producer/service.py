@@ -15,19 +15,9 @@ from da.producer.mempool import Mempool, Submission, submission_from_request
 from da.serving import BlobReadServicer
 from da.store.base import KeyValueStore
 from da.store.blobs import BlobRecord
-from da.store.certificates import StoredCertificate
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
 from erasure.errors import ErasureError
-
-
-def certificate_to_pb(cert: StoredCertificate) -> pb.Certificate:
-    return convert.certificate_to_pb(
-        convert.Certificate(
-            cert.height, cert.header_hash, cert.public_keys, cert.aggregate_signature
-        )
-    )
-
 
 Accept = Callable[[Submission], Awaitable[tuple[BlobRecord, bool]]]
 """Takes a checked blob in: (its record, whether it is new); `Mempool.submit` for a single
@@ -97,4 +87,4 @@ class AttestationServicer(da_pb2_grpc.AttestationServiceServicer):
     async def GetCertificate(
         self, request: pb.GetCertificateRequest, context: Any
     ) -> pb.Certificate:
-        return certificate_to_pb(await self._certifier.certificate(request.height))
+        return convert.certificate_to_pb(await self._certifier.certificate(request.height))

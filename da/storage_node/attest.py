@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from da import signing
-from da.api.convert import Attestation
 from da.backoff import Backoff
+from da.certificate import Attestation
 from da.header import header_hash as compute_header_hash
 from da.signing import KeyPair
 from da.storage_node.remotes import Remote, RemoteError, describe

@@ -7,6 +7,7 @@ import pytest
 from da.api import convert
 from da.api.client import bearer_metadata
 from da.cells import ProvenCell
+from da.certificate import Attestation, Certificate
 from da.errors import BadCoordinate, InvalidHeader, InvalidRequest
 from da.sampling import CellRef
 from da.store.blobs import BlobRecord, BlobState
@@ -84,13 +85,13 @@ def test_blob_hash_length() -> None:
 
 
 def test_attestation_and_certificate_round_trip_and_lengths() -> None:
-    att = convert.Attestation(3, b"\x02" * 32, b"\x03" * 48, b"\x04" * 96)
+    att = Attestation(3, b"\x02" * 32, b"\x03" * 48, b"\x04" * 96)
     assert convert.attestation_from_pb(convert.attestation_to_pb(att)) == att
     with pytest.raises(InvalidRequest, match="signature"):
         convert.attestation_from_pb(
             pb.Attestation(header_hash=b"\x02" * 32, public_key=b"\x03" * 48, signature=b"x")
         )
-    cert = convert.Certificate(3, b"\x02" * 32, (b"\x03" * 48, b"\x05" * 48), b"\x04" * 96)
+    cert = Certificate(3, b"\x02" * 32, (b"\x03" * 48, b"\x05" * 48), b"\x04" * 96)
     assert convert.certificate_from_pb(convert.certificate_to_pb(cert)) == cert
     with pytest.raises(InvalidRequest, match="public_key"):
         convert.certificate_from_pb(
