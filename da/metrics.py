@@ -9,6 +9,7 @@ series from the start instead of a gap; observing an unknown label value raises 
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,6 +43,14 @@ HEADER_REJECT_REASONS = (
     "other",
 )
 STORAGE_REJECT_REASONS = (*HEADER_REJECT_REASONS[:-1], "bad_cells", "unrecoverable", "other")
+
+
+def header_rejection_reason(error: BaseException) -> str:
+    """The `reason` label of a refused header, the same at the storage node and the light client:
+    the error's class name in snake case (BadSignature -> bad_signature), else "other"."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+    return name if name in HEADER_REJECT_REASONS else "other"
+
 HEADER_SAMPLE_RESULTS = ("available", "unavailable")
 SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
 RECOVERY_RESULTS = ("recovered", "unrecoverable")  # a rebuild from gathered cells (DESIGN 12)
