@@ -34,6 +34,7 @@ from da.signing import generate_keypair  # noqa: E402
 from da.storage_node.fetch import WINDOW_ROWS, FetchedBlock  # noqa: E402
 from da.storage_node.ingest import Ingestor  # noqa: E402
 from da.store import blocks  # noqa: E402
+from da.store.base import WriteBatch  # noqa: E402
 from da.store.rocks import RocksStore  # noqa: E402
 from da.v1 import da_pb2 as pb  # noqa: E402
 from da.v1 import da_pb2_grpc  # noqa: E402
@@ -226,13 +227,10 @@ def main() -> None:
         )
         db = f"{tmp}/serve"
         store = RocksStore(db)
-        blocks.put_block(
-            store,
-            HEIGHT,
-            signed.raw,
-            signed.signature,
-            [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * k)],
-        )
+        batch = WriteBatch()
+        ext_rows = [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * k)]
+        blocks.add_block_to_batch(batch, HEIGHT, signed.raw, signed.signature, ext_rows)
+        store.write(batch, sync=True)
         store.close()
         bare = throughput(db, k, seconds, bare=True)
         ours = throughput(db, k, seconds, bare=False)

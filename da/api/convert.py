@@ -60,11 +60,6 @@ def cells_from_pb(msgs: Iterable[pb.Cell], k: int | None = None) -> list[ProvenC
     return [cell_from_pb(msg, k) for msg in msgs]
 
 
-def coordinate_from_pb(msg: pb.CellCoord, k: int) -> CellRef:
-    """A requested coordinate checked against a 2k x 128 square; raises `BadCoordinate`."""
-    return cell_ref_from_coordinate(k, msg.row, msg.col)
-
-
 def coordinates_from_pb(msgs: Iterable[pb.CellCoord], k: int) -> list[CellRef]:
     """A GetSamples request's coordinates: at most `MAX_SAMPLES_PER_REQUEST`, distinct, inside
     the square (DESIGN 13); raises `InvalidRequest`/`BadCoordinate` (INVALID_ARGUMENT)."""

@@ -157,21 +157,6 @@ def _check_ext_rows(ext_rows: int) -> None:
         raise ValueError(f"a block has 2k extended rows with k a power of two, got {ext_rows}")
 
 
-def put_block(
-    store: KeyValueStore,
-    height: int,
-    header_raw: bytes,
-    signature: bytes,
-    rows: Sequence[Row],
-    *,
-    sync: bool = True,
-) -> None:
-    """Store a whole block atomically (see `add_block_to_batch`); `head_height` then covers it."""
-    batch = WriteBatch()
-    add_block_to_batch(batch, height, header_raw, signature, rows)
-    store.write(batch, sync=sync)
-
-
 def encode_row(cells: Sequence[bytes], proofs: Sequence[bytes]) -> bytes:
     """One extended row as stored: 128 cells then 128 proofs, concatenated."""
     if len(cells) != CELLS_PER_EXT_ROW or len(proofs) != CELLS_PER_EXT_ROW:

@@ -47,7 +47,7 @@ def test_coordinates_checked_against_k() -> None:
     with pytest.raises(BadCoordinate):
         convert.coordinates_from_pb([pb.CellCoord(row=8, col=0)], k=4)
     with pytest.raises(BadCoordinate):
-        convert.coordinate_from_pb(pb.CellCoord(row=0, col=128), k=4)
+        convert.coordinates_from_pb([pb.CellCoord(row=0, col=128)], k=4)
     assert convert.check_row(7, 4) == 7
     with pytest.raises(InvalidRequest):
         convert.check_row(8, 4)

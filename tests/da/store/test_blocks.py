@@ -9,11 +9,11 @@ from da.store import blocks, schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
 from erasure.constants import CELLS_PER_EXT_ROW
-from tests.da.store.helpers import SIGNATURE, cell, make_rows, proof
+from tests.da.store.helpers import SIGNATURE, cell, make_rows, proof, put_whole_block
 
 
 def store_block(store: KeyValueStore, height: int, ext_rows: int = 2) -> None:
-    blocks.put_block(store, height, b"header-%d" % height, SIGNATURE, make_rows(height, ext_rows))
+    put_whole_block(store, height, b"header-%d" % height, SIGNATURE, make_rows(height, ext_rows))
 
 
 def test_block_round_trip(store: KeyValueStore) -> None:
@@ -87,7 +87,7 @@ def test_block_is_one_batch() -> None:
 @pytest.mark.parametrize("ext_rows", [0, 1, 3, 6])
 def test_rejects_bad_row_count(store: KeyValueStore, ext_rows: int) -> None:
     with pytest.raises(ValueError):
-        blocks.put_block(store, 1, b"h", SIGNATURE, make_rows(1, ext_rows))
+        put_whole_block(store, 1, b"h", SIGNATURE, make_rows(1, ext_rows))
     assert not blocks.has_block(store, 1)
 
 
