@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from da.api import convert
-from da.errors import DAError, ResourceExhausted, TooLarge, UnknownBlob
+from da.errors import DAError, TooLarge, Unavailable, UnknownBlob
 from da.metrics import ProducerMetrics
 from da.producer.certify import Certifier
+from da.producer.errors import MempoolFull
 from da.producer.mempool import Mempool, Submission, submission_from_request
 from da.serving import BlobReadServicer
 from da.store.base import KeyValueStore
@@ -28,8 +29,10 @@ def _submission_result(error: BaseException) -> str:
     """The `da_blob_submissions_total{result}` label of a refused submission."""
     if isinstance(error, TooLarge):
         return "too_large"
-    if isinstance(error, ResourceExhausted):
-        return "rate_limited"  # the mempool is full: come back later
+    if isinstance(error, MempoolFull):
+        return "mempool_full"
+    if isinstance(error, Unavailable):
+        return "unavailable"
     return "invalid"
 
 
