@@ -7,12 +7,12 @@ made and never reads the environment. `validate()` raises `ConfigError` naming t
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from da.api.server import ConfigError, ServerConfig, split_host_port
+from da.encoder_pool import default_workers
 from erasure.constants import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT
 from erasure.layout import is_square_size, max_blob_bytes
 
@@ -35,10 +35,6 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_CHAIN_ID_CHARS = 64
 
 
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
-
-
 @dataclass(frozen=True, kw_only=True)
 class ProducerConfig:
     """`da producer`: accepts blobs, builds and signs a block every `block_time_seconds`."""
@@ -53,7 +49,7 @@ class ProducerConfig:
     max_rows: int = DEFAULT_MAX_ROWS  # largest square k (power of two <= MAX_ROWS_LIMIT)
     quorum: int = 1  # storage-node attestations that make a block's blobs CERTIFIED
     operators: tuple[str, ...] = ()  # hex public keys whose attestations count; () = any key
-    workers: int = field(default_factory=_cpu_count)  # encoding processes
+    workers: int = field(default_factory=default_workers)  # encoding processes
     max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
     dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all

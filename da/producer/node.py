@@ -30,6 +30,7 @@ from da.api.server import (
     stop_server,
 )
 from da.config import ProducerConfig, decode_public_keys
+from da.encoder_pool import make_encoder_pool
 from da.metrics import (
     GroupMetrics,
     ProducerMetrics,
@@ -62,7 +63,6 @@ from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure.layout import max_blob_bytes
-from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from da.api.server import (
     stop_server,
 )
 from da.config import StorageNodeConfig
+from da.encoder_pool import make_encoder_pool
 from da.header import trust_root_from_hex
 from da.metrics import RpcMetrics, StorageMetrics, observe_store_size, process_registry
 from da.signing import read_key_file
@@ -46,7 +47,6 @@ from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure import kzg
-from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 
