@@ -31,6 +31,7 @@ from da.errors import ResourceExhausted, UnknownHeight
 from da.header import Header, blob_cells, blob_entries_for_namespace
 from da.sampling import CellRef
 from da.store import blocks
+from da.store import headers as header_store
 from da.store.base import KeyValueStore
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
@@ -103,7 +104,7 @@ class StoredHeaders:
         return blocks.lowest_height(self._store)
 
     def signed_header(self, height: int) -> tuple[bytes, bytes] | None:
-        return blocks.get_signed_header(self._store, height) if height >= 1 else None
+        return header_store.get_signed_header(self._store, height) if height >= 1 else None
 
 
 class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
@@ -308,7 +309,8 @@ class StoredBlob:
 def stored_header(store: KeyValueStore, height: int) -> Header:
     """The decoded header of a whole stored block; raises `UnknownHeight` (or
     `CorruptValueError` if the stored bytes no longer decode)."""
-    stored = blocks.get_decoded_header(store, height) if blocks.has_block(store, height) else None
+    held = blocks.has_block(store, height)
+    stored = header_store.get_decoded_header(store, height) if held else None
     if stored is None:
         raise UnknownHeight(height)
     return stored.header

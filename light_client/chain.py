@@ -17,9 +17,8 @@ from enum import Enum
 from da.errors import BrokenLink, HeaderRejected, InvalidHeader, TooManyRows
 from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_signed_header
 from da.metrics import LightMetrics, header_rejection_reason
-from da.store import schema
 from da.store.base import KeyValueStore
-from da.store.blocks import get_signed_header, put_signed_header
+from da.store.headers import get_signed_header, highest_header_height, put_signed_header
 from light_client.peers import RawHeader
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class HeaderChain:
         self._metrics = metrics
         self._cache: OrderedDict[int, SignedHeader] = OrderedDict()
         self._recent_raw: dict[bytes, int] = {}  # header bytes of the cached headers -> height
-        self.head = _stored_head(store)
+        self.head = highest_header_height(store)
         if metrics is not None:
             metrics.set_head_height(self.head)
 
@@ -157,8 +156,3 @@ class HeaderChain:
         if self._metrics is not None:
             self._metrics.observe_rejected_header(reason)
 
-
-def _stored_head(store: KeyValueStore) -> int:
-    for key, _ in store.iterate(schema.SIGNED_HEADER, reverse=True):
-        return schema.read_u64(key, len(schema.SIGNED_HEADER))
-    return 0

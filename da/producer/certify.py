@@ -30,6 +30,7 @@ from da.producer.errors import BadAttestation, NoCertificate, NotAnOperator
 from da.store import blobs as blob_store
 from da.store import blocks as block_store
 from da.store import certificates as cert_store
+from da.store import headers
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.blobs import BlobRecord, BlobState
 
@@ -84,7 +85,7 @@ class Certifier:
         return cert
 
     def _stored_header(self, height: int) -> tuple[Header, bytes]:
-        stored = block_store.get_decoded_header(self._store, height) if height else None
+        stored = headers.get_decoded_header(self._store, height) if height else None
         if stored is None or not block_store.has_block(self._store, height):
             raise UnknownHeight(height)
         return stored.header, stored.hash

@@ -22,7 +22,7 @@ from da.metrics import StorageMetrics, header_rejection_reason
 from da.serving import HeadNotifier
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.fetch import FetchedBlock, RowSink
-from da.store import blocks
+from da.store import blocks, headers
 from da.store.base import KeyValueStore, WriteBatch
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Ingestor:
         self._clock = clock
 
     def stored_header(self, height: int) -> SignedHeader | None:
-        return blocks.get_decoded_header(self.store, height) if height > 0 else None
+        return headers.get_decoded_header(self.store, height) if height > 0 else None
 
     def accept_header(self, signed: SignedHeader) -> bool:
         """Check `signed` before anything else is done for it. True: fetch its block; False:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
-from da.store.blocks import add_signed_header_to_batch
 from da.store.checkpoint import SamplingResult, add_result_to_batch
 from da.store.errors import CorruptValueError
+from da.store.headers import add_signed_header_to_batch
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF
 
 _COUNT = struct.Struct(">H")
@@ -74,13 +74,6 @@ def held_sizes(store: KeyValueStore) -> Iterator[tuple[int, int]]:
     """(height, stored bytes) of every height with kept samples, ascending."""
     for key, raw in store.iterate(schema.HELD_SAMPLES):
         yield schema.height_from_held_samples_key(key), len(raw)
-
-
-def lowest_kept_height(store: KeyValueStore) -> int:
-    """The lowest height with a stored header (0 if none)."""
-    for key, _ in store.iterate(schema.SIGNED_HEADER):
-        return schema.read_u64(key, len(schema.SIGNED_HEADER))
-    return 0
 
 
 def prune_light_below(store: KeyValueStore, height: int, *, sync: bool = False) -> int:

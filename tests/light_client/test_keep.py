@@ -15,8 +15,8 @@ from da.metrics import LightMetrics
 from da.serving import HeaderServicer
 from da.signing import KeyPair
 from da.store import schema
-from da.store.blocks import get_signed_header
 from da.store.checkpoint import SamplingResult, SamplingStatus, get_result
+from da.store.headers import get_signed_header
 from da.store.held import BYTES_PER_HELD_CELL, HeldCell, get_held
 from da.store.memory import MemoryStore
 from da.v1 import da_pb2 as pb

@@ -15,7 +15,7 @@ from da.status import start_status_server
 from da.status.light import LightStatus
 from da.status.producer import ProducerStatus
 from da.status.storage import AttestationStats, StorageStatus
-from da.store import blocks
+from da.store import headers
 from da.store.certificates import put_certificate
 from da.store.memory import MemoryStore
 from tests.da.client.fakes import make_block
@@ -57,7 +57,7 @@ async def test_serves_page_json_and_metrics_then_stops() -> None:
 def test_producer_status_lists_recent_blocks() -> None:
     store = MemoryStore()
     block = make_block()
-    blocks.put_signed_header(store, 1, block.signed.raw, block.signed.signature)
+    headers.put_signed_header(store, 1, block.signed.raw, block.signed.signature)
     put_certificate(store, Certificate(1, block.signed.hash, (b"k" * 48,), b"s" * 96))
     source = ProducerStatus(
         chain_id="test", store=store, head=lambda: 1, mempool=lambda: (2, 300),

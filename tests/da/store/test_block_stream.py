@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from da.store import blocks, schema
+from da.store import blocks, headers, schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.memory import MemoryStore
 from erasure.constants import MAX_ROWS_LIMIT
@@ -43,7 +43,7 @@ def test_rows_without_a_seal_are_invisible(store: KeyValueStore) -> None:
     write_rows(store, 2, make_rows(2, 4))
     assert not blocks.has_block(store, 2) and blocks.block_row_count(store, 2) is None
     assert blocks.head_height(store) == 1 and list(blocks.stored_heights(store)) == [1]
-    assert blocks.get_signed_header(store, 2) is None
+    assert headers.get_signed_header(store, 2) is None
     seal(store, 2, 4)
     assert blocks.head_height(store) == 2 and blocks.block_row_count(store, 2) == 4
 
