@@ -77,7 +77,8 @@ async def serve(db: str, port: int, bare: bool) -> None:
     import grpc
     from prometheus_client import CollectorRegistry
 
-    from da.api.server import SHARE_SERVICE, ServerConfig, create_server
+    from da.api.config import SHARE_SERVICE, ServerConfig
+    from da.api.server import create_server
 
     store = RocksStore(db)
     if bare:

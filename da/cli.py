@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 
 from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, describe_rpc_error
-from da.api.server import (
+from da.api.config import (
     DEFAULT_HOST_CONCURRENT_CALLS,
     DEFAULT_HOST_RATE_LIMIT_PER_SECOND,
     DEFAULT_HOST_STREAMS,

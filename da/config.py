@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from da.api.server import ConfigError, ServerConfig, split_host_port
+from da.api.config import ConfigError, ServerConfig, split_host_port
 from da.encoder_pool import default_workers
 from erasure.constants import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT
 from erasure.layout import is_square_size, max_blob_bytes

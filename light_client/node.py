@@ -27,13 +27,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from da.api.server import (
-    HEADER_SERVICE,
-    SAMPLING_SERVICE,
-    ServerConfig,
-    create_server,
-    stop_server,
-)
+from da.api.config import HEADER_SERVICE, SAMPLING_SERVICE, ServerConfig
+from da.api.server import create_server, stop_server
 from da.header import SignedHeader, TrustRoot, trust_root_from_hex
 from da.metrics import LightMetrics, RpcMetrics, observe_store_size, process_registry
 from da.sampling import (

@@ -19,8 +19,8 @@ import grpc
 from asyncio_throttle import Throttler
 
 from da.api.client import open_channel
+from da.api.config import DEFAULT_MAX_MESSAGE_BYTES
 from da.api.convert import coordinates_to_pb
-from da.api.server import DEFAULT_MAX_MESSAGE_BYTES
 from da.cells import ProvenCell
 from da.header import max_header_bytes
 from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef

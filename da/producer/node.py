@@ -19,16 +19,15 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from da import serving
-from da.api.server import (
+from da.api.config import (
     ATTEST_METHOD,
     ATTESTATION_SERVICE,
     BLOB_SERVICE,
     HEADER_SERVICE,
     SHARE_SERVICE,
     SUBMIT_BLOB_METHOD,
-    create_server,
-    stop_server,
 )
+from da.api.server import create_server, stop_server
 from da.config import ProducerConfig, decode_public_keys
 from da.encoder_pool import make_encoder_pool
 from da.metrics import (

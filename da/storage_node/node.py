@@ -21,13 +21,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from da import serving
-from da.api.server import (
-    BLOB_SERVICE,
-    HEADER_SERVICE,
-    SHARE_SERVICE,
-    create_server,
-    stop_server,
-)
+from da.api.config import BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE
+from da.api.server import create_server, stop_server
 from da.config import StorageNodeConfig
 from da.encoder_pool import make_encoder_pool
 from da.header import trust_root_from_hex

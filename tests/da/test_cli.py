@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from da import cli
-from da.api.server import READ_ONLY_MAX_MESSAGE_BYTES
+from da.api.config import READ_ONLY_MAX_MESSAGE_BYTES
 from da.config import ProducerConfig, StorageNodeConfig
 
 KEY = "ab" * 48

@@ -9,8 +9,9 @@ import grpc
 import pytest
 
 from da import serving
+from da.api.config import HEADER_SERVICE, SHARE_SERVICE, ServerConfig
 from da.api.errors import status_for
-from da.api.server import HEADER_SERVICE, SHARE_SERVICE, ServerConfig, create_server, stop_server
+from da.api.server import create_server, stop_server
 from da.errors import BadCoordinate, InvalidRequest, ResourceExhausted, UnknownHeight
 from da.header import signed_header_from_bytes
 from da.store import blocks, schema
