@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from da import devnet
-from da.cli import compose_config
+from da.cli.settings import compose_config
 from da.config import DevnetConfig
 
 DA = str(Path(sys.executable).with_name("da"))
