@@ -35,6 +35,17 @@ class ProvenCell:
         return CellRef(self.row, self.col)
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob of a stored block: its data, and the ODS cells holding it with their proofs."""
+
+    namespace: bytes
+    data: bytes
+    blob_hash: bytes
+    start_cell: int
+    cells: tuple[ProvenCell, ...]
+
+
 def cells_verify(commitments: Sequence[bytes], cells: Sequence[ProvenCell]) -> bool:
     """True iff every cell verifies against `commitments[cell.row]` at its column (one batch);
     True for no cells."""

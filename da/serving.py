@@ -21,12 +21,11 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from da.api import convert
 from da.api.server import AddServicer
-from da.cells import ProvenCell
+from da.cells import ProvenCell, StoredBlob
 from da.errors import ResourceExhausted, UnknownHeight
 from da.header import Header, blob_cells, blob_entries_for_namespace
 from da.sampling import CellRef
@@ -274,7 +273,7 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
         self._on_served(len(found))
         return pb.GetSamplesResponse(
             cells=[
-                pb.Cell(row=ref.row, col=ref.col, data=data, proof=proof)
+                convert.cell_to_pb(ref.row, ref.col, data, proof)
                 for ref, (data, proof) in zip(refs, found, strict=True)
             ]
         )
@@ -286,24 +285,13 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
         self._on_served(len(cells))
         return pb.GetRowResponse(
             cells=[
-                pb.Cell(row=row, col=col, data=data, proof=proof)
+                convert.cell_to_pb(row, col, data, proof)
                 for col, (data, proof) in enumerate(zip(cells, proofs, strict=True))
             ]
         )
 
 
 # --- blobs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredBlob:
-    """A blob of a stored block: its data, and the ODS cells holding it with their proofs."""
-
-    namespace: bytes
-    data: bytes
-    blob_hash: bytes
-    start_cell: int
-    cells: tuple[ProvenCell, ...]
 
 
 def stored_header(store: KeyValueStore, height: int) -> Header:
@@ -334,19 +322,6 @@ def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[Store
     return found
 
 
-def blobs_to_pb(found: Sequence[StoredBlob]) -> pb.GetBlobsResponse:
-    return pb.GetBlobsResponse(
-        blobs=[
-            pb.Blob(
-                namespace=blob.namespace,
-                data=blob.data,
-                blob_hash=blob.blob_hash,
-                start_cell=blob.start_cell,
-                cells=convert.cells_to_pb(blob.cells),
-            )
-            for blob in found
-        ]
-    )
 
 
 class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
@@ -361,7 +336,7 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
         # Off the event loop: a blob may span every row of a block (MiBs to read and join).
         found = await asyncio.to_thread(get_blobs, self._store, request.height, request.namespace)
         self._on_served(sum(len(blob.cells) for blob in found))
-        return blobs_to_pb(found)
+        return pb.GetBlobsResponse(blobs=[convert.stored_blob_to_pb(b) for b in found])
 
 
 # --- wiring ---------------------------------------------------------------------------------

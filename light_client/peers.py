@@ -20,7 +20,7 @@ from asyncio_throttle import Throttler
 
 from da.api.client import open_channel
 from da.api.config import DEFAULT_MAX_MESSAGE_BYTES
-from da.api.convert import coordinates_to_pb
+from da.api.convert import coordinates_to_pb, served_cells_from_pb
 from da.cells import ProvenCell
 from da.header import max_header_bytes
 from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef
@@ -122,7 +122,7 @@ class GrpcPeer:
                 reply = await self._shares.GetSamples(request, timeout=timeout)
             except grpc.aio.AioRpcError as e:
                 raise self._failed(e) from e
-            served += [ProvenCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in reply.cells]
+            served += served_cells_from_pb(reply.cells)
         return served
 
     async def announce(self, port: int, timeout: float) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from da.api.convert import availability_to_pb
+from da.api.convert import availability_to_pb, proven_cell_to_pb
 from da.errors import NotSampled, UnknownHeight
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
@@ -61,8 +61,7 @@ def held_samples(
         raise UnknownHeight(height)
     return da_pb2.GetSamplesResponse(
         cells=[
-            da_pb2.Cell(row=c.row, col=c.col, data=c.data, proof=c.proof)
-            for c in cells[:MAX_HELD_CELLS_PER_REPLY]
+            proven_cell_to_pb(c) for c in cells[:MAX_HELD_CELLS_PER_REPLY]
         ]
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from da.cells import ProvenCell
+from da.cells import ProvenCell, StoredBlob
 from da.certificate import Attestation, Certificate
 from da.errors import InvalidRequest
 from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
@@ -193,6 +193,23 @@ def availability_from_pb(value: int) -> SamplingStatus:
 
 def cells_to_pb(cells: Sequence[ProvenCell]) -> list[pb.Cell]:
     return [proven_cell_to_pb(cell) for cell in cells]
+
+
+def stored_blob_to_pb(blob: StoredBlob) -> pb.Blob:
+    return pb.Blob(
+        namespace=blob.namespace,
+        data=blob.data,
+        blob_hash=blob.blob_hash,
+        start_cell=blob.start_cell,
+        cells=cells_to_pb(blob.cells),
+    )
+
+
+def served_cells_from_pb(msgs: Iterable[pb.Cell]) -> list[ProvenCell]:
+    """Cells exactly as a peer served them, lengths and coordinates NOT checked: a light client
+    checks them against what it asked for and flags a malformed answer as misbehaviour
+    (`light_client.sampler`), where `cells_from_pb` would only raise."""
+    return [ProvenCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in msgs]
 
 
 # --- blobs as served (GetBlobs) -------------------------------------------------------------

@@ -11,6 +11,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from da.cells import ProvenCell
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.checkpoint import SamplingResult, add_result_to_batch
@@ -25,26 +26,16 @@ MAX_HELD_CELLS = 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
-class HeldCell:
-    """A verified sample: its coordinate, the 2048-byte cell and its 48-byte proof."""
-
-    row: int
-    col: int
-    data: bytes
-    proof: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Verdict:
     """Everything a light client writes when it concludes a height."""
 
     result: SamplingResult
     header_raw: bytes
     signature: bytes
-    cells: tuple[HeldCell, ...]
+    cells: tuple[ProvenCell, ...]
 
 
-def encode_held(cells: Sequence[HeldCell]) -> bytes:
+def encode_held(cells: Sequence[ProvenCell]) -> bytes:
     if len(cells) > MAX_HELD_CELLS:
         raise ValueError(f"at most {MAX_HELD_CELLS} held cells per height, got {len(cells)}")
     parts = [_COUNT.pack(len(cells))]
@@ -63,7 +54,7 @@ def add_verdict_to_batch(batch: WriteBatch, verdict: Verdict, *, checkpoint: boo
     batch.put(schema.held_samples_key(height), encode_held(verdict.cells))
 
 
-def get_held(store: KeyValueStore, height: int) -> list[HeldCell] | None:
+def get_held(store: KeyValueStore, height: int) -> list[ProvenCell] | None:
     """The samples kept for `height`, or None if none were written (or they were pruned)."""
     key = schema.held_samples_key(height)
     raw = store.get(key)
@@ -90,7 +81,7 @@ def prune_light_below(store: KeyValueStore, height: int, *, sync: bool = False) 
     return len(batch)
 
 
-def _decode(key: bytes, raw: bytes) -> list[HeldCell]:
+def _decode(key: bytes, raw: bytes) -> list[ProvenCell]:
     try:
         (count,) = _COUNT.unpack_from(raw)
         if len(raw) != _COUNT.size + count * BYTES_PER_HELD_CELL:
@@ -101,7 +92,7 @@ def _decode(key: bytes, raw: bytes) -> list[HeldCell]:
             row, col = _COORD.unpack_from(raw, offset)
             data_at = offset + _COORD.size
             proof_at = data_at + BYTES_PER_CELL
-            cells.append(HeldCell(row, col, raw[data_at:proof_at],
+            cells.append(ProvenCell(row, col, raw[data_at:proof_at],
                                   raw[proof_at : proof_at + BYTES_PER_PROOF]))
             offset += BYTES_PER_HELD_CELL
         return cells
