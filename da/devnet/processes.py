@@ -16,10 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from da.api.client import open_channel
+from da.client import AsyncDAClient, ClientError
 from da.config import DevnetConfig
 from da.devnet.layout import (
     DevnetError,
@@ -127,14 +124,12 @@ async def wait_serving(node: Node, timeout: float = START_TIMEOUT_SECONDS) -> No
         await _wait_etcd_healthy(node, timeout)
         return
     deadline = time.monotonic() + timeout
-    async with open_channel(node.address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    async with AsyncDAClient(timeout=1.0) as client:
         while time.monotonic() < deadline:
             if exited(node) is not None:
                 raise DevnetError(f"{node.name} exited with code {exited(node)}", node)
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+            with contextlib.suppress(ClientError):
+                if await client.health(node.address) == "SERVING":
                     return
             await asyncio.sleep(0.25)
     raise DevnetError(f"{node.name} not serving on {node.address} after {timeout:g} s", node)

@@ -14,16 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-import grpc
-
-from da.api.client import bearer_metadata, open_channel
+from da.client import AsyncDAClient, ClientError
 from da.config import DevnetConfig
 from da.devnet.display import Display, format_line
 from da.devnet.layout import RPC_TIMEOUT_SECONDS, DevnetError, Layout, plan_layout, write_configs
 from da.devnet.processes import exited, log_tail, start_group, stop_all
 from da.devnet.watch import Watcher
-from da.v1 import da_pb2 as pb
-from da.v1 import da_pb2_grpc
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -44,16 +40,15 @@ async def submit_demo_blobs(layout: Layout, interval: float, rng: random.Random)
     """Submit one blob per demo namespace every `interval` seconds until cancelled."""
     token = layout.token_file.read_text(encoding="utf-8").strip()
     sequence = 0
-    async with open_channel(layout.producer.address) as channel:
-        stub = da_pb2_grpc.BlobServiceStub(channel)
+    async with AsyncDAClient(
+        [layout.producer.address], token=token, timeout=RPC_TIMEOUT_SECONDS
+    ) as client:
         while True:
             for namespace in DEMO_NAMESPACES:
                 sequence += 1
-                request = pb.SubmitBlobRequest(namespace=namespace.encode(),
-                                               data=demo_blob(rng, namespace, sequence))
-                with contextlib.suppress(grpc.aio.AioRpcError):  # a busy producer: next round
-                    await stub.SubmitBlob(request, metadata=bearer_metadata(token),
-                                          timeout=RPC_TIMEOUT_SECONDS)
+                data = demo_blob(rng, namespace, sequence)
+                with contextlib.suppress(ClientError):  # a busy producer: next round
+                    await client.submit(namespace.encode(), data)
             await asyncio.sleep(interval)
 
 
@@ -129,7 +124,7 @@ async def _watch(watcher: Watcher, display: Display, config: DevnetConfig) -> in
     stall_seconds = max(STALL_MIN_SECONDS, 20 * config.block_time_seconds)
     while True:
         _check_alive(layout)
-        with contextlib.suppress(grpc.aio.AioRpcError):  # a slow answer: try again next round
+        with contextlib.suppress(ClientError):  # a slow answer: try again next round
             await watcher.poll()
         done = _progress(watcher, config)
         display.update(watcher, f"head {watcher.head}, {done} heights concluded")

@@ -12,10 +12,9 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from da.api.client import open_channel
+from da.client import AsyncDAClient, ClientError, RemoteError
 from da.devnet.layout import (
     LIGHT_SAMPLE_WINDOW_SECONDS,
     LOOPBACK,
@@ -23,9 +22,6 @@ from da.devnet.layout import (
     Layout,
     Node,
 )
-from da.header import header_from_bytes
-from da.v1 import da_pb2 as pb
-from da.v1 import da_pb2_grpc
 
 HEIGHT_TIMEOUT_SECONDS = LIGHT_SAMPLE_WINDOW_SECONDS + 60.0  # header seen -> every verdict in
 ENCODE_HISTOGRAM = "da_block_encode_seconds"
@@ -57,7 +53,7 @@ FINAL_VERDICTS = ("AVAILABLE", "UNAVAILABLE")
 
 
 class Watcher:
-    """Polls the producer, storage nodes and light clients over gRPC and /metrics."""
+    """Polls the producer, storage nodes and light clients through `da.client` and /metrics."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
@@ -65,28 +61,34 @@ class Watcher:
         self.head = 0
         self.start_height = 0
         self.last_new_block = time.monotonic()
-        self._channels: dict[str, grpc.aio.Channel] = {}
         self.encode_clock = EncodeClock()
+        self._clients: dict[str, AsyncDAClient] = {}
 
-    def channel(self, node: Node) -> grpc.aio.Channel:
-        if node.name not in self._channels:
-            self._channels[node.name] = open_channel(node.address)
-        return self._channels[node.name]
+    def client(self, node: Node) -> AsyncDAClient:
+        """A `da.client` of one node, trusting the devnet's producers (headers are verified)."""
+        if node.name not in self._clients:
+            address = [node.address]
+            self._clients[node.name] = AsyncDAClient(
+                producers=address if node.role == "producer" else (),
+                storage=address if node.role == "storage-node" else (),
+                chain_id=self.layout.chain_id,
+                trusted_keys=[p.public_key for p in self.layout.producers],
+                timeout=RPC_TIMEOUT_SECONDS,
+            )
+        return self._clients[node.name]
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
+        for client in self._clients.values():
+            await client.close()
 
     async def producer_head(self) -> int:
-        stub = da_pb2_grpc.HeaderServiceStub(self.channel(self.layout.producer))
         try:
-            signed = await stub.GetHeader(pb.GetHeaderRequest(height=0),
-                                          timeout=RPC_TIMEOUT_SECONDS)
-        except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
+            signed = await self.client(self.layout.producer).header(0)
+        except RemoteError as e:
+            if e.code == "NOT_FOUND":
                 return 0
             raise
-        return header_from_bytes(signed.header).height
+        return signed.header.height
 
     async def poll(self) -> None:
         """One round: new heights, encode times, then every unfinished height."""
@@ -113,34 +115,25 @@ class Watcher:
         self._maybe_finish(view)
 
     async def _read_header(self, view: HeightView) -> None:
-        stub = da_pb2_grpc.HeaderServiceStub(self.channel(self.layout.producer))
-        signed = await stub.GetHeader(pb.GetHeaderRequest(height=view.height),
-                                      timeout=RPC_TIMEOUT_SECONDS)
-        header = header_from_bytes(signed.header)
+        header = (await self.client(self.layout.producer).header(view.height)).header
         view.k, view.blobs = header.k, len(header.blobs)
         view.payload_bytes = sum(entry.length for entry in header.blobs)
 
     async def _check_holder(self, view: HeightView, node: Node) -> None:
         """A storage node's HeaderService only answers for heights whose whole block it stores."""
-        stub = da_pb2_grpc.HeaderServiceStub(self.channel(node))
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await stub.GetHeader(pb.GetHeaderRequest(height=view.height),
-                                 timeout=RPC_TIMEOUT_SECONDS)
+        with contextlib.suppress(ClientError):
+            await self.client(node).header(view.height)
             view.holders.add(node.name)
 
     async def _check_certificate(self, view: HeightView) -> None:
-        stub = da_pb2_grpc.AttestationServiceStub(self.channel(self.layout.producer))
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            cert = await stub.GetCertificate(pb.GetCertificateRequest(height=view.height),
-                                             timeout=RPC_TIMEOUT_SECONDS)
+        with contextlib.suppress(ClientError):
+            cert = await self.client(self.layout.producer).certificate(view.height)
             view.signers = max(view.signers, len(cert.public_keys))
 
     async def _check_light(self, view: HeightView, node: Node) -> None:
-        stub = da_pb2_grpc.SamplingServiceStub(self.channel(node))
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            reply = await stub.GetAvailability(pb.GetAvailabilityRequest(height=view.height),
-                                               timeout=RPC_TIMEOUT_SECONDS)
-            view.verdicts[node.name] = (pb.Availability.Name(reply.status), reply.confidence)
+        with contextlib.suppress(ClientError):
+            verdict = await self.client(node).availability(view.height, node=node.address)
+            view.verdicts[node.name] = (verdict.status, verdict.confidence)
 
     def _maybe_finish(self, view: HeightView) -> None:
         now = time.monotonic()
