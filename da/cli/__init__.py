@@ -10,6 +10,10 @@ Layout: `app` (main, logging, exit codes), `parser` (argparse subcommands), `set
 flags -> config dataclasses), `roles` (running a role until a signal; keygen), `nodes` (commands
 that talk to nodes through `da.client`), `common` (what they share). The console script is
 `da = "da.cli:main"`.
+
+Must not import a role package (producer, storage node, light client, devnet) at module level:
+`roles.ROLE_MODULES` names them and `da <role>` imports only the one it runs. Must not import
+`da.v1`: node commands go through `da.client`.
 """
 
 from da.cli.app import main
