@@ -36,8 +36,10 @@ class ProvenCell:
 
 
 @dataclass(frozen=True)
-class StoredBlob:
-    """A blob of a stored block: its data, and the ODS cells holding it with their proofs."""
+class BlobCells:
+    """A blob with the ODS cells holding it and their proofs: read from a block store (`data`
+    decoded from the cells), or as a node served it (`data` as claimed: a client believes only
+    the data it rebuilds from cells that verify)."""
 
     namespace: bytes
     data: bytes

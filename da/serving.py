@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from da.api import convert
 from da.api.server import AddServicer
-from da.cells import ProvenCell, StoredBlob
+from da.cells import BlobCells, ProvenCell
 from da.errors import ResourceExhausted, UnknownHeight
 from da.header import Header, blob_cells, blob_entries_for_namespace
 from da.sampling import CellRef
@@ -304,7 +304,7 @@ def stored_header(store: KeyValueStore, height: int) -> Header:
     return stored.header
 
 
-def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[StoredBlob]:
+def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[BlobCells]:
     """Every blob of `namespace` (1..29 bytes, left-padded) in the block at `height`, in square
     order. Raises `UnknownHeight`, or `InvalidNamespace` for a malformed or reserved namespace."""
     namespace = normalize_namespace(bytes(namespace))
@@ -318,7 +318,7 @@ def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[Store
             ProvenCell(ref.row, ref.col, cell, proof)
             for ref, (cell, proof) in zip(refs, cells, strict=True)
         )
-        found.append(StoredBlob(namespace, data, entry.blob_hash, entry.start_cell, proven))
+        found.append(BlobCells(namespace, data, entry.blob_hash, entry.start_cell, proven))
     return found
 
 
@@ -336,7 +336,7 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
         # Off the event loop: a blob may span every row of a block (MiBs to read and join).
         found = await asyncio.to_thread(get_blobs, self._store, request.height, request.namespace)
         self._on_served(sum(len(blob.cells) for blob in found))
-        return pb.GetBlobsResponse(blobs=[convert.stored_blob_to_pb(b) for b in found])
+        return pb.GetBlobsResponse(blobs=[convert.blob_cells_to_pb(b) for b in found])
 
 
 # --- wiring ---------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ Code past this module never sees a protobuf message.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from da.cells import ProvenCell, StoredBlob
+from da.cells import BlobCells, ProvenCell
 from da.certificate import Attestation, Certificate
 from da.errors import InvalidRequest
 from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
@@ -195,7 +194,7 @@ def cells_to_pb(cells: Sequence[ProvenCell]) -> list[pb.Cell]:
     return [proven_cell_to_pb(cell) for cell in cells]
 
 
-def stored_blob_to_pb(blob: StoredBlob) -> pb.Blob:
+def blob_cells_to_pb(blob: BlobCells) -> pb.Blob:
     return pb.Blob(
         namespace=blob.namespace,
         data=blob.data,
@@ -215,20 +214,13 @@ def served_cells_from_pb(msgs: Iterable[pb.Cell]) -> list[ProvenCell]:
 # --- blobs as served (GetBlobs) -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServedBlob:
-    """One blob of a `GetBlobs` answer, lengths and coordinates checked, NOT yet verified."""
-
-    namespace: bytes
-    blob_hash: bytes
-    start_cell: int
-    cells: tuple[ProvenCell, ...]
-
-
-def served_blob_from_pb(msg: pb.Blob, k: int) -> ServedBlob:
-    """Raises `InvalidRequest` (bad hash length), `InvalidCell` or `InvalidProof`."""
-    return ServedBlob(
+def served_blob_from_pb(msg: pb.Blob, k: int) -> BlobCells:
+    """One blob of a `GetBlobs` answer, lengths and coordinates checked, NOT yet verified (the
+    client rebuilds the data from the cells once they verify). Raises `InvalidRequest` (bad
+    hash length), `InvalidCell` or `InvalidProof`."""
+    return BlobCells(
         bytes(msg.namespace),
+        bytes(msg.data),
         blob_hash_from_pb(msg.blob_hash),
         msg.start_cell,
         tuple(cells_from_pb(msg.cells, k)),

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from da import signing
-from da.api.convert import ServedBlob
-from da.cells import ProvenCell, cells_verify
+from da.cells import BlobCells, ProvenCell, cells_verify
 from da.certificate import Certificate
 from da.client.errors import VerificationError
 from da.client.results import Blob
@@ -39,7 +38,7 @@ def verify_header(signed: SignedHeader, trust: TrustRoot, height: int, source: s
 
 
 def verify_blobs(
-    header: Header, namespace: bytes, served: Sequence[ServedBlob], source: str
+    header: Header, namespace: bytes, served: Sequence[BlobCells], source: str
 ) -> list[Blob]:
     """The blobs `header` lists under `namespace`, in square order, rebuilt from served cells
     that each verified against their row commitment. Every listed blob must be served, and
@@ -63,7 +62,7 @@ def verify_blobs(
     return [_rebuild(entry, blob, where) for entry, blob in cells.items()]
 
 
-def _blob_cells(entry: BlobEntry, blob: ServedBlob, where: str) -> list[ProvenCell]:
+def _blob_cells(entry: BlobEntry, blob: BlobCells, where: str) -> list[ProvenCell]:
     """The cells of `entry` in order, taken from `blob` by coordinate; all must be there."""
     served = {cell.ref: cell for cell in blob.cells}
     wanted = blob_cells(entry)
