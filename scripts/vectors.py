@@ -166,6 +166,19 @@ def _square_k2() -> dict[str, Any]:
     }
 
 
+def _fields(raw: bytes, chain_id_bytes: int, k: int, blobs: int) -> list[list[str]]:
+    """`raw` cut into its header fields (section 5.1), each `[name, hex]`."""
+    sizes = [("magic", 4), ("chain_id", 1 + chain_id_bytes), ("height", 8), ("time_ms", 8),
+             ("prev_hash", 32), ("rows", 2)]
+    sizes += [(f"commitment {r}", 48) for r in range(2 * k)]
+    sizes += [("blob_count", 4)] + [(f"blob {i}", 69) for i in range(blobs)] + [("producer", 48)]
+    fields, offset = [], 0
+    for name, size in sizes:
+        fields.append([name, raw[offset : offset + size].hex()])
+        offset += size
+    return fields
+
+
 def _headers(square: Any) -> dict[str, Any]:
     producer = signing.generate_keypair(PRODUCER_SEED)
     first = Header(
@@ -203,6 +216,7 @@ def _headers(square: Any) -> dict[str, Any]:
             "height": 1,
             "time_ms": TIME_MS,
             "bytes": signed.raw.hex(),
+            "fields": _fields(signed.raw, len(CHAIN_ID), square.k, len(square.blob_index)),
             "header_hash": header_hash(signed.raw).hex(),
             "signature": signed.signature.hex(),
         },
@@ -251,10 +265,25 @@ def compute() -> dict[str, Any]:
     }
 
 
+INLINE_WIDTH = 100
+
+
+def _json(value: Any, indent: str = "") -> str:
+    """JSON indented by one space per level, with short lists and objects on one line."""
+    flat = json.dumps(value)
+    if not isinstance(value, dict | list) or len(indent) + len(flat) <= INLINE_WIDTH:
+        return flat
+    inner = indent + " "
+    if isinstance(value, list):
+        items = [inner + _json(item, inner) for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + indent + "]"
+    items = [f"{inner}{json.dumps(key)}: {_json(item, inner)}" for key, item in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+
+
 def render(vectors: dict[str, Any]) -> str:
     """The markdown block, markers included."""
-    body = json.dumps(vectors, indent=1)
-    return f"{BEGIN}\n```json\n{body}\n```\n{END}"
+    return f"{BEGIN}\n```json\n{_json(vectors)}\n```\n{END}"
 
 
 def parse(document: str) -> dict[str, Any]:

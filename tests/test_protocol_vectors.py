@@ -56,7 +56,14 @@ def _differences(documented: Any, computed: Any, path: str = "") -> list[str]:
             return [f"{path}: {len(documented)} entries documented, {len(computed)} computed"]
         return [d for i, (a, b) in enumerate(zip(documented, computed, strict=True))
                 for d in _differences(a, b, f"{path}[{i}]")]
-    return [] if documented == computed else [f"{path}: documented {documented!r}, code {computed!r}"]
+    if documented == computed:
+        return []
+    return [f"{path}: documented {_short(documented)}, code {_short(computed)}"]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 @pytest.mark.parametrize("section", ["field", "square", "square_k2", "headers", "confidence"])
@@ -91,6 +98,7 @@ def test_the_documented_header_bytes_decode_to_the_documented_fields(doc: dict[s
     ] == square["blob_index"]
     assert header.producer.hex() == headers["producer"]["public_key"]
     assert hashlib.sha256(raw).hexdigest() == first["header_hash"]
+    assert "".join(hex_bytes for _, hex_bytes in first["fields"]) == first["bytes"]
 
 
 def test_the_documented_signatures_verify(doc: dict[str, Any]) -> None:
