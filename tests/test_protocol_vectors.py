@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 
 from da import signing
-from da.header import ZERO_HASH, TrustRoot, header_from_bytes, signed_header_from_bytes
-from da.header import verify_signed_header
+from da.header import (
+    ZERO_HASH,
+    TrustRoot,
+    header_from_bytes,
+    signed_header_from_bytes,
+    verify_signed_header,
+)
 from erasure import kzg
 from erasure.constants import BYTES_PER_ROW, DEFAULT_MAX_ROWS
 from erasure.layout import blob_hash, layout_blobs
@@ -25,7 +30,8 @@ DOC = ROOT / "docs" / "PROTOCOL.md"
 
 
 def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("protocol_vectors", ROOT / "scripts" / "vectors.py")
+    path = ROOT / "scripts" / "vectors.py"
+    spec = importlib.util.spec_from_file_location("protocol_vectors", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
