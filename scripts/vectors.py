@@ -151,8 +151,11 @@ def _square_k2() -> dict[str, Any]:
     commitments = extend_commitments(k, [kzg.commit(row) for row in original])
     cells, proofs = kzg.compute_cells_and_proofs(rows[K2_CELL[0]])
     return {
-        "blob": {"namespace_ascii": K2_NAMESPACE.decode(), "data": K2_RULE,
-                 "data_sha256": _sha(k2_blob())},
+        "blob": {
+            "namespace_ascii": K2_NAMESPACE.decode(),
+            "data": K2_RULE,
+            "data_sha256": _sha(k2_blob()),
+        },
         "k": k,
         "row_sha256": [_sha(row) for row in rows],
         "row_first_32_bytes": [row[:32].hex() for row in rows],
@@ -168,8 +171,14 @@ def _square_k2() -> dict[str, Any]:
 
 def _fields(raw: bytes, chain_id_bytes: int, k: int, blobs: int) -> list[list[str]]:
     """`raw` cut into its header fields (section 5.1), each `[name, hex]`."""
-    sizes = [("magic", 4), ("chain_id", 1 + chain_id_bytes), ("height", 8), ("time_ms", 8),
-             ("prev_hash", 32), ("rows", 2)]
+    sizes = [
+        ("magic", 4),
+        ("chain_id", 1 + chain_id_bytes),
+        ("height", 8),
+        ("time_ms", 8),
+        ("prev_hash", 32),
+        ("rows", 2),
+    ]
     sizes += [(f"commitment {r}", 48) for r in range(2 * k)]
     sizes += [("blob_count", 4)] + [(f"blob {i}", 69) for i in range(blobs)] + [("producer", 48)]
     fields, offset = [], 0

@@ -55,13 +55,19 @@ def _differences(documented: Any, computed: Any, path: str = "") -> list[str]:
     """Where two JSON values differ, as paths (`square.cells[2].proof`)."""
     if isinstance(documented, dict) and isinstance(computed, dict):
         keys = sorted(set(documented) | set(computed))
-        return [d for key in keys
-                for d in _differences(documented.get(key), computed.get(key), f"{path}.{key}")]
+        return [
+            d
+            for key in keys
+            for d in _differences(documented.get(key), computed.get(key), f"{path}.{key}")
+        ]
     if isinstance(documented, list) and isinstance(computed, list):
         if len(documented) != len(computed):
             return [f"{path}: {len(documented)} entries documented, {len(computed)} computed"]
-        return [d for i, (a, b) in enumerate(zip(documented, computed, strict=True))
-                for d in _differences(a, b, f"{path}[{i}]")]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(documented, computed, strict=True))
+            for d in _differences(a, b, f"{path}[{i}]")
+        ]
     if documented == computed:
         return []
     return [f"{path}: documented {_short(documented)}, code {_short(computed)}"]
@@ -92,14 +98,20 @@ def test_the_documented_header_bytes_decode_to_the_documented_fields(doc: dict[s
     header = header_from_bytes(raw)
     assert raw[:4] == b"DAH1"
     assert (header.chain_id, header.height, header.time_ms) == (
-        first["chain_id"], first["height"], first["time_ms"]
+        first["chain_id"],
+        first["height"],
+        first["time_ms"],
     )
     assert header.prev_hash == ZERO_HASH
     assert header.k == square["k"]
     assert [c.hex() for c in header.commitments] == square["commitments"]
     assert [
-        {"namespace": e.namespace.hex(), "start_cell": e.start_cell, "length": e.length,
-         "blob_hash": e.blob_hash.hex()}
+        {
+            "namespace": e.namespace.hex(),
+            "start_cell": e.start_cell,
+            "length": e.length,
+            "blob_hash": e.blob_hash.hex(),
+        }
         for e in header.blobs
     ] == square["blob_index"]
     assert header.producer.hex() == headers["producer"]["public_key"]
