@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -201,16 +202,7 @@ def _headers(square: Any) -> dict[str, Any]:
         producer=producer.public,
     )
     signed = sign_header(first, producer.secret)
-    child = Header(
-        chain_id=CHAIN_ID,
-        height=2,
-        time_ms=TIME_MS + 2000,
-        prev_hash=signed.hash,
-        k=square.k,
-        commitments=square.commitments,
-        blobs=(),
-        producer=producer.public,
-    )
+    child = replace(first, height=2, time_ms=TIME_MS + 2000, prev_hash=signed.hash, blobs=())
     signed_child = sign_header(child, producer.secret)
     operators = [signing.generate_keypair(seed) for seed in OPERATOR_SEEDS]
     attestations = [signing.sign(op.secret, signed.hash) for op in operators]
