@@ -14,18 +14,9 @@ import grpc
 
 from da.api.client import describe_rpc_error
 from da.cli import nodes, roles
-from da.cli.common import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    LOG_DATE_FORMAT,
-    LOG_FORMAT,
-    UsageError,
-)
+from da.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_DATE_FORMAT, LOG_FORMAT, UsageError
 from da.cli.parser import build_parser
-from da.config import (
-    ConfigError,
-)
+from da.config import ConfigError
 from da.errors import DAError, KeyFileError
 from erasure.errors import ErasureError
 

@@ -3,13 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger("da")
-
-
-
-
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

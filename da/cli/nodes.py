@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from da.cli.common import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    UsageError,
-)
+from da.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
 from da.cli.settings import read_token_file
-from da.config import (
-    check_address,
-    decode_public_keys,
-)
+from da.config import check_address, decode_public_keys
 from erasure.errors import ErasureError
-
-log = logging.getLogger("da")
 
 
 def parse_namespace(text: str) -> bytes:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,9 @@ from da.api.config import (
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_SECOND,
 )
-from da.cli.common import (
-    LOG_FORMATS,
-    LOG_LEVELS,
-    WAIT_CHOICES,
-    version,
-)
-from da.config import (
-    DEFAULT_RETENTION_BLOCKS,
-)
+from da.cli.common import LOG_FORMATS, LOG_LEVELS, WAIT_CHOICES, version
+from da.config import DEFAULT_RETENTION_BLOCKS
 from erasure.constants import DEFAULT_MAX_ROWS
-
-log = logging.getLogger("da")
 
 
 def build_parser() -> argparse.ArgumentParser:

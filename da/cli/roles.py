@@ -12,9 +12,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from da.cli.common import (
-    EXIT_OK,
-)
+from da.cli.common import EXIT_OK
 from da.cli.settings import config_from_args
 from da.errors import DAError
 

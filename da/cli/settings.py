@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from da.api.config import (
-    READ_ONLY_MAX_MESSAGE_BYTES,
-    WRITE_METHODS,
-    ServerConfig,
-)
-from da.cli.common import (
-    UsageError,
-)
+from da.api.config import READ_ONLY_MAX_MESSAGE_BYTES, WRITE_METHODS, ServerConfig
+from da.cli.common import UsageError
 from da.cli.parser import build_parser
-from da.config import (
-    DevnetConfig,
-    ProducerConfig,
-    StorageNodeConfig,
-)
-
-log = logging.getLogger("da")
+from da.config import DevnetConfig, ProducerConfig, StorageNodeConfig
 
 # Flags that may not both come from the merged settings: a flag drops the file's other one.
 EXCLUSIVE_SETTINGS = (("samples", "confidence"),)
