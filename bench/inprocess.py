@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
+from da.cells import ProvenCell as ServedCell
 from da.header import Header, SignedHeader, header_hash, sign_header
 from da.sampling import CellRef
 from da.signing import KeyPair
@@ -24,7 +25,7 @@ from erasure.constants import BLS_MODULUS, BYTES_PER_ROW
 from erasure.field import bytes_from_ints, extension_matrix, ints_from_bytes
 from erasure.g1 import decode_points, msm
 from light_client.errors import PeerCallFailed
-from light_client.peers import RawHeader, ServedCell
+from light_client.peers import RawHeader
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encode import encode_bound, full_square_blobs  # noqa: E402
 from run import BenchRow, bench_parser, emit, log, row  # noqa: E402
 
+from da.encoder_pool import EncoderPool, make_encoder_pool  # noqa: E402
 from erasure import encode_square, kzg  # noqa: E402
 from erasure.constants import CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL  # noqa: E402
-from erasure.parallel import EncoderPool, make_encoder_pool  # noqa: E402
 from erasure.square import ExtendedSquare  # noqa: E402
 
 WORKERS = 2

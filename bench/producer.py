@@ -42,6 +42,7 @@ from procs import Cluster, DaProcess, RssSampler, cluster, metric  # noqa: E402
 from run import BenchRow, row, run_sized  # noqa: E402  (bench/run.py: the table convention)
 
 from da.api.client import open_channel  # noqa: E402
+from da.encoder_pool import make_encoder_pool  # noqa: E402
 from da.header import header_from_bytes  # noqa: E402
 from da.v1 import da_pb2 as pb  # noqa: E402
 from da.v1 import da_pb2_grpc  # noqa: E402
@@ -51,7 +52,7 @@ from erasure.constants import (  # noqa: E402
     FIELD_ELEMENTS_PER_BLOB,
     PAYLOAD_BYTES_PER_CELL,
 )
-from erasure.parallel import extend_columns, make_encoder_pool  # noqa: E402
+from erasure.parallel import extend_columns  # noqa: E402
 
 WORKERS = 2
 BLOBS_PER_BLOCK = 8

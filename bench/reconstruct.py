@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from run import BenchRow, bench_parser, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
-from da.api.convert import ProvenCell  # noqa: E402
+from da.cells import ProvenCell  # noqa: E402
 from da.header import Header  # noqa: E402
 from da.sampling import (  # noqa: E402
     WITHHELD_COLUMNS_PER_ROW,

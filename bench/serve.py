@@ -26,13 +26,15 @@ from procs import free_port, python_child  # noqa: E402  (bench/procs.py: child 
 from run import BenchRow, bench_parser, emit, log, row  # noqa: E402  (bench/run.py: the table convention)
 
 from da import serving  # noqa: E402
+from da.cells import rows_verify  # noqa: E402
 from da.header import Header, sign_header, trust_root_from_hex  # noqa: E402
 from da.metrics import RpcMetrics, StorageMetrics  # noqa: E402
 from da.sampling import draw_coordinates  # noqa: E402
 from da.signing import generate_keypair  # noqa: E402
-from da.storage_node.fetch import WINDOW_ROWS, FetchedBlock, rows_verify  # noqa: E402
+from da.storage_node.fetch import WINDOW_ROWS, FetchedBlock  # noqa: E402
 from da.storage_node.ingest import Ingestor  # noqa: E402
 from da.store import blocks  # noqa: E402
+from da.store.base import WriteBatch  # noqa: E402
 from da.store.rocks import RocksStore  # noqa: E402
 from da.v1 import da_pb2 as pb  # noqa: E402
 from da.v1 import da_pb2_grpc  # noqa: E402
@@ -75,7 +77,8 @@ async def serve(db: str, port: int, bare: bool) -> None:
     import grpc
     from prometheus_client import CollectorRegistry
 
-    from da.api.server import SHARE_SERVICE, ServerConfig, create_server
+    from da.api.config import SHARE_SERVICE, ServerConfig
+    from da.api.server import create_server
 
     store = RocksStore(db)
     if bare:
@@ -182,7 +185,7 @@ async def ingest(signed, square, db: str) -> float:  # type: ignore[no-untyped-d
         """What `fetch_block` does once the rows are here: verify and put a window at a time."""
         for start in range(0, len(rows), WINDOW_ROWS):
             window = rows[start : start + WINDOW_ROWS]
-            if not rows_verify(s.header.commitments[start : start + WINDOW_ROWS], window):
+            if not rows_verify(s.header.commitments, list(enumerate(window, start=start))):
                 raise RuntimeError("block does not verify")
             await sink.put(list(enumerate(window, start=start)))
         return FetchedBlock(0, "bench")
@@ -225,13 +228,10 @@ def main() -> None:
         )
         db = f"{tmp}/serve"
         store = RocksStore(db)
-        blocks.put_block(
-            store,
-            HEIGHT,
-            signed.raw,
-            signed.signature,
-            [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * k)],
-        )
+        batch = WriteBatch()
+        ext_rows = [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * k)]
+        blocks.add_block_to_batch(batch, HEIGHT, signed.raw, signed.signature, ext_rows)
+        store.write(batch, sync=True)
         store.close()
         bare = throughput(db, k, seconds, bare=True)
         ours = throughput(db, k, seconds, bare=False)

@@ -7,14 +7,14 @@ made and never reads the environment. `validate()` raises `ConfigError` naming t
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from da.api.server import ConfigError, ServerConfig, split_host_port
+from da.api.config import ConfigError, ServerConfig, split_host_port
+from da.encoder_pool import default_workers
 from erasure.constants import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT
-from erasure.layout import max_blob_bytes
+from erasure.layout import is_square_size, max_blob_bytes
 
 __all__ = [
     "ConfigError",
@@ -35,10 +35,6 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_CHAIN_ID_CHARS = 64
 
 
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
-
-
 @dataclass(frozen=True, kw_only=True)
 class ProducerConfig:
     """`da producer`: accepts blobs, builds and signs a block every `block_time_seconds`."""
@@ -53,7 +49,7 @@ class ProducerConfig:
     max_rows: int = DEFAULT_MAX_ROWS  # largest square k (power of two <= MAX_ROWS_LIMIT)
     quorum: int = 1  # storage-node attestations that make a block's blobs CERTIFIED
     operators: tuple[str, ...] = ()  # hex public keys whose attestations count; () = any key
-    workers: int = field(default_factory=_cpu_count)  # encoding processes
+    workers: int = field(default_factory=default_workers)  # encoding processes
     max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
     dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
@@ -64,7 +60,7 @@ class ProducerConfig:
     tls_ca: Path | None = None  # PEM roots to verify the other replicas' TLS; None: plaintext
 
     def __post_init__(self) -> None:
-        if self.max_blob_bytes is None and _is_valid_max_rows(self.max_rows):
+        if self.max_blob_bytes is None and is_square_size(self.max_rows):
             object.__setattr__(self, "max_blob_bytes", max_blob_bytes(self.max_rows))
 
     def validate(self) -> None:
@@ -237,7 +233,7 @@ def check_port(name: str, port: int | None) -> None:
 
 def check_max_rows(max_rows: int) -> None:
     """Raise `ConfigError` unless `max_rows` is a power of two in 1..MAX_ROWS_LIMIT."""
-    if not _is_valid_max_rows(max_rows):
+    if not is_square_size(max_rows):
         raise ConfigError(f"max_rows must be a power of two in 1..{MAX_ROWS_LIMIT}, got {max_rows}")
 
 
@@ -254,10 +250,6 @@ def decode_public_keys(name: str, keys: Iterable[str]) -> tuple[bytes, ...]:
             raise ConfigError(f"{name}: {key!r} is not a {PUBLIC_KEY_HEX_CHARS}-hex-char key")
         decoded.append(raw)
     return tuple(decoded)
-
-
-def _is_valid_max_rows(max_rows: int) -> bool:
-    return 1 <= max_rows <= MAX_ROWS_LIMIT and max_rows & (max_rows - 1) == 0
 
 
 def _check_positive(name: str, value: float) -> None:

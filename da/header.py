@@ -45,7 +45,7 @@ from erasure.constants import (
     NAMESPACE_BYTES,
 )
 from erasure.errors import ErasureError
-from erasure.layout import BlobEntry, cells_for_length
+from erasure.layout import BlobEntry, cells_for_length, is_square_size, split_every
 
 MAGIC = b"DAH1"
 MAX_CHAIN_ID_BYTES = 64
@@ -104,7 +104,7 @@ def _check_position(height: int, time_ms: int, prev_hash: bytes) -> None:
 
 
 def _check_k(k: int) -> None:
-    if not (1 <= k <= MAX_ROWS_LIMIT and k & (k - 1) == 0):
+    if not is_square_size(k):
         raise InvalidHeader(f"rows must be a power of two in 1..{MAX_ROWS_LIMIT}, got {k}")
 
 
@@ -206,7 +206,8 @@ def header_from_bytes(raw: bytes) -> Header:
     prev_hash = reader.take(HASH_BYTES, "prev_hash")
     k = reader.integer(_U16, "rows")
     _check_k(k)  # before sizing the commitments by it
-    commitments = _split(reader.take(2 * k * BYTES_PER_COMMITMENT, "commitments"))
+    raw_commitments = reader.take(2 * k * BYTES_PER_COMMITMENT, "commitments")
+    commitments = split_every(raw_commitments, BYTES_PER_COMMITMENT)
     blob_count = reader.integer(_U32, "blob_count")
     if blob_count > k * CELLS_PER_ROW:  # each blob starts at a new cell of the k x 64 ODS
         cells = k * CELLS_PER_ROW
@@ -224,11 +225,6 @@ def _decode_chain_id(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidHeader("chain id is not valid UTF-8") from e
-
-
-def _split(raw: bytes) -> tuple[bytes, ...]:
-    size = BYTES_PER_COMMITMENT
-    return tuple(raw[start : start + size] for start in range(0, len(raw), size))
 
 
 # --- signed headers ---------------------------------------------------------------------------

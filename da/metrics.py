@@ -9,6 +9,7 @@ series from the start instead of a gap; observing an unknown label value raises 
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,13 +24,16 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+# SubmitBlob outcomes the handler sees. A call refused by the rate-limit or token interceptor
+# never reaches it: those are counted by `da_grpc_requests_total{code}` (RESOURCE_EXHAUSTED,
+# UNAUTHENTICATED), not here.
 SUBMISSION_RESULTS = (
     "accepted",
     "duplicate",
     "invalid",
     "too_large",
-    "rate_limited",
-    "unauthenticated",
+    "mempool_full",  # the pending bytes are at their limit: retry once blocks drain it
+    "unavailable",  # a producer group without a leader or a majority: retry shortly
 )
 HEADER_REJECT_REASONS = (
     "invalid_header",
@@ -41,7 +45,10 @@ HEADER_REJECT_REASONS = (
     "inconsistent_commitments",
     "other",
 )
-STORAGE_REJECT_REASONS = (*HEADER_REJECT_REASONS[:-1], "bad_cells", "unrecoverable", "other")
+# A block whose header passed but whose rows could not be fetched or rebuilt is "unrecoverable"
+# (bad cells from a remote are dropped and fetched elsewhere, never a refusal of the block).
+STORAGE_REJECT_REASONS = (*HEADER_REJECT_REASONS[:-1], "unrecoverable", "other")
+
 HEADER_SAMPLE_RESULTS = ("available", "unavailable")
 SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
 RECOVERY_RESULTS = ("recovered", "unrecoverable")  # a rebuild from gathered cells (DESIGN 12)
@@ -52,6 +59,13 @@ BLOCK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 
 SAMPLE_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RPC_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 RECENT_BLOCKS_KEPT = 64  # encode times kept for the producer's status page
+
+
+def header_rejection_reason(error: BaseException) -> str:
+    """The `reason` label of a refused header, the same at the storage node and the light client:
+    the error's class name in snake case (BadSignature -> bad_signature), else "other"."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+    return name if name in HEADER_REJECT_REASONS else "other"
 
 
 def process_registry() -> CollectorRegistry:

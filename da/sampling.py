@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from da.errors import BadCoordinate, InvalidRequest
-from erasure.constants import CELLS_PER_EXT_ROW, MAX_ROWS_LIMIT
+from erasure.constants import CELLS_PER_EXT_ROW
+from erasure.layout import check_k
 
 # The fewest cells of an extended row (k+1 rows x 65 columns) that must be withheld to make the
 # square unrecoverable: fewer than 65 missing in a row leaves >= 64 cells to recover it from.
@@ -63,13 +64,13 @@ def sample_refs_from_coordinates(k: int, coords: Iterable[tuple[int, int]]) -> l
 
 def extended_cell_count(k: int) -> int:
     """Number of cells in the 2k x 128 extended square."""
-    _check_k(k)
+    check_k(k)
     return 2 * k * CELLS_PER_EXT_ROW
 
 
 def unrecoverable_fraction(k: int) -> float:
     """q = (k+1)*65 / (2k*128): the least fraction of cells an unrecoverable square withholds."""
-    _check_k(k)
+    check_k(k)
     return (k + 1) * WITHHELD_COLUMNS_PER_ROW / extended_cell_count(k)
 
 
@@ -104,8 +105,3 @@ def draw_coordinates(k: int, s: int, rng: random.Random) -> list[CellRef]:
     if not 0 <= s <= cells:
         raise ValueError(f"cannot draw {s} distinct cells from {cells}")
     return [CellRef(*divmod(index, CELLS_PER_EXT_ROW)) for index in rng.sample(range(cells), s)]
-
-
-def _check_k(k: int) -> None:
-    if not (1 <= k <= MAX_ROWS_LIMIT and k & (k - 1) == 0):
-        raise ValueError(f"k must be a power of two in 1..{MAX_ROWS_LIMIT}, got {k}")

@@ -21,16 +21,16 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-import grpc
-
 from da.api import convert
+from da.api.server import AddServicer
+from da.cells import BlobCells, ProvenCell
 from da.errors import ResourceExhausted, UnknownHeight
 from da.header import Header, blob_cells, blob_entries_for_namespace
 from da.sampling import CellRef
 from da.store import blocks
+from da.store import headers as header_store
 from da.store.base import KeyValueStore
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
@@ -103,7 +103,7 @@ class StoredHeaders:
         return blocks.lowest_height(self._store)
 
     def signed_header(self, height: int) -> tuple[bytes, bytes] | None:
-        return blocks.get_signed_header(self._store, height) if height >= 1 else None
+        return header_store.get_signed_header(self._store, height) if height >= 1 else None
 
 
 class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
@@ -273,7 +273,7 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
         self._on_served(len(found))
         return pb.GetSamplesResponse(
             cells=[
-                pb.Cell(row=ref.row, col=ref.col, data=data, proof=proof)
+                convert.cell_to_pb(ref.row, ref.col, data, proof)
                 for ref, (data, proof) in zip(refs, found, strict=True)
             ]
         )
@@ -285,7 +285,7 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
         self._on_served(len(cells))
         return pb.GetRowResponse(
             cells=[
-                pb.Cell(row=row, col=col, data=data, proof=proof)
+                convert.cell_to_pb(row, col, data, proof)
                 for col, (data, proof) in enumerate(zip(cells, proofs, strict=True))
             ]
         )
@@ -294,27 +294,17 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
 # --- blobs ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StoredBlob:
-    """A blob of a stored block: its data, and the ODS cells holding it with their proofs."""
-
-    namespace: bytes
-    data: bytes
-    blob_hash: bytes
-    start_cell: int
-    cells: tuple[convert.ProvenCell, ...]
-
-
 def stored_header(store: KeyValueStore, height: int) -> Header:
     """The decoded header of a whole stored block; raises `UnknownHeight` (or
     `CorruptValueError` if the stored bytes no longer decode)."""
-    stored = blocks.get_decoded_header(store, height) if blocks.has_block(store, height) else None
+    held = blocks.has_block(store, height)
+    stored = header_store.get_decoded_header(store, height) if held else None
     if stored is None:
         raise UnknownHeight(height)
     return stored.header
 
 
-def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[StoredBlob]:
+def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[BlobCells]:
     """Every blob of `namespace` (1..29 bytes, left-padded) in the block at `height`, in square
     order. Raises `UnknownHeight`, or `InvalidNamespace` for a malformed or reserved namespace."""
     namespace = normalize_namespace(bytes(namespace))
@@ -325,26 +315,13 @@ def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[Store
         cells = read_cells(store, height, refs)
         data = blob_data_from_cells([cell for cell, _ in cells], entry.length)
         proven = tuple(
-            convert.ProvenCell(ref.row, ref.col, cell, proof)
+            ProvenCell(ref.row, ref.col, cell, proof)
             for ref, (cell, proof) in zip(refs, cells, strict=True)
         )
-        found.append(StoredBlob(namespace, data, entry.blob_hash, entry.start_cell, proven))
+        found.append(BlobCells(namespace, data, entry.blob_hash, entry.start_cell, proven))
     return found
 
 
-def blobs_to_pb(found: Sequence[StoredBlob]) -> pb.GetBlobsResponse:
-    return pb.GetBlobsResponse(
-        blobs=[
-            pb.Blob(
-                namespace=blob.namespace,
-                data=blob.data,
-                blob_hash=blob.blob_hash,
-                start_cell=blob.start_cell,
-                cells=convert.cells_to_pb(blob.cells),
-            )
-            for blob in found
-        ]
-    )
 
 
 class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
@@ -359,13 +336,10 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
         # Off the event loop: a blob may span every row of a block (MiBs to read and join).
         found = await asyncio.to_thread(get_blobs, self._store, request.height, request.namespace)
         self._on_served(sum(len(blob.cells) for blob in found))
-        return blobs_to_pb(found)
+        return pb.GetBlobsResponse(blobs=[convert.blob_cells_to_pb(b) for b in found])
 
 
 # --- wiring ---------------------------------------------------------------------------------
-
-AddServicer = Callable[[Any, grpc.aio.Server], None]
-
 
 def read_servicers(
     store: KeyValueStore, notifier: HeadNotifier, *, on_served: ServedCounter = _ignore

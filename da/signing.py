@@ -3,8 +3,9 @@
 Producer header signatures and storage-node attestations, aggregated into DA certificates. Keys
 and signatures cross this module as bytes (secret 32, public 48, signature 96). The proof-of-
 possession scheme makes aggregates of distinct keys safe against rogue-key attacks only when
-every key's possession was proven: trust roots are configured keys, and a key learned from the
-network must come with `prove_possession` output checked by `verify_possession`.
+every key's possession was proven: today every key is configured by an operator (trust roots,
+`--operator`), never learned from the network. A feature that takes keys from the network must
+first check a proof of possession (`PopSchemeMPL.pop_prove` / `pop_verify`), added here then.
 
 `verify*` return False for any bad input (malformed bytes included): an outcome, not an exception.
 """
@@ -166,20 +167,6 @@ def verify_aggregate(publics: Sequence[bytes], message: bytes, aggregate_signatu
     if signature_point is None or any(point is None for point in points):
         return False
     return bool(PopSchemeMPL.fast_aggregate_verify(points, message, signature_point))
-
-
-def prove_possession(secret: bytes) -> bytes:
-    """A 96-byte proof that the holder of `secret` owns its public key."""
-    return bytes(PopSchemeMPL.pop_prove(_secret_key(secret)))
-
-
-def verify_possession(public: bytes, proof: bytes) -> bool:
-    """Whether `proof` proves possession of `public`'s secret key; False for malformed bytes."""
-    public_key_point = _g1_or_none(public)
-    proof_point = _g2_or_none(proof)
-    if public_key_point is None or proof_point is None:
-        return False
-    return bool(PopSchemeMPL.pop_verify(public_key_point, proof_point))
 
 
 def _secret_key(secret: bytes) -> PrivateKey:

@@ -11,22 +11,16 @@ import secrets
 from collections.abc import Sequence
 from functools import lru_cache
 
-from erasure.constants import BLS_MODULUS, BYTES_PER_COMMITMENT, MAX_ROWS_LIMIT
+from erasure.constants import BLS_MODULUS, BYTES_PER_COMMITMENT
 from erasure.errors import InvalidCommitment
 from erasure.field import (
     evaluate_on_rows,
     extension_matrix,
     inverse,
-    is_power_of_two,
     row_points,
 )
 from erasure.g1 import decode_points, is_identity, msm
-
-
-def check_k(k: int) -> None:
-    """Raise ValueError unless `k` is a power of two in 1..MAX_ROWS_LIMIT."""
-    if not (isinstance(k, int) and is_power_of_two(k) and k <= MAX_ROWS_LIMIT):
-        raise ValueError(f"k must be a power of two in 1..{MAX_ROWS_LIMIT}, got {k!r}")
+from erasure.layout import check_k
 
 
 def extend_commitments(k: int, original: Sequence[bytes]) -> tuple[bytes, ...]:

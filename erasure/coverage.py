@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from erasure.commitments import check_k
 from erasure.constants import CELLS_PER_EXT_ROW, CELLS_PER_ROW
+from erasure.layout import check_k
 
 Coord = tuple[int, int]
 FULL_ROW = (1 << CELLS_PER_EXT_ROW) - 1

@@ -77,10 +77,26 @@ def max_blob_bytes(max_rows: int) -> int:
     return max_rows * CELLS_PER_ROW * PAYLOAD_BYTES_PER_CELL
 
 
+def is_square_size(k: int) -> bool:
+    """True when `k` can be a square's number of original rows: a power of two in
+    1..MAX_ROWS_LIMIT. The one home of this check; every role and codec uses it."""
+    return isinstance(k, int) and is_power_of_two(k) and k <= MAX_ROWS_LIMIT
+
+
+def check_k(k: int, name: str = "k") -> None:
+    """Raise ValueError unless `k` is a square size (`is_square_size`); `name` names it."""
+    if not is_square_size(k):
+        raise ValueError(f"{name} must be a power of two in 1..{MAX_ROWS_LIMIT}, got {k!r}")
+
+
 def check_max_rows(max_rows: int) -> None:
     """Raise ValueError unless `max_rows` is a power of two in 1..MAX_ROWS_LIMIT."""
-    if not (is_power_of_two(max_rows) and max_rows <= MAX_ROWS_LIMIT):
-        raise ValueError(f"max_rows must be a power of two in 1..{MAX_ROWS_LIMIT}, got {max_rows}")
+    check_k(max_rows, "max_rows")
+
+
+def split_every(data: bytes, size: int) -> tuple[bytes, ...]:
+    """`data` cut into consecutive pieces of `size` bytes (the last one shorter if it must be)."""
+    return tuple(data[i : i + size] for i in range(0, len(data), size))
 
 
 def pack_payload(data: bytes) -> bytes:

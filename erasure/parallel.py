@@ -1,4 +1,5 @@
-"""Encoding spread over long-lived worker processes, streamed row batch by row batch (issue 6).
+"""Encoding mapped over any `concurrent.futures.Executor`, streamed row batch by row batch
+(issue 6).
 
 The ckzg work (a commitment per original row, cells and proofs per extended row) is ~99% of an
 encode and holds the GIL, so it runs in worker processes that each load the trusted setup once.
@@ -8,19 +9,16 @@ only the cheap serial parts (layout, the python-flint vertical extension, the co
 and overlaps them with the workers: original rows are submitted first, the parity rows are
 computed while they run, and the MSM runs as soon as the last original commitment is back.
 
-The same code runs on a `concurrent.futures` process pool (`make_encoder_pool(n)`) or on a
-dask.distributed cluster (`make_encoder_pool(n, dask_scheduler=address)`, its Executor
-interface), and in-process when no executor is given. Rows are handed to `on_rows` as they
+The same code runs on any Executor (the worker processes or dask.distributed cluster of
+`da.encoder_pool.make_encoder_pool`, which this package does not manage: it stays pure maths),
+and in-process when no executor is given. Rows are handed to `on_rows` as they
 complete, so a producer can write them to storage batch by batch without holding the square.
 """
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
-from pathlib import Path
-from typing import Any
 
 from erasure import kzg
 from erasure.commitments import extend_commitments
@@ -34,14 +32,12 @@ from erasure.constants import (
     DEFAULT_MAX_ROWS,
 )
 from erasure.field import extension_matrix, matrix_times_rows
-from erasure.layout import BlobEntry, layout_blobs
+from erasure.layout import BlobEntry, layout_blobs, split_every
 
-MAX_WORKERS = 1024
 MAX_BATCH_ROWS = 8  # 1 MiB of rows out, ~2.1 MiB of cells and proofs back per batch
 BATCHES_PER_WORKER = 16  # small batches handed out on demand keep the workers' ends close
 IN_FLIGHT_PER_WORKER = 2  # queued batches per worker: enough that none waits, few to hold
 VERTICAL_CHUNK_ELEMENTS = 1 << 18  # field elements per flint product (k=64: one chunk)
-DASK_WAIT_SECONDS = 60.0
 
 RowsCallback = Callable[["RowBatch"], None]
 
@@ -111,18 +107,14 @@ def row_batch_from_result(result: RowJobResult) -> RowBatch:
     """Split a worker's concatenated output into per-row tuples of cells and proofs."""
     cell_row, proof_row = BYTES_PER_CELL * CELLS_PER_EXT_ROW, BYTES_PER_PROOF * CELLS_PER_EXT_ROW
     cells = tuple(
-        _split(result.cells[i : i + cell_row], BYTES_PER_CELL)
+        split_every(result.cells[i : i + cell_row], BYTES_PER_CELL)
         for i in range(0, len(result.cells), cell_row)
     )
     proofs = tuple(
-        _split(result.proofs[i : i + proof_row], BYTES_PER_PROOF)
+        split_every(result.proofs[i : i + proof_row], BYTES_PER_PROOF)
         for i in range(0, len(result.proofs), proof_row)
     )
     return RowBatch(result.first_row, cells, proofs)
-
-
-def _split(data: bytes, size: int) -> tuple[bytes, ...]:
-    return tuple(data[i : i + size] for i in range(0, len(data), size))
 
 
 def extend_columns(k: int, original_rows: Sequence[bytes]) -> list[bytes]:
@@ -192,7 +184,7 @@ class _Collector:
     def _collect(self, when: str) -> None:
         done, self.pending = wait(self.pending, return_when=when)
         for result in sorted((f.result() for f in done), key=lambda r: r.first_row):
-            commitments = _split(result.commitments, BYTES_PER_COMMITMENT)
+            commitments = split_every(result.commitments, BYTES_PER_COMMITMENT)
             self.original.update(enumerate(commitments, start=result.first_row))
             self.on_rows(row_batch_from_result(result))
         if self.extended is None and len(self.original) == self.k:
@@ -234,118 +226,14 @@ def encode_square_stream(
     return SquareSummary(k, commitments, layout.blob_index)
 
 
-# --- pools -------------------------------------------------------------------------------------
-
-
-def _init_worker(setup_path: str, precompute: int) -> None:
-    """Worker initializer: load the trusted setup once, from the file the parent already wrote."""
-    kzg.use_trusted_setup(Path(setup_path), precompute)
-
-
-def _start_method() -> str:
-    # Not fork: the producer's parent runs gRPC and event-loop threads, unsafe to fork.
-    return "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
-
-
-class EncoderPool(Executor):
-    """An Executor for `encode_square(..., executor=pool)` that knows how many workers it has.
-
-    Wraps a process pool or a dask.distributed client's executor; `shutdown()` releases it
-    (and closes the dask client it opened, never the cluster).
-    """
-
-    def __init__(self, inner: Executor, workers: Callable[[], int], client: Any = None):
-        self._inner, self._workers, self._client = inner, workers, client
-
-    @property
-    def workers(self) -> int:
-        """Worker processes (dask: worker threads in the cluster now) that run batches."""
-        return max(1, self._workers())
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        return self._inner.submit(fn, *args, **kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            self._inner.shutdown(wait=wait, cancel_futures=True)
-        else:  # dask's ClientExecutor knows no `cancel_futures`
-            self._inner.shutdown(wait=wait)
-        if self._client is not None:
-            self._client.close()
-
-
-def check_workers(workers: int) -> None:
-    """Raise ValueError unless `workers` is an int in 1..MAX_WORKERS."""
-    if isinstance(workers, bool) or not isinstance(workers, int):
-        raise ValueError(f"workers must be an integer, got {workers!r}")
-    if not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f"workers must be in 1..{MAX_WORKERS}, got {workers}")
-
-
-def default_workers() -> int:
-    """All the cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def make_encoder_pool(
-    workers: int,
-    *,
-    dask_scheduler: str | None = None,
-    precompute: int = kzg.DEFAULT_PRECOMPUTE,
-) -> EncoderPool:
-    """Long-lived encoding workers, each with the trusted setup loaded once, ready to use.
-
-    Without `dask_scheduler`: `workers` processes on this machine. With it (an address such as
-    `tcp://10.0.0.5:8786`): a client of that dask.distributed cluster, waiting until `workers`
-    workers have joined; batches then go to every worker of the cluster. Raises ValueError on
-    a bad `workers`. Call `shutdown()` when done (or use it as a context manager).
-    """
-    check_workers(workers)
-    setup_path = str(kzg.trusted_setup_file())  # written once here, read by every worker
-    if dask_scheduler is not None:
-        return _dask_pool(workers, dask_scheduler, setup_path, precompute)
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=get_context(_start_method()),
-        initializer=_init_worker,
-        initargs=(setup_path, precompute),
-    )
-    # Start every worker now (and load its setup) rather than inside the first encode.
-    for future in [pool.submit(_ready) for _ in range(workers)]:
-        future.result()
-    return EncoderPool(pool, lambda: workers)
-
-
-def _ready() -> bool:
-    return kzg.settings() is not None
-
-
-def _dask_pool(workers: int, address: str, setup_path: str, precompute: int) -> EncoderPool:
-    from distributed import Client  # optional: needed only to scale out over machines
-
-    client = Client(address, set_as_default=False)
-    try:
-        client.wait_for_workers(workers, timeout=DASK_WAIT_SECONDS)
-        # Load the setup on the workers there now; any that join later load it on first use.
-        client.run(_init_worker, setup_path, precompute)
-    except BaseException:
-        client.close()
-        raise
-
-    def threads() -> int:
-        return sum(client.nthreads().values())
-
-    return EncoderPool(client.get_executor(pure=False), threads, client)
-
-
 def executor_workers(executor: Executor | None) -> int:
-    """How many batches `executor` runs at once (1 in-process; pools' own size; else cores)."""
+    """How many batches `executor` runs at once: 1 in-process; its `workers` attribute when it
+    has one (`da.encoder_pool.EncoderPool`); a `concurrent.futures` pool's own size; else the
+    core count."""
     if executor is None:
         return 1
-    if isinstance(executor, EncoderPool):
-        return executor.workers
+    workers = getattr(executor, "workers", None)
+    if isinstance(workers, int):
+        return max(1, workers)
     # concurrent.futures pools expose no public size; fall back to the core count.
-    return getattr(executor, "_max_workers", None) or default_workers()
+    return getattr(executor, "_max_workers", None) or os.cpu_count() or 1

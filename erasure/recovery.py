@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 
 from erasure import kzg
-from erasure.commitments import check_k
 from erasure.constants import (
     BYTES_PER_CELL,
     BYTES_PER_COMMITMENT,
@@ -33,7 +32,7 @@ from erasure.errors import (
     Unrecoverable,
 )
 from erasure.field import first_noncanonical, matrix_times_rows, row_matrix
-from erasure.layout import BlobEntry
+from erasure.layout import BlobEntry, check_k
 from erasure.square import ExtendedSquare
 
 Coord = tuple[int, int]

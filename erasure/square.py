@@ -68,7 +68,7 @@ def encode_square(
     """Encode blobs `(namespace, data)`, given in arrival order, into an extended data square.
 
     Raises InvalidNamespace, InvalidBlob, SquareTooLarge (see `layout.layout_blobs`). With an
-    `executor` (best: `erasure.parallel.make_encoder_pool`), the per-row ckzg work is mapped over
+    `executor` (best: `da.encoder_pool.make_encoder_pool`), the per-row ckzg work is mapped over
     it in balanced batches. The all-in-memory form of `erasure.parallel.encode_square_stream`.
     """
     batches: list[RowBatch] = []

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections import OrderedDict
 from enum import Enum
 
 from da.errors import BrokenLink, HeaderRejected, InvalidHeader, TooManyRows
 from da.header import SignedHeader, TrustRoot, signed_header_from_bytes, verify_signed_header
-from da.metrics import LightMetrics
-from da.store import schema
+from da.metrics import LightMetrics, header_rejection_reason
 from da.store.base import KeyValueStore
-from da.store.blocks import get_signed_header, put_signed_header
+from da.store.headers import get_signed_header, highest_header_height, put_signed_header
 from light_client.peers import RawHeader
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ class HeaderChain:
         self._metrics = metrics
         self._cache: OrderedDict[int, SignedHeader] = OrderedDict()
         self._recent_raw: dict[bytes, int] = {}  # header bytes of the cached headers -> height
-        self.head = _stored_head(store)
+        self.head = highest_header_height(store)
         if metrics is not None:
             metrics.set_head_height(self.head)
 
@@ -108,7 +106,7 @@ class HeaderChain:
             )
             self._check_child_link(signed)
         except HeaderRejected as e:
-            self._rejected(_reason(e), f"height {height} from {source}: {e}")
+            self._rejected(header_rejection_reason(e), f"height {height} from {source}: {e}")
             return Offer.REJECTED if isinstance(e, BrokenLink | TooManyRows) else Offer.FORGED
         put_signed_header(self._store, height, signed.raw, signed.signature, sync=False)
         self._remember(signed)
@@ -129,7 +127,8 @@ class HeaderChain:
         try:  # only a header the producer really signed is equivocation; the rest is forgery
             verify_signed_header(signed, self._trust, max_rows=self._max_rows, rng=self._rng)
         except HeaderRejected as e:
-            self._rejected(_reason(e), f"height {signed.header.height} from {source}: {e}")
+            detail = f"height {signed.header.height} from {source}: {e}"
+            self._rejected(header_rejection_reason(e), detail)
             return Offer.FORGED
         log.error(
             "EQUIVOCATION: producer signed two headers at height %d: kept %s, refused %s (from %s)",
@@ -157,13 +156,3 @@ class HeaderChain:
         if self._metrics is not None:
             self._metrics.observe_rejected_header(reason)
 
-
-def _reason(error: HeaderRejected) -> str:
-    """Metric label of a rejection: the class name in snake case (BadSignature -> bad_signature)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
-
-
-def _stored_head(store: KeyValueStore) -> int:
-    for key, _ in store.iterate(schema.SIGNED_HEADER, reverse=True):
-        return schema.read_u64(key, len(schema.SIGNED_HEADER))
-    return 0

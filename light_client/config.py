@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from da.api.server import ConfigError, ServerConfig
+from da.api.config import ConfigError, ServerConfig
 from da.config import (
     check_address,
     check_chain_id,

@@ -27,13 +27,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from da.api.server import (
-    HEADER_SERVICE,
-    SAMPLING_SERVICE,
-    ServerConfig,
-    create_server,
-    stop_server,
-)
+from da.api.config import HEADER_SERVICE, SAMPLING_SERVICE, ServerConfig
+from da.api.server import create_server, stop_server
 from da.header import SignedHeader, TrustRoot, trust_root_from_hex
 from da.metrics import LightMetrics, RpcMetrics, observe_store_size, process_registry
 from da.sampling import (
@@ -47,7 +42,6 @@ from da.status import start_status_server
 from da.status.light import LightStatus
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
-from da.store.held import HeldCell
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure import kzg
@@ -208,7 +202,7 @@ class LightClient:
         result = SamplingResult(
             header.height, status, confidence, len(outcome.verified), signed.hash
         )
-        held = [HeldCell(c.row, c.col, c.data, c.proof) for c in outcome.cells]
+        held = list(outcome.cells)
         self.state.finish(result, signed, held)  # verdict, header and samples in one write
         self.state.prune(self.chain.head)
         self.status.finish(

@@ -4,7 +4,7 @@ with per-peer rate limits and shunning.
 `Peer` is a Protocol so the sampler and the header sync can be tested with in-process fakes;
 `GrpcPeer` is the real one and the only place here that touches protobuf messages. Every call
 has a timeout; every failure becomes `PeerCallFailed` (retry elsewhere). Answers are only shaped
-here (`RawHeader`, `ServedCell`): whether to believe them is for `chain` and `sampler`.
+here (`RawHeader`, `da.cells.ProvenCell`): whether to believe them is for `chain` and `sampler`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import grpc
 from asyncio_throttle import Throttler
 
 from da.api.client import open_channel
-from da.api.convert import coordinates_to_pb
-from da.api.server import DEFAULT_MAX_MESSAGE_BYTES
+from da.api.config import DEFAULT_MAX_MESSAGE_BYTES
+from da.api.convert import coordinates_to_pb, served_cells_from_pb
+from da.cells import ProvenCell
 from da.header import max_header_bytes
 from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef
 from da.signing import SIGNATURE_BYTES
@@ -39,16 +40,6 @@ class RawHeader:
     signature: bytes
 
 
-@dataclass(frozen=True)
-class ServedCell:
-    """A cell as a peer answered it: the coordinate it claims, its data and proof (untrusted)."""
-
-    row: int
-    col: int
-    data: bytes
-    proof: bytes
-
-
 class Peer(Protocol):
     """A storage node (or anything serving HeaderService and ShareService)."""
 
@@ -65,7 +56,7 @@ class Peer(Protocol):
 
     async def get_samples(
         self, height: int, coords: Sequence[CellRef], timeout: float
-    ) -> list[ServedCell]:
+    ) -> list[ProvenCell]:
         """The peer's answer for `coords` at `height`; raises `PeerCallFailed`."""
         ...
 
@@ -122,7 +113,7 @@ class GrpcPeer:
 
     async def get_samples(
         self, height: int, coords: Sequence[CellRef], timeout: float
-    ) -> list[ServedCell]:
+    ) -> list[ProvenCell]:
         served = []
         for start in range(0, len(coords), MAX_SAMPLES_PER_REQUEST):  # the protocol's limit
             chunk = coords[start : start + MAX_SAMPLES_PER_REQUEST]
@@ -131,7 +122,7 @@ class GrpcPeer:
                 reply = await self._shares.GetSamples(request, timeout=timeout)
             except grpc.aio.AioRpcError as e:
                 raise self._failed(e) from e
-            served += [ServedCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in reply.cells]
+            served += served_cells_from_pb(reply.cells)
         return served
 
     async def announce(self, port: int, timeout: float) -> int:

@@ -24,13 +24,13 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from da.cells import ProvenCell, cells_verify
 from da.header import Header
 from da.metrics import LightMetrics
 from da.sampling import CellRef
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF
-from erasure.kzg import verify_cells
 from light_client.errors import PeerCallFailed
-from light_client.peers import Peer, PeerPool, ServedCell
+from light_client.peers import Peer, PeerPool
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class SamplingOutcome:
     verified: frozenset[CellRef]
     missing: frozenset[CellRef]
     retried: frozenset[CellRef] = frozenset()
-    cells: tuple[ServedCell, ...] = ()  # the verified cells with their proofs (kept, DESIGN 12)
+    cells: tuple[ProvenCell, ...] = ()  # the verified cells with their proofs (kept, DESIGN 12)
 
     @property
     def available(self) -> bool:
@@ -71,7 +71,7 @@ class _Answer:
 
     peer: Peer
     asked: tuple[CellRef, ...]
-    cells: dict[CellRef, ServedCell]  # answers keyed by the coordinate asked for
+    cells: dict[CellRef, ProvenCell]  # answers keyed by the coordinate asked for
     failure: PeerCallFailed | None
     misbehaved: bool  # answered a coordinate it was not asked, or a malformed cell
     seconds: float
@@ -113,7 +113,7 @@ class Sampler:
         """
         pending = {coord: _Pending() for coord in coords}
         answers: list[_Answer] = []  # answers with cells for pending coordinates, unverified
-        verified: dict[CellRef, ServedCell] = {}
+        verified: dict[CellRef, ProvenCell] = {}
         retried: set[CellRef] = set()
         while pending and self._clock() < deadline:
             answered = {coord for answer in answers for coord in answer.cells}
@@ -140,7 +140,7 @@ class Sampler:
         answers: list[_Answer],
         pending: dict[CellRef, _Pending],
         retried: set[CellRef],
-    ) -> dict[CellRef, ServedCell]:
+    ) -> dict[CellRef, ProvenCell]:
         """Verify the collected answers, drop them, and take their good cells off `pending`
         (into `retried` too when they were asked more than once)."""
         good = self._verify(header, answers) if answers else {}
@@ -234,14 +234,14 @@ class Sampler:
             if coord not in answer.cells:
                 self._metrics.observe_sample(result, answer.seconds)
 
-    def _verify(self, header: Header, answers: list[_Answer]) -> dict[CellRef, ServedCell]:
+    def _verify(self, header: Header, answers: list[_Answer]) -> dict[CellRef, ProvenCell]:
         """The coordinates whose answers verify; shuns peers caught serving bad cells."""
         if _batch_ok(header, answers):
             trusted = answers
         else:  # split per answer to find who lied
             trusted = [a for a in answers if _batch_ok(header, [a])]
         trusted_ids = {id(a) for a in trusted}
-        good: dict[CellRef, ServedCell] = {}
+        good: dict[CellRef, ProvenCell] = {}
         for answer in answers:
             honest = id(answer) in trusted_ids
             if honest:
@@ -260,15 +260,15 @@ class Sampler:
 
 
 def _match(
-    asked: tuple[CellRef, ...], served: list[ServedCell]
-) -> tuple[dict[CellRef, ServedCell], bool]:
+    asked: tuple[CellRef, ...], served: list[ProvenCell]
+) -> tuple[dict[CellRef, ProvenCell], bool]:
     """Key the served cells by the coordinate asked for; flag unasked or malformed answers.
 
     A cell claiming a coordinate that was not asked is not a sample of anything asked (the
     attack of answering with another cell and its valid proof), so it is dropped and flagged.
     """
     wanted = set(asked)
-    cells: dict[CellRef, ServedCell] = {}
+    cells: dict[CellRef, ProvenCell] = {}
     misbehaved = False
     for cell in served:
         key = (cell.row, cell.col)
@@ -282,13 +282,6 @@ def _match(
 
 
 def _batch_ok(header: Header, answers: list[_Answer]) -> bool:
-    """One batch verification of every cell in `answers`, each against the coordinate asked."""
-    items = [(coord, cell) for a in answers for coord, cell in a.cells.items()]
-    if not items:
-        return True
-    return verify_cells(
-        [header.commitments[coord.row] for coord, _ in items],
-        [coord.col for coord, _ in items],
-        [cell.data for _, cell in items],
-        [cell.proof for _, cell in items],
-    )
+    """One batch verification of every cell in `answers` (each keyed by the coordinate asked,
+    which `_match` checked it claims)."""
+    return cells_verify(header.commitments, [cell for a in answers for cell in a.cells.values()])

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from da.api.convert import availability_to_pb
+from da.api.convert import availability_to_pb, proven_cell_to_pb
 from da.errors import NotSampled, UnknownHeight
 from da.store.base import KeyValueStore
 from da.store.checkpoint import SamplingResult, SamplingStatus
-from da.store.held import get_held, lowest_kept_height
+from da.store.headers import lowest_header_height
+from da.store.held import get_held
 from da.v1 import da_pb2, da_pb2_grpc
 from light_client.chain import HeaderChain
 from light_client.state import AvailabilityState
@@ -60,8 +61,7 @@ def held_samples(
         raise UnknownHeight(height)
     return da_pb2.GetSamplesResponse(
         cells=[
-            da_pb2.Cell(row=c.row, col=c.col, data=c.data, proof=c.proof)
-            for c in cells[:MAX_HELD_CELLS_PER_REPLY]
+            proven_cell_to_pb(c) for c in cells[:MAX_HELD_CELLS_PER_REPLY]
         ]
     )
 
@@ -118,7 +118,7 @@ class ChainHeaders:
         return self._chain.head
 
     def lowest(self) -> int:
-        return lowest_kept_height(self._store)
+        return lowest_header_height(self._store)
 
     def signed_header(self, height: int) -> tuple[bytes, bytes] | None:
         signed = self._chain.get(height) if height >= max(1, self.lowest()) else None

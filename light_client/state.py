@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from da.cells import ProvenCell
 from da.header import SignedHeader
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.checkpoint import (
@@ -23,7 +24,6 @@ from da.store.checkpoint import (
 )
 from da.store.held import (
     BYTES_PER_HELD_CELL,
-    HeldCell,
     Verdict,
     add_verdict_to_batch,
     held_sizes,
@@ -68,7 +68,7 @@ class AvailabilityState:
         self,
         result: SamplingResult,
         signed: SignedHeader | None = None,
-        cells: Sequence[HeldCell] = (),
+        cells: Sequence[ProvenCell] = (),
     ) -> None:
         """Persist `result` (synced), with `signed` and its verified `cells` in the same batch
         when given; move the checkpoint over every contiguous concluded height."""

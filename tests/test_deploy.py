@@ -25,7 +25,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from da.cli import build_parser, load_config_file
+from da.cli.parser import build_parser
+from da.cli.settings import load_config_file
 from da.metrics import GroupMetrics, LightMetrics, ProducerMetrics, RpcMetrics, StorageMetrics
 
 ROOT = Path(__file__).resolve().parents[1]

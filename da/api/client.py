@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from da.api.server import AUTHORIZATION_KEY, BEARER_PREFIX, DEFAULT_MAX_MESSAGE_BYTES
+from da.api.config import AUTHORIZATION_KEY, BEARER_PREFIX, DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_RPC_TIMEOUT_SECONDS = 10.0
 KEEPALIVE_TIME_MS = 60_000  # not below the server's min ping interval, or it sends GOAWAY

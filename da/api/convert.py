@@ -9,8 +9,9 @@ Code past this module never sees a protobuf message.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from da.cells import BlobCells, ProvenCell
+from da.certificate import Attestation, Certificate
 from da.errors import InvalidRequest
 from da.header import HASH_BYTES, SignedHeader, signed_header_from_bytes
 from da.sampling import CellRef, cell_ref_from_coordinate, sample_refs_from_coordinates
@@ -27,20 +28,6 @@ from erasure.constants import (
 from erasure.errors import InvalidCell, InvalidProof
 
 # --- cells ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProvenCell:
-    """One cell of the extended square with its KZG proof, lengths already checked."""
-
-    row: int
-    col: int
-    data: bytes  # BYTES_PER_CELL
-    proof: bytes  # BYTES_PER_PROOF
-
-    @property
-    def ref(self) -> CellRef:
-        return CellRef(self.row, self.col)
 
 
 def cell_to_pb(row: int, col: int, data: bytes, proof: bytes) -> pb.Cell:
@@ -70,11 +57,6 @@ def cell_from_pb(msg: pb.Cell, k: int | None = None) -> ProvenCell:
 
 def cells_from_pb(msgs: Iterable[pb.Cell], k: int | None = None) -> list[ProvenCell]:
     return [cell_from_pb(msg, k) for msg in msgs]
-
-
-def coordinate_from_pb(msg: pb.CellCoord, k: int) -> CellRef:
-    """A requested coordinate checked against a 2k x 128 square; raises `BadCoordinate`."""
-    return cell_ref_from_coordinate(k, msg.row, msg.col)
 
 
 def coordinates_from_pb(msgs: Iterable[pb.CellCoord], k: int) -> list[CellRef]:
@@ -146,26 +128,6 @@ def blob_hash_from_pb(raw: bytes) -> bytes:
 # --- attestations and certificates ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Attestation:
-    """A storage node's signature over `header_hash`: it holds and verified the whole block."""
-
-    height: int
-    header_hash: bytes  # 32
-    public_key: bytes  # 48
-    signature: bytes  # 96
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """Signers of a block's attestations and their aggregate signature over `header_hash`."""
-
-    height: int
-    header_hash: bytes
-    public_keys: tuple[bytes, ...]
-    aggregate_signature: bytes
-
-
 def attestation_to_pb(att: Attestation) -> pb.Attestation:
     return pb.Attestation(
         height=att.height,
@@ -232,23 +194,33 @@ def cells_to_pb(cells: Sequence[ProvenCell]) -> list[pb.Cell]:
     return [proven_cell_to_pb(cell) for cell in cells]
 
 
+def blob_cells_to_pb(blob: BlobCells) -> pb.Blob:
+    return pb.Blob(
+        namespace=blob.namespace,
+        data=blob.data,
+        blob_hash=blob.blob_hash,
+        start_cell=blob.start_cell,
+        cells=cells_to_pb(blob.cells),
+    )
+
+
+def served_cells_from_pb(msgs: Iterable[pb.Cell]) -> list[ProvenCell]:
+    """Cells exactly as a peer served them, lengths and coordinates NOT checked: a light client
+    checks them against what it asked for and flags a malformed answer as misbehaviour
+    (`light_client.sampler`), where `cells_from_pb` would only raise."""
+    return [ProvenCell(c.row, c.col, bytes(c.data), bytes(c.proof)) for c in msgs]
+
+
 # --- blobs as served (GetBlobs) -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServedBlob:
-    """One blob of a `GetBlobs` answer, lengths and coordinates checked, NOT yet verified."""
-
-    namespace: bytes
-    blob_hash: bytes
-    start_cell: int
-    cells: tuple[ProvenCell, ...]
-
-
-def served_blob_from_pb(msg: pb.Blob, k: int) -> ServedBlob:
-    """Raises `InvalidRequest` (bad hash length), `InvalidCell` or `InvalidProof`."""
-    return ServedBlob(
+def served_blob_from_pb(msg: pb.Blob, k: int) -> BlobCells:
+    """One blob of a `GetBlobs` answer, lengths and coordinates checked, NOT yet verified (the
+    client rebuilds the data from the cells once they verify). Raises `InvalidRequest` (bad
+    hash length), `InvalidCell` or `InvalidProof`."""
+    return BlobCells(
         bytes(msg.namespace),
+        bytes(msg.data),
         blob_hash_from_pb(msg.blob_hash),
         msg.start_cell,
         tuple(cells_from_pb(msg.cells, k)),

@@ -7,10 +7,10 @@ node answers is checked before it is returned: headers against the trust root (`
 namespace present; a failed check raises `VerificationError` saying what failed and where.
 
 Imports the API edge (`da.api`) and the protocol modules; never the producer, storage node or
-light client packages.
+light client packages. The `da` command's node commands and the devnet use it too.
 """
 
-from da.api.convert import Certificate
+from da.certificate import Certificate
 from da.client.aio import AsyncDAClient
 from da.client.errors import (
     BlobRejected,

@@ -20,13 +20,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from da.api.client import DEFAULT_RPC_TIMEOUT_SECONDS, bearer_metadata, open_channel
 from da.api.convert import (
-    Certificate,
     availability_from_pb,
     blob_status_from_pb,
     certificate_from_pb,
     served_blob_from_pb,
     signed_header_from_pb,
 )
+from da.certificate import Certificate
 from da.client.errors import BlobRejected, ClientError, RemoteError, VerificationError, WaitTimeout
 from da.client.results import Availability, Blob, BlobStatus, Receipt
 from da.client.verify import verify_blobs, verify_certificate, verify_header

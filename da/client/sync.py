@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from da.api.convert import Certificate
+from da.certificate import Certificate
 from da.client.aio import AsyncDAClient
 from da.client.results import Availability, Blob, BlobStatus, Receipt
 from da.header import SignedHeader

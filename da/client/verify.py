@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from da import signing
-from da.api.convert import Certificate, ProvenCell, ServedBlob
+from da.cells import BlobCells, ProvenCell, cells_verify
+from da.certificate import Certificate
 from da.client.errors import VerificationError
 from da.client.results import Blob
 from da.errors import HeaderRejected
@@ -21,7 +22,6 @@ from da.header import (
     blob_entries_for_namespace,
     verify_signed_header,
 )
-from erasure import kzg
 from erasure.errors import ErasureError
 from erasure.layout import BlobEntry, blob_data_from_cells, blob_hash
 
@@ -38,7 +38,7 @@ def verify_header(signed: SignedHeader, trust: TrustRoot, height: int, source: s
 
 
 def verify_blobs(
-    header: Header, namespace: bytes, served: Sequence[ServedBlob], source: str
+    header: Header, namespace: bytes, served: Sequence[BlobCells], source: str
 ) -> list[Blob]:
     """The blobs `header` lists under `namespace`, in square order, rebuilt from served cells
     that each verified against their row commitment. Every listed blob must be served, and
@@ -62,7 +62,7 @@ def verify_blobs(
     return [_rebuild(entry, blob, where) for entry, blob in cells.items()]
 
 
-def _blob_cells(entry: BlobEntry, blob: ServedBlob, where: str) -> list[ProvenCell]:
+def _blob_cells(entry: BlobEntry, blob: BlobCells, where: str) -> list[ProvenCell]:
     """The cells of `entry` in order, taken from `blob` by coordinate; all must be there."""
     served = {cell.ref: cell for cell in blob.cells}
     wanted = blob_cells(entry)
@@ -78,25 +78,13 @@ def _blob_cells(entry: BlobEntry, blob: ServedBlob, where: str) -> list[ProvenCe
 
 def _verify_cells(header: Header, cells: Sequence[ProvenCell], where: str) -> None:
     """One batch check; on failure, find the first bad cell to name it."""
-    if not cells or _cells_ok(header, cells):
+    if cells_verify(header.commitments, cells):
         return
-    bad = next((cell for cell in cells if not _cells_ok(header, [cell])), cells[0])
+    bad = next((c for c in cells if not cells_verify(header.commitments, [c])), cells[0])
     raise VerificationError(
         f"{where}: the proof of cell (row {bad.row}, col {bad.col}) does not verify against "
         "its row commitment"
     )
-
-
-def _cells_ok(header: Header, cells: Sequence[ProvenCell]) -> bool:
-    try:
-        return kzg.verify_cells(
-            [header.commitments[cell.row] for cell in cells],
-            [cell.col for cell in cells],
-            [cell.data for cell in cells],
-            [cell.proof for cell in cells],
-        )
-    except ErasureError:  # malformed bytes: not a valid cell or proof
-        return False
 
 
 def _rebuild(entry: BlobEntry, cells: Sequence[ProvenCell], where: str) -> Blob:

@@ -39,6 +39,7 @@ from da.serving import HeadNotifier
 from da.signing import KeyPair
 from da.store import blobs as blob_store
 from da.store import blocks as block_store
+from da.store import headers
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.blobs import PendingBlob, Placement
 from erasure.layout import BlobEntry
@@ -103,7 +104,7 @@ Called in a worker thread while the pending blobs are read."""
 def chain_tip(store: KeyValueStore) -> Tip:
     """The tip the next block builds on, read back from the store."""
     height = block_store.head_height(store)
-    stored = block_store.get_signed_header(store, height) if height else None
+    stored = headers.get_signed_header(store, height) if height else None
     if stored is None:
         return Tip(0, ZERO_HASH)
     raw, _signature = stored

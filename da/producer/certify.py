@@ -22,7 +22,7 @@ import asyncio
 import logging
 
 from da import signing
-from da.api.convert import Attestation
+from da.certificate import Attestation, Certificate
 from da.errors import UnknownHeight
 from da.header import Header
 from da.metrics import ProducerMetrics
@@ -30,9 +30,9 @@ from da.producer.errors import BadAttestation, NoCertificate, NotAnOperator
 from da.store import blobs as blob_store
 from da.store import blocks as block_store
 from da.store import certificates as cert_store
+from da.store import headers
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.blobs import BlobRecord, BlobState
-from da.store.certificates import StoredAttestation, StoredCertificate
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,12 @@ class Certifier:
             signing.verify, att.public_key, att.header_hash, att.signature
         ):
             raise BadAttestation(att.height, "the signature does not verify over header_hash")
-        stored = StoredAttestation(att.height, att.public_key, att.header_hash, att.signature)
         async with self._lock:
-            await asyncio.to_thread(cert_store.put_attestation, self._store, stored)
+            await asyncio.to_thread(cert_store.put_attestation, self._store, att)
             await self._certify_if_quorum(header, expected_hash)
         return True
 
-    async def certificate(self, height: int) -> StoredCertificate:
+    async def certificate(self, height: int) -> Certificate:
         """The certificate of `height`; raises `NoCertificate` until one is formed."""
         cert = await asyncio.to_thread(cert_store.get_certificate, self._store, height)
         if cert is None:
@@ -86,7 +85,7 @@ class Certifier:
         return cert
 
     def _stored_header(self, height: int) -> tuple[Header, bytes]:
-        stored = block_store.get_decoded_header(self._store, height) if height else None
+        stored = headers.get_decoded_header(self._store, height) if height else None
         if stored is None or not block_store.has_block(self._store, height):
             raise UnknownHeight(height)
         return stored.header, stored.hash
@@ -99,7 +98,7 @@ class Certifier:
         counted = [a for a in found if a.header_hash == expected_hash and self._counts(a)]
         if len(counted) < self._quorum:
             return
-        cert = StoredCertificate(
+        cert = Certificate(
             height,
             expected_hash,
             tuple(a.public_key for a in counted),
@@ -115,11 +114,11 @@ class Certifier:
             len(header.blobs),
         )
 
-    def _counts(self, att: StoredAttestation) -> bool:
+    def _counts(self, att: Attestation) -> bool:
         return att.public_key in self._operators
 
 
-def certificate_batch(cert: StoredCertificate, header: Header) -> WriteBatch:
+def certificate_batch(cert: Certificate, header: Header) -> WriteBatch:
     """ONE batch: the certificate and the CERTIFIED record of every blob of its block."""
     batch = WriteBatch()
     cert_store.add_certificate_to_batch(batch, cert)

@@ -19,17 +19,17 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from da import serving
-from da.api.server import (
+from da.api.config import (
     ATTEST_METHOD,
     ATTESTATION_SERVICE,
     BLOB_SERVICE,
     HEADER_SERVICE,
     SHARE_SERVICE,
     SUBMIT_BLOB_METHOD,
-    create_server,
-    stop_server,
 )
+from da.api.server import create_server, stop_server
 from da.config import ProducerConfig, decode_public_keys
+from da.encoder_pool import make_encoder_pool
 from da.metrics import (
     GroupMetrics,
     ProducerMetrics,
@@ -62,7 +62,6 @@ from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure.layout import max_blob_bytes
-from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 

@@ -8,26 +8,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from da.api import convert
-from da.errors import DAError, ResourceExhausted, TooLarge, UnknownBlob
+from da.errors import DAError, TooLarge, Unavailable, UnknownBlob
 from da.metrics import ProducerMetrics
 from da.producer.certify import Certifier
+from da.producer.errors import MempoolFull
 from da.producer.mempool import Mempool, Submission, submission_from_request
 from da.serving import BlobReadServicer
 from da.store.base import KeyValueStore
 from da.store.blobs import BlobRecord
-from da.store.certificates import StoredCertificate
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc
 from erasure.errors import ErasureError
-
-
-def certificate_to_pb(cert: StoredCertificate) -> pb.Certificate:
-    return convert.certificate_to_pb(
-        convert.Certificate(
-            cert.height, cert.header_hash, cert.public_keys, cert.aggregate_signature
-        )
-    )
-
 
 Accept = Callable[[Submission], Awaitable[tuple[BlobRecord, bool]]]
 """Takes a checked blob in: (its record, whether it is new); `Mempool.submit` for a single
@@ -38,8 +29,10 @@ def _submission_result(error: BaseException) -> str:
     """The `da_blob_submissions_total{result}` label of a refused submission."""
     if isinstance(error, TooLarge):
         return "too_large"
-    if isinstance(error, ResourceExhausted):
-        return "rate_limited"  # the mempool is full: come back later
+    if isinstance(error, MempoolFull):
+        return "mempool_full"
+    if isinstance(error, Unavailable):
+        return "unavailable"
     return "invalid"
 
 
@@ -97,4 +90,4 @@ class AttestationServicer(da_pb2_grpc.AttestationServiceServicer):
     async def GetCertificate(
         self, request: pb.GetCertificateRequest, context: Any
     ) -> pb.Certificate:
-        return certificate_to_pb(await self._certifier.certificate(request.height))
+        return convert.certificate_to_pb(await self._certifier.certificate(request.height))

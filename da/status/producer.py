@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from da.header import header_from_bytes, header_hash
-from da.store import blocks
+from da.store import headers
 from da.store.base import KeyValueStore
 from da.store.certificates import get_certificate
 
@@ -47,7 +47,7 @@ class ProducerStatus:
         }
 
     def _block(self, height: int) -> dict[str, Any] | None:
-        stored = blocks.get_signed_header(self.store, height)
+        stored = headers.get_signed_header(self.store, height)
         if stored is None:
             return None
         header = header_from_bytes(stored[0])

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from da import signing
-from da.api.convert import Attestation
 from da.backoff import Backoff
+from da.certificate import Attestation
 from da.header import header_hash as compute_header_hash
 from da.signing import KeyPair
 from da.storage_node.remotes import Remote, RemoteError, describe
-from da.store import blocks
+from da.store import blocks, headers
 from da.store.base import KeyValueStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def recent_blocks(store: KeyValueStore, count: int) -> list[tuple[int, bytes]]:
         return []
     found = []
     for height in blocks.stored_heights(store, start=max(1, head - count + 1)):
-        stored = blocks.get_signed_header(store, height)
+        stored = headers.get_signed_header(store, height)
         if stored is not None:
             found.append((height, compute_header_hash(stored[0])))
     return found

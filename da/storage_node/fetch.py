@@ -19,12 +19,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from da.api import convert
+from da.cells import Row, cells_verify, rows_verify
 from da.header import Header
 from da.sampling import MAX_SAMPLES_PER_REQUEST, CellRef
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.remotes import Remote, RemoteError, describe
-from erasure import kzg
 from erasure.constants import CELLS_PER_EXT_ROW
 from erasure.coverage import line_counts, recoverable
 from erasure.errors import ErasureError, Unrecoverable
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 ROW_FETCH_CONCURRENCY = 8
 WINDOW_ROWS = 16  # rows fetched, verified and handed on together (~4.3 MB of cells and proofs)
 
-Row = tuple[Sequence[bytes], Sequence[bytes]]
 T = TypeVar("T")
 
 
@@ -103,22 +101,6 @@ class FetchedBlock:
     source: str
 
 
-def row_verifies(commitment: bytes, cells: Sequence[bytes], proofs: Sequence[bytes]) -> bool:
-    """True iff the 128 cells of a row verify against its commitment (one batch)."""
-    return kzg.verify_cells([commitment] * len(cells), range(len(cells)), cells, proofs)
-
-
-def rows_verify(commitments: Sequence[bytes], rows: Sequence[Row]) -> bool:
-    """True iff every cell of every row verifies against its row commitment (one batch)."""
-    width = range(CELLS_PER_EXT_ROW)
-    return kzg.verify_cells(
-        [commitments[r] for r in range(len(rows)) for _ in width],
-        [c for _ in rows for c in width],
-        [cell for cells, _ in rows for cell in cells],
-        [proof for _, proofs in rows for proof in proofs],
-    )
-
-
 async def _fetch_unverified(
     remotes: Sequence[Remote], header: Header, window: range, limit: asyncio.Semaphore
 ) -> list[tuple[Row, str]] | None:
@@ -160,7 +142,7 @@ async def fetch_row(
         except ErasureError as e:
             log.warning("%s sent a malformed row %d/%d: %s", remote.name, header.height, row, e)
             continue
-        if await run_cpu(executor, row_verifies, header.commitments[row], cells, proofs):
+        if await run_cpu(executor, rows_verify, header.commitments, [(row, (cells, proofs))]):
             return (cells, proofs), remote.name
         log.warning(
             "%s sent row %d of height %d that fails its proofs", remote.name, row, header.height
@@ -179,8 +161,8 @@ async def _fetch_window(
     path: every row fetched, then verified in one batch. Otherwise row by row (a row failing
     its proofs is fetched elsewhere)."""
     fast = await _fetch_unverified(remotes, header, window, limit)
-    commitments = [header.commitments[r] for r in window]
-    if fast is not None and await run_cpu(executor, rows_verify, commitments, [r for r, _ in fast]):
+    indexed = [(r, row) for r, (row, _) in zip(window, fast or (), strict=False)]
+    if fast is not None and await run_cpu(executor, rows_verify, header.commitments, indexed):
         return dict(zip(window, fast, strict=True))
 
     async def one(row: int) -> tuple[Row, str] | None:
@@ -230,18 +212,6 @@ async def fetch_block(
     )
 
 
-def proven_cells_verify(
-    commitments: Sequence[bytes], cells: Sequence[convert.ProvenCell]
-) -> bool:
-    """True iff every cell verifies against its coordinate's row commitment (one batch)."""
-    return not cells or kzg.verify_cells(
-        [commitments[c.row] for c in cells],
-        [c.col for c in cells],
-        [c.data for c in cells],
-        [c.proof for c in cells],
-    )
-
-
 async def gather_cells(
     remotes: Sequence[Remote],
     header: Header,
@@ -270,7 +240,7 @@ async def gather_cells(
                 log.info("%s: GetSamples at %d: %s", remote.name, header.height, describe(e))
                 break
             served = list(found.values())
-            if not await run_cpu(executor, proven_cells_verify, header.commitments, served):
+            if not await run_cpu(executor, cells_verify, header.commitments, served):
                 log.warning("%s served cells of height %d that fail their proofs: asking the "
                             "other nodes", remote.name, header.height)
                 break
@@ -290,17 +260,6 @@ def _rebuild(
         header.k, header.commitments, cells, proofs, header.blobs, verified_rows=verified
     )
     return [(r, (square.row_cells(r), square.row_proofs(r))) for r in wanted]
-
-
-def rebuilt_rows_verify(commitments: Sequence[bytes], rows: Sequence[tuple[int, Row]]) -> bool:
-    """True iff every cell of every rebuilt `(index, row)` verifies (one batch)."""
-    width = range(CELLS_PER_EXT_ROW)
-    return kzg.verify_cells(
-        [commitments[r] for r, _ in rows for _ in width],
-        [c for _ in rows for c in width],
-        [cell for _, (cells, _) in rows for cell in cells],
-        [proof for _, (_, proofs) in rows for proof in proofs],
-    )
 
 
 def describe_coverage(k: int, cells: dict[Coord, bytes]) -> str:
@@ -360,7 +319,7 @@ async def _recover(
         if not recoverable(header.k, cells):  # the exact check: spare a doomed recovery
             raise Unrecoverable(f"{len(cells)} verified cells do not determine the square")
         rebuilt = await run_cpu(executor, _rebuild, header, cells, proofs, missing, verified)
-        if not await run_cpu(executor, rebuilt_rows_verify, header.commitments, rebuilt):
+        if not await run_cpu(executor, rows_verify, header.commitments, rebuilt):
             raise Unrecoverable("rebuilt rows fail their proofs")
     except Unrecoverable as e:
         if observer is not None:

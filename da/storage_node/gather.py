@@ -21,8 +21,9 @@ from typing import Any, Protocol
 
 from da.api import convert
 from da.api.client import open_channel
+from da.cells import ProvenCell, cells_verify
 from da.header import Header
-from da.storage_node.fetch import proven_cells_verify, run_cpu
+from da.storage_node.fetch import run_cpu
 from da.storage_node.remotes import RemoteError, describe
 from da.storage_node.samplers import SamplerDirectory
 from da.v1 import da_pb2 as pb
@@ -42,7 +43,7 @@ class HeldSource(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def get_held(self, height: int, k: int) -> list[convert.ProvenCell]:
+    async def get_held(self, height: int, k: int) -> list[ProvenCell]:
         """Every cell it keeps for `height` (form-checked, unverified); raises a `RemoteError`
         or an `ErasureError` for a malformed answer."""
         ...
@@ -59,7 +60,7 @@ class GrpcSampler:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def get_held(self, height: int, k: int) -> list[convert.ProvenCell]:
+    async def get_held(self, height: int, k: int) -> list[ProvenCell]:
         stub = da_pb2_grpc.SamplingServiceStub(self._channel)
         request = pb.GetHeldSamplesRequest(height=height)
         msg = await stub.GetHeldSamples(request, timeout=self._timeout)
@@ -94,7 +95,7 @@ async def gather_held(
             served = await _ask(source, header)
             if not served:
                 continue
-            if not await run_cpu(executor, proven_cells_verify, header.commitments, served):
+            if not await run_cpu(executor, cells_verify, header.commitments, served):
                 log.warning("sampler %s served cells of height %d that fail their proofs: "
                             "shunned", source.name, header.height)
                 on_bad(source.name)
@@ -121,7 +122,7 @@ async def gather_held(
     return added
 
 
-async def _ask(source: HeldSource, header: Header) -> list[convert.ProvenCell]:
+async def _ask(source: HeldSource, header: Header) -> list[ProvenCell]:
     try:
         return await source.get_held(header.height, header.k)
     except (*RemoteError, ErasureError) as e:

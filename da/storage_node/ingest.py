@@ -16,25 +16,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from da import errors as da_errors
+from da.cells import Row
 from da.header import SignedHeader, TrustRoot, verify_signed_header
-from da.metrics import StorageMetrics
+from da.metrics import StorageMetrics, header_rejection_reason
 from da.serving import HeadNotifier
 from da.storage_node.errors import BlockUnavailable
-from da.storage_node.fetch import FetchedBlock, Row, RowSink
-from da.store import blocks
+from da.storage_node.fetch import FetchedBlock, RowSink
+from da.store import blocks, headers
 from da.store.base import KeyValueStore, WriteBatch
 
 log = logging.getLogger(__name__)
-
-REJECT_REASONS: tuple[tuple[type[Exception], str], ...] = (
-    (da_errors.WrongChain, "wrong_chain"),
-    (da_errors.UntrustedProducer, "untrusted_producer"),
-    (da_errors.BadSignature, "bad_signature"),
-    (da_errors.BrokenLink, "broken_link"),
-    (da_errors.TooManyRows, "too_many_rows"),
-    (da_errors.InconsistentCommitments, "inconsistent_commitments"),
-    (da_errors.InvalidHeader, "invalid_header"),
-)
 
 Fetch = Callable[[SignedHeader, RowSink], Awaitable[FetchedBlock]]
 """Fetches and verifies every row of a block whose header was accepted, into the sink."""
@@ -55,11 +46,6 @@ class StoreSink:
         if found is None:
             raise LookupError(f"row {index} of height {self.rows.height} was never put")
         return found
-
-
-def reject_reason(error: Exception) -> str:
-    """The `da_storage_rejected_total{reason}` label of a header refusal."""
-    return next((label for kind, label in REJECT_REASONS if isinstance(error, kind)), "other")
 
 
 @dataclass(frozen=True)
@@ -95,7 +81,7 @@ class Ingestor:
         self._clock = clock
 
     def stored_header(self, height: int) -> SignedHeader | None:
-        return blocks.get_decoded_header(self.store, height) if height > 0 else None
+        return headers.get_decoded_header(self.store, height) if height > 0 else None
 
     def accept_header(self, signed: SignedHeader) -> bool:
         """Check `signed` before anything else is done for it. True: fetch its block; False:
@@ -116,7 +102,7 @@ class Ingestor:
                 signed, self._trust, parent=self.stored_header(height - 1), max_rows=self._max_rows
             )
         except (da_errors.HeaderRejected, da_errors.InvalidHeader) as e:
-            self._metrics.observe_rejected(reject_reason(e))
+            self._metrics.observe_rejected(header_rejection_reason(e))
             log.warning("rejected header at height %d: %s", height, e)
             raise
         self._metrics.observe_tip(height)
@@ -128,7 +114,7 @@ class Ingestor:
         try:
             verify_signed_header(signed, self._trust, max_rows=self._max_rows)
         except (da_errors.HeaderRejected, da_errors.InvalidHeader) as e:
-            self._metrics.observe_rejected(reject_reason(e))
+            self._metrics.observe_rejected(header_rejection_reason(e))
             raise
         self._metrics.observe_tip(signed.header.height)
 

@@ -21,14 +21,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from da import serving
-from da.api.server import (
-    BLOB_SERVICE,
-    HEADER_SERVICE,
-    SHARE_SERVICE,
-    create_server,
-    stop_server,
-)
+from da.api.config import BLOB_SERVICE, HEADER_SERVICE, SHARE_SERVICE
+from da.api.server import create_server, stop_server
 from da.config import StorageNodeConfig
+from da.encoder_pool import make_encoder_pool
 from da.header import trust_root_from_hex
 from da.metrics import RpcMetrics, StorageMetrics, observe_store_size, process_registry
 from da.signing import read_key_file
@@ -46,7 +42,6 @@ from da.store.base import KeyValueStore
 from da.store.rocks import open_store
 from da.v1 import da_pb2_grpc
 from erasure import kzg
-from erasure.parallel import make_encoder_pool
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,8 @@ import grpc
 
 from da.api import convert
 from da.api.client import describe_rpc_error, open_channel
+from da.cells import ProvenCell
+from da.certificate import Attestation
 from da.header import SignedHeader
 from da.sampling import CellRef
 from da.v1 import da_pb2 as pb
@@ -81,7 +83,7 @@ class Remote:
 
     async def get_samples(
         self, height: int, refs: Sequence[CellRef], k: int
-    ) -> dict[CellRef, convert.ProvenCell]:
+    ) -> dict[CellRef, ProvenCell]:
         """The cells served of those asked for (a node may serve only some), keyed by
         coordinate; a cell claiming a coordinate not asked for is dropped, so each is verified
         against a coordinate we chose. Unverified here; lengths checked."""
@@ -91,7 +93,7 @@ class Remote:
         asked = set(refs)
         return {c.ref: c for c in convert.cells_from_pb(msg.cells, k) if c.ref in asked}
 
-    async def attest(self, attestation: convert.Attestation) -> bool:
+    async def attest(self, attestation: Attestation) -> bool:
         """Send one attestation (authenticated by its signature: no token, DESIGN 13)."""
         stub = da_pb2_grpc.AttestationServiceStub(self.channel)
         msg = await stub.Attest(convert.attestation_to_pb(attestation), timeout=self.timeout)

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from da.api.server import split_host_port
+from da.api.config import split_host_port
 from da.errors import InvalidRequest
 from da.v1 import da_pb2 as pb
 from da.v1 import da_pb2_grpc

@@ -158,15 +158,6 @@ def add_blob_record_to_batch(batch: WriteBatch, blob_hash: bytes, record: BlobRe
     batch.put(schema.blob_record_key(blob_hash), encode_blob_record(record))
 
 
-def put_blob_record(
-    store: KeyValueStore, blob_hash: bytes, record: BlobRecord, *, sync: bool = True
-) -> None:
-    """Store the status of one blob (e.g. CERTIFIED once a quorum attested its block)."""
-    batch = WriteBatch()
-    add_blob_record_to_batch(batch, blob_hash, record)
-    store.write(batch, sync=sync)
-
-
 def get_blob_record(store: KeyValueStore, blob_hash: bytes) -> BlobRecord | None:
     """The status of `blob_hash`, or None if never acknowledged."""
     key = schema.blob_record_key(blob_hash)

@@ -1,9 +1,10 @@
-"""Block data of the producer and the storage node: signed headers and extended rows.
+"""Block data of the producer and the storage node: extended rows and block markers (the signed
+headers they seal with live in `da.store.headers`, shared with the light client).
 
 A block becomes visible (`has_block`, `head_height`, `block_row_count`, and so serving) only
 through its block marker, written in one atomic batch with its signed header. The producer and
 the storage node stream a block's rows in earlier batches (`BlockRows`) and then seal it
-(`add_block_seal_to_batch`); `put_block` writes everything in one batch. Rows without a marker
+(`add_block_seal_to_batch`); `add_block_to_batch` queues everything at once. Rows without a marker
 are invisible orphans until `delete_unsealed_rows` (one height) or `delete_orphan_rows` (every
 height above the head) removes them; `get_row` and `get_cells` read rows only, so callers check
 the marker first (as `da.serving` does).
@@ -15,15 +16,13 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
-from da.errors import InvalidHeader
-from da.header import SignedHeader, signed_header_from_bytes
-from da.signing import SIGNATURE_BYTES
-from da.store import schema
+from da.cells import Row
+from da.header import MAX_U64
+from da.store import headers, schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_EXT_ROW, MAX_ROWS_LIMIT
-
-Row = tuple[Sequence[bytes], Sequence[bytes]]  # 128 cells, 128 proofs
+from erasure.layout import is_square_size
 
 
 class Coordinate(Protocol):
@@ -37,48 +36,6 @@ class Coordinate(Protocol):
 
 
 _PROOFS_OFFSET = CELLS_PER_EXT_ROW * BYTES_PER_CELL
-
-
-def add_signed_header_to_batch(
-    batch: WriteBatch, height: int, header_raw: bytes, signature: bytes
-) -> None:
-    """Queue the signed header of `height` (header bytes exactly as signed, 96-byte signature)."""
-    if len(signature) != SIGNATURE_BYTES:
-        raise ValueError(f"signature must be {SIGNATURE_BYTES} bytes")
-    batch.put(schema.signed_header_key(height), bytes(signature) + bytes(header_raw))
-
-
-def put_signed_header(
-    store: KeyValueStore, height: int, header_raw: bytes, signature: bytes, *, sync: bool = True
-) -> None:
-    """Store a signed header alone (light client); does not mark a block as held."""
-    batch = WriteBatch()
-    add_signed_header_to_batch(batch, height, header_raw, signature)
-    store.write(batch, sync=sync)
-
-
-def get_signed_header(store: KeyValueStore, height: int) -> tuple[bytes, bytes] | None:
-    """(header bytes, signature) of `height`, or None if not stored."""
-    key = schema.signed_header_key(height)
-    raw = store.get(key)
-    if raw is None:
-        return None
-    if len(raw) <= SIGNATURE_BYTES:
-        raise CorruptValueError(key, "signed header shorter than its signature")
-    return raw[SIGNATURE_BYTES:], raw[:SIGNATURE_BYTES]
-
-
-def get_decoded_header(store: KeyValueStore, height: int) -> SignedHeader | None:
-    """The signed header stored at `height`, decoded, or None. Stored headers were verified
-    before they were written, so bytes that no longer decode are corruption of our own data
-    (`CorruptValueError`, DATA_LOSS at the edge), never the caller's bad input."""
-    stored = get_signed_header(store, height)
-    if stored is None:
-        return None
-    try:
-        return signed_header_from_bytes(*stored)
-    except InvalidHeader as e:
-        raise CorruptValueError(schema.signed_header_key(height), str(e)) from e
 
 
 def add_block_to_batch(
@@ -148,28 +105,13 @@ def add_block_seal_to_batch(
     on `has_block` and `head_height` cover the block. Raises ValueError for a bad `ext_rows`.
     """
     _check_ext_rows(ext_rows)
-    add_signed_header_to_batch(batch, height, header_raw, signature)
+    headers.add_signed_header_to_batch(batch, height, header_raw, signature)
     batch.put(schema.block_key(height), ext_rows.to_bytes(2, "big"))
 
 
 def _check_ext_rows(ext_rows: int) -> None:
-    if ext_rows < 2 or ext_rows & (ext_rows - 1) or ext_rows > 2 * MAX_ROWS_LIMIT:
+    if ext_rows % 2 or not is_square_size(ext_rows // 2):
         raise ValueError(f"a block has 2k extended rows with k a power of two, got {ext_rows}")
-
-
-def put_block(
-    store: KeyValueStore,
-    height: int,
-    header_raw: bytes,
-    signature: bytes,
-    rows: Sequence[Row],
-    *,
-    sync: bool = True,
-) -> None:
-    """Store a whole block atomically (see `add_block_to_batch`); `head_height` then covers it."""
-    batch = WriteBatch()
-    add_block_to_batch(batch, height, header_raw, signature, rows)
-    store.write(batch, sync=sync)
 
 
 def encode_row(cells: Sequence[bytes], proofs: Sequence[bytes]) -> bytes:
@@ -292,7 +234,7 @@ def delete_orphan_rows(store: KeyValueStore, *, sync: bool = False) -> list[int]
     while height is not None:
         delete_unsealed_rows(store, height, sync=sync)
         cleaned.append(height)
-        height = _next_row_height(store, height + 1) if height < schema.MAX_HEIGHT else None
+        height = _next_row_height(store, height + 1) if height < MAX_U64 else None
     return cleaned
 
 

@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
+from da.certificate import Attestation, Certificate
 from da.header import HASH_BYTES
 from da.signing import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.errors import CorruptValueError
 
-
-@dataclass(frozen=True, slots=True)
-class StoredAttestation:
-    """A storage node's signature over `header_hash`, saying it holds the whole block."""
-
-    height: int
-    public_key: bytes
-    header_hash: bytes
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCertificate:
-    """An aggregate of attestations over `header_hash` by `public_keys` (in signer-set order)."""
-
-    height: int
-    header_hash: bytes
-    public_keys: tuple[bytes, ...]
-    aggregate_signature: bytes
-
-
 _COUNT = struct.Struct(">H")
 
 
-def put_attestation(store: KeyValueStore, att: StoredAttestation, *, sync: bool = True) -> None:
+def put_attestation(store: KeyValueStore, att: Attestation, *, sync: bool = True) -> None:
     """Store one attestation, replacing an earlier one by the same key at the same height."""
     _check(att.header_hash, HASH_BYTES, "header hash")
     _check(att.signature, SIGNATURE_BYTES, "signature")
@@ -43,7 +22,7 @@ def put_attestation(store: KeyValueStore, att: StoredAttestation, *, sync: bool 
     store.put(key, att.header_hash + att.signature, sync=sync)
 
 
-def attestations(store: KeyValueStore, height: int) -> list[StoredAttestation]:
+def attestations(store: KeyValueStore, height: int) -> list[Attestation]:
     """Every stored attestation for `height`, ordered by public key."""
     prefix = schema.attestations_prefix(height)
     found = []
@@ -51,11 +30,11 @@ def attestations(store: KeyValueStore, height: int) -> list[StoredAttestation]:
         if len(raw) != HASH_BYTES + SIGNATURE_BYTES:
             raise CorruptValueError(key, "attestation has the wrong length")
         hash_, sig = raw[:HASH_BYTES], raw[HASH_BYTES:]
-        found.append(StoredAttestation(height, key[len(prefix) :], hash_, sig))
+        found.append(Attestation(height, hash_, key[len(prefix) :], sig))
     return found
 
 
-def add_certificate_to_batch(batch: WriteBatch, cert: StoredCertificate) -> None:
+def add_certificate_to_batch(batch: WriteBatch, cert: Certificate) -> None:
     """Queue `cert` (e.g. with the CERTIFIED blob records it implies, in the same batch)."""
     _check(cert.header_hash, HASH_BYTES, "header hash")
     _check(cert.aggregate_signature, SIGNATURE_BYTES, "aggregate signature")
@@ -72,21 +51,21 @@ def add_certificate_to_batch(batch: WriteBatch, cert: StoredCertificate) -> None
     batch.put(schema.certificate_key(cert.height), value)
 
 
-def put_certificate(store: KeyValueStore, cert: StoredCertificate, *, sync: bool = True) -> None:
+def put_certificate(store: KeyValueStore, cert: Certificate, *, sync: bool = True) -> None:
     """Store the certificate of `cert.height`, replacing any earlier one."""
     batch = WriteBatch()
     add_certificate_to_batch(batch, cert)
     store.write(batch, sync=sync)
 
 
-def get_certificate(store: KeyValueStore, height: int) -> StoredCertificate | None:
+def get_certificate(store: KeyValueStore, height: int) -> Certificate | None:
     """The certificate of `height`, or None if none was formed."""
     key = schema.certificate_key(height)
     raw = store.get(key)
     return None if raw is None else _decode_certificate(key, height, raw)
 
 
-def _decode_certificate(key: bytes, height: int, raw: bytes) -> StoredCertificate:
+def _decode_certificate(key: bytes, height: int, raw: bytes) -> Certificate:
     hash_end = HASH_BYTES
     keys_start = hash_end + _COUNT.size
     if len(raw) < keys_start:
@@ -98,7 +77,7 @@ def _decode_certificate(key: bytes, height: int, raw: bytes) -> StoredCertificat
     keys = tuple(
         raw[i : i + PUBLIC_KEY_BYTES] for i in range(keys_start, keys_end, PUBLIC_KEY_BYTES)
     )
-    return StoredCertificate(height, raw[:hash_end], keys, raw[keys_end:])
+    return Certificate(height, raw[:hash_end], keys, raw[keys_end:])
 
 
 def _check(value: bytes, size: int, what: str) -> None:

@@ -7,9 +7,7 @@ durable and never reports a height twice with different outcomes.
 
 from __future__ import annotations
 
-import itertools
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -68,15 +66,6 @@ def get_result(store: KeyValueStore, height: int) -> SamplingResult | None:
     return None if raw is None else _decode(key, raw)
 
 
-def results(
-    store: KeyValueStore, *, start: int = 0, reverse: bool = False
-) -> Iterator[SamplingResult]:
-    """Stored results by height, ascending from `start` (descending to `start` if `reverse`)."""
-    first = schema.light_result_key(start) if start or not reverse else None
-    for key, raw in store.iterate(schema.LIGHT_RESULT, start=first, reverse=reverse):
-        yield _decode(key, raw)
-
-
 def last_sampled_height(store: KeyValueStore) -> int:
     """The checkpoint: the height sampling resumes after, 0 if none."""
     raw = store.get(schema.LIGHT_CHECKPOINT_KEY)
@@ -86,19 +75,6 @@ def last_sampled_height(store: KeyValueStore) -> int:
 def set_last_sampled_height(store: KeyValueStore, height: int, *, sync: bool = True) -> None:
     """Move the checkpoint to `height` without recording a result."""
     store.put(schema.LIGHT_CHECKPOINT_KEY, schema.u64(height), sync=sync)
-
-
-def prune_results_below(store: KeyValueStore, height: int, *, sync: bool = False) -> int:
-    """Delete results for heights below `height` in one batch; returns how many."""
-    below = (k for k, _ in store.iterate(schema.LIGHT_RESULT))
-    doomed = list(
-        itertools.takewhile(lambda k: schema.height_from_light_result_key(k) < height, below)
-    )
-    batch = WriteBatch()
-    for key in doomed:
-        batch.delete(key)
-    store.write(batch, sync=sync)
-    return len(doomed)
 
 
 def _decode(key: bytes, raw: bytes) -> SamplingResult:

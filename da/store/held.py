@@ -11,11 +11,12 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from da.cells import ProvenCell
 from da.store import schema
 from da.store.base import KeyValueStore, WriteBatch
-from da.store.blocks import add_signed_header_to_batch
 from da.store.checkpoint import SamplingResult, add_result_to_batch
 from da.store.errors import CorruptValueError
+from da.store.headers import add_signed_header_to_batch
 from erasure.constants import BYTES_PER_CELL, BYTES_PER_PROOF
 
 _COUNT = struct.Struct(">H")
@@ -25,26 +26,16 @@ MAX_HELD_CELLS = 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
-class HeldCell:
-    """A verified sample: its coordinate, the 2048-byte cell and its 48-byte proof."""
-
-    row: int
-    col: int
-    data: bytes
-    proof: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Verdict:
     """Everything a light client writes when it concludes a height."""
 
     result: SamplingResult
     header_raw: bytes
     signature: bytes
-    cells: tuple[HeldCell, ...]
+    cells: tuple[ProvenCell, ...]
 
 
-def encode_held(cells: Sequence[HeldCell]) -> bytes:
+def encode_held(cells: Sequence[ProvenCell]) -> bytes:
     if len(cells) > MAX_HELD_CELLS:
         raise ValueError(f"at most {MAX_HELD_CELLS} held cells per height, got {len(cells)}")
     parts = [_COUNT.pack(len(cells))]
@@ -63,7 +54,7 @@ def add_verdict_to_batch(batch: WriteBatch, verdict: Verdict, *, checkpoint: boo
     batch.put(schema.held_samples_key(height), encode_held(verdict.cells))
 
 
-def get_held(store: KeyValueStore, height: int) -> list[HeldCell] | None:
+def get_held(store: KeyValueStore, height: int) -> list[ProvenCell] | None:
     """The samples kept for `height`, or None if none were written (or they were pruned)."""
     key = schema.held_samples_key(height)
     raw = store.get(key)
@@ -74,13 +65,6 @@ def held_sizes(store: KeyValueStore) -> Iterator[tuple[int, int]]:
     """(height, stored bytes) of every height with kept samples, ascending."""
     for key, raw in store.iterate(schema.HELD_SAMPLES):
         yield schema.height_from_held_samples_key(key), len(raw)
-
-
-def lowest_kept_height(store: KeyValueStore) -> int:
-    """The lowest height with a stored header (0 if none)."""
-    for key, _ in store.iterate(schema.SIGNED_HEADER):
-        return schema.read_u64(key, len(schema.SIGNED_HEADER))
-    return 0
 
 
 def prune_light_below(store: KeyValueStore, height: int, *, sync: bool = False) -> int:
@@ -97,7 +81,7 @@ def prune_light_below(store: KeyValueStore, height: int, *, sync: bool = False) 
     return len(batch)
 
 
-def _decode(key: bytes, raw: bytes) -> list[HeldCell]:
+def _decode(key: bytes, raw: bytes) -> list[ProvenCell]:
     try:
         (count,) = _COUNT.unpack_from(raw)
         if len(raw) != _COUNT.size + count * BYTES_PER_HELD_CELL:
@@ -108,7 +92,7 @@ def _decode(key: bytes, raw: bytes) -> list[HeldCell]:
             row, col = _COORD.unpack_from(raw, offset)
             data_at = offset + _COORD.size
             proof_at = data_at + BYTES_PER_CELL
-            cells.append(HeldCell(row, col, raw[data_at:proof_at],
+            cells.append(ProvenCell(row, col, raw[data_at:proof_at],
                                   raw[proof_at : proof_at + BYTES_PER_PROOF]))
             offset += BYTES_PER_HELD_CELL
         return cells

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import struct
 
+from da.header import MAX_U64
 from da.signing import PUBLIC_KEY_BYTES
 from erasure.constants import (
     BLOB_HASH_BYTES,
@@ -37,7 +38,6 @@ from erasure.constants import (
 )
 
 BYTES_PER_STORED_ROW = CELLS_PER_EXT_ROW * (BYTES_PER_CELL + BYTES_PER_PROOF)
-MAX_HEIGHT = 2**64 - 1
 
 SIGNED_HEADER = b"H"
 BLOCK = b"B"
@@ -59,7 +59,7 @@ _U16 = struct.Struct(">H")
 
 def u64(value: int) -> bytes:
     """`value` as 8 bytes big-endian; raises ValueError outside 0..2**64-1."""
-    if not 0 <= value <= MAX_HEIGHT:
+    if not 0 <= value <= MAX_U64:
         raise ValueError(f"{value} does not fit in u64")
     return _U64.pack(value)
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from da import cli
-from da.api.server import READ_ONLY_MAX_MESSAGE_BYTES
+from da.api.config import READ_ONLY_MAX_MESSAGE_BYTES
+from da.cli import roles, settings
 from da.config import ProducerConfig, StorageNodeConfig
 
 KEY = "ab" * 48
@@ -48,7 +49,7 @@ def test_toml_values_with_flags_overriding(tmp_path: Path) -> None:
         max-rows = 16
         operator = ["{KEY}"]
     """)
-    config = cli.compose_config(
+    config = settings.compose_config(
         ["producer", "--config", str(config_file), "--chain-id", "from-flag", "--quorum", "1"]
     )
     assert isinstance(config, ProducerConfig)
@@ -61,7 +62,7 @@ def test_toml_values_with_flags_overriding(tmp_path: Path) -> None:
 
 
 def test_producer_group_flags() -> None:
-    config = cli.compose_config([
+    config = settings.compose_config([
         "producer", "--data-dir", "d", "--key-file", "k", "--chain-id", "c",
         "--etcd", "127.0.0.1:2379", "--etcd", "127.0.0.1:2380",
         "--replica", "127.0.0.1:7001", "--replica", "127.0.0.1:7002", "--lease-seconds", "3",
@@ -82,7 +83,7 @@ def test_storage_node_lists_and_no_token(tmp_path: Path) -> None:
         retention-blocks = 5
         listen = "0.0.0.0:7001"
     """)
-    config = cli.compose_config(
+    config = settings.compose_config(
         ["storage-node", "--config", str(config_file), "--peer", "127.0.0.1:7004"]
     )
     assert isinstance(config, StorageNodeConfig)
@@ -104,7 +105,7 @@ def test_token_flags_only_where_a_write_method_is(tmp_path: Path) -> None:
         ["light-client", "--peer", "127.0.0.1:7000", *base],
     ):
         with pytest.raises(SystemExit):
-            cli.compose_config([*argv, "--auth-token-file", str(token_file)])
+            settings.compose_config([*argv, "--auth-token-file", str(token_file)])
 
 
 def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> None:
@@ -117,10 +118,11 @@ def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> 
         concurrency = 8
         request-timeout = 2.5
     """)
-    config = cli.compose_config(["light-client", "--config", str(config_file), "--samples", "30"])
+    argv = ["light-client", "--config", str(config_file), "--samples", "30"]
+    config = settings.compose_config(argv)
     assert (config.samples, config.confidence) == (30, None)
     assert config.concurrency == 8 and config.request_timeout_seconds == 2.5
-    from_file = cli.compose_config(["light-client", "--config", str(config_file)])
+    from_file = settings.compose_config(["light-client", "--config", str(config_file)])
     assert (from_file.samples, from_file.confidence) == (None, 0.999)
 
 
@@ -132,9 +134,9 @@ def test_samplers_and_keeping_samples(tmp_path: Path) -> None:
         trusted-key = "{KEY}"
         sampler = ["127.0.0.1:7100", "127.0.0.1:7101"]
     """)
-    storage = cli.compose_config(["storage-node", "--config", str(storage_file)])
+    storage = settings.compose_config(["storage-node", "--config", str(storage_file)])
     assert storage.samplers == ("127.0.0.1:7100", "127.0.0.1:7101")
-    flags = cli.compose_config(["storage-node", "--config", str(storage_file),
+    flags = settings.compose_config(["storage-node", "--config", str(storage_file),
                                 "--sampler", "127.0.0.1:7102"])
     assert flags.samplers == ("127.0.0.1:7102",)
     light_file = write(tmp_path / "l.toml", f"""
@@ -145,9 +147,9 @@ def test_samplers_and_keeping_samples(tmp_path: Path) -> None:
         keep-samples = 50
         keep-samples-bytes = 1000000
     """)
-    light = cli.compose_config(["light-client", "--config", str(light_file)])
+    light = settings.compose_config(["light-client", "--config", str(light_file)])
     assert (light.keep_samples, light.keep_samples_bytes) == (50, 1_000_000)
-    default = cli.compose_config(["light-client", "--config", str(light_file),
+    default = settings.compose_config(["light-client", "--config", str(light_file),
                                   "--keep-samples", "7"])
     assert default.keep_samples == 7
 
@@ -223,8 +225,8 @@ def fake_role(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     for name, run in (("fake_producer", run_forever), ("fake_devnet", devnet_run)):
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(run=run))
-    monkeypatch.setitem(cli.ROLE_MODULES, "producer", "fake_producer")
-    monkeypatch.setitem(cli.ROLE_MODULES, "devnet", "fake_devnet")
+    monkeypatch.setitem(roles.ROLE_MODULES, "producer", "fake_producer")
+    monkeypatch.setitem(roles.ROLE_MODULES, "devnet", "fake_devnet")
     return seen
 
 

@@ -9,11 +9,13 @@ import grpc
 import pytest
 
 from da import serving
+from da.api.config import HEADER_SERVICE, SHARE_SERVICE, ServerConfig
 from da.api.errors import status_for
-from da.api.server import HEADER_SERVICE, SHARE_SERVICE, ServerConfig, create_server, stop_server
+from da.api.server import create_server, stop_server
 from da.errors import BadCoordinate, InvalidRequest, ResourceExhausted, UnknownHeight
 from da.header import signed_header_from_bytes
 from da.store import blocks, schema
+from da.store import headers as header_store
 from da.store.errors import CorruptValueError
 from da.store.memory import MemoryStore
 from da.v1 import da_pb2 as pb
@@ -122,7 +124,7 @@ def test_row_cache_is_bounded_in_bytes(store: MemoryStore) -> None:
 async def test_a_corrupt_stored_header_is_data_loss_not_the_callers_fault(
     store: MemoryStore,
 ) -> None:
-    raw, signature = blocks.get_signed_header(store, 2)  # type: ignore[misc]
+    raw, signature = header_store.get_signed_header(store, 2)  # type: ignore[misc]
     store.put(schema.signed_header_key(2), signature + b"garbage" + raw[7:])
     with pytest.raises(CorruptValueError):
         await serving.BlobReadServicer(store).GetBlobs(

@@ -10,13 +10,11 @@ from da.signing import (
     KeyPair,
     aggregate,
     generate_keypair,
-    prove_possession,
     public_key,
     read_key_file,
     sign,
     verify,
     verify_aggregate,
-    verify_possession,
     write_key_file,
 )
 
@@ -105,15 +103,6 @@ def test_aggregate_rejects_nothing_and_garbage() -> None:
         aggregate([])
     with pytest.raises(ValueError):
         aggregate([b"\x00" * 96])
-
-
-def test_proof_of_possession() -> None:
-    pair = keypair(5)
-    proof = prove_possession(pair.secret)
-    assert verify_possession(pair.public, proof)
-    assert not verify_possession(keypair(6).public, proof)
-    assert not verify_possession(pair.public, sign(pair.secret, pair.public))
-    assert not verify_possession(pair.public, b"junk")
 
 
 def test_key_file_round_trip_with_mode_0600(tmp_path: Path) -> None:

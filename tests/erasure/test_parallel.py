@@ -2,17 +2,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from da import encoder_pool
+from da.encoder_pool import EncoderPool, make_encoder_pool
 from erasure import encode_square, parallel
 from erasure.constants import BYTES_PER_ROW
 from erasure.field import lagrange_matrix, matrix_times_rows, row_points
-from erasure.parallel import (
-    EncoderPool,
-    RowBatch,
-    batch_rows,
-    encode_square_stream,
-    extend_columns,
-    make_encoder_pool,
-)
+from erasure.parallel import RowBatch, batch_rows, encode_square_stream, extend_columns
 from erasure.square import ExtendedSquare
 from tests.erasure.conftest import sample_blobs
 
@@ -63,7 +58,7 @@ def test_an_error_in_on_rows_propagates(pool: EncoderPool) -> None:
     assert encode_square(sample_blobs(1, [10]), executor=pool).k == 1  # the pool still works
 
 
-@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2", parallel.MAX_WORKERS + 1])
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2", encoder_pool.MAX_WORKERS + 1])
 def test_worker_count_is_validated(workers: object) -> None:
     with pytest.raises(ValueError, match="workers"):
         make_encoder_pool(workers)  # type: ignore[arg-type]

@@ -53,7 +53,8 @@ from typing import Any
 import grpc
 
 from da.api.client import open_channel
-from da.api.server import HEADER_SERVICE, SHARE_SERVICE, ServerConfig, create_server, stop_server
+from da.api.config import HEADER_SERVICE, SHARE_SERVICE, ServerConfig
+from da.api.server import create_server, stop_server
 from da.header import Header, sign_header, signed_header_from_bytes
 from da.signing import KeyPair, read_key_file
 from da.v1 import da_pb2, da_pb2_grpc

@@ -2,7 +2,7 @@
 
 `--blocks 3` must end by itself with exit code 0 (every block available to every light client);
 SIGTERM must stop every child process; the TOML configs it writes are accepted by the CLI. The
-helpers of da/devnet.py that need no processes are tested at the end.
+helpers of da/devnet/ that need no processes are tested at the end.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from da import devnet
-from da.cli import compose_config
+from da.cli.settings import compose_config
 from da.config import DevnetConfig
+from da.devnet.display import Display
+from da.devnet.layout import free_ports, plan_layout, toml_document, write_configs
+from da.devnet.run import _verdict
+from da.devnet.watch import EncodeClock, HeightView, Watcher
+from da.metrics import ProducerMetrics
 
 DA = str(Path(sys.executable).with_name("da"))
 DEVNET_TIMEOUT_SECONDS = 240.0
@@ -112,8 +117,8 @@ def test_devnet_stops_every_process_on_sigterm(tmp_path: Path) -> None:
 def test_devnet_configs_are_reusable(tmp_path: Path) -> None:
     """The written TOML files compose into valid configs through the CLI."""
     config = DevnetConfig(data_dir=tmp_path, base_port=base_port())
-    layout = devnet.plan_layout(config, tmp_path)
-    devnet.write_configs(layout, config)
+    layout = plan_layout(config, tmp_path)
+    write_configs(layout, config)
     producer = compose_config(["producer", "--config", str(layout.producer.config_path)])
     assert producer.quorum == 2 and len(producer.operators) == 3
     storage = compose_config(["storage-node", "--config", str(layout.storage[0].config_path)])
@@ -122,7 +127,7 @@ def test_devnet_configs_are_reusable(tmp_path: Path) -> None:
     light = compose_config(["light-client", "--config", str(layout.light[0].config_path)])
     assert light.trusted_keys == (layout.producer.public_key,)
     assert len(light.peers) == 3
-    again = devnet.plan_layout(config, tmp_path)  # keys are reused on a restart
+    again = plan_layout(config, tmp_path)  # keys are reused on a restart
     assert again.producer.public_key == layout.producer.public_key
 
 
@@ -134,7 +139,7 @@ def test_free_ports_skip_busy_ones() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        ports = devnet.free_ports(port, 2)
+        ports = free_ports(port, 2)
     assert port not in ports and ports == sorted(ports) and ports[0] > port
 
 
@@ -142,19 +147,19 @@ def test_toml_document_round_trips() -> None:
     import tomllib
 
     settings = {"a": "x\"y", "b": 3, "c": 0.5, "d": True, "e": ["p", "q"]}
-    assert tomllib.loads(devnet.toml_document(settings)) == settings
+    assert tomllib.loads(toml_document(settings)) == settings
 
 
 def test_display_prints_one_line_per_finished_height(tmp_path: Path) -> None:
     config = DevnetConfig(data_dir=tmp_path, base_port=base_port(), light_clients=1)
-    layout = devnet.plan_layout(config, tmp_path)
-    watcher = devnet.Watcher(layout)
-    view = devnet.HeightView(1, 0.0, k=1, blobs=3, payload_bytes=6000, encode_seconds=0.02,
+    layout = plan_layout(config, tmp_path)
+    watcher = Watcher(layout)
+    view = HeightView(1, 0.0, k=1, blobs=3, payload_bytes=6000, encode_seconds=0.02,
                              holders={"storage-1"}, signers=2,
                              verdicts={"light-1": ("AVAILABLE", 0.9931)}, finished=True)
-    watcher.heights = {1: view, 2: devnet.HeightView(2, 0.0)}
+    watcher.heights = {1: view, 2: HeightView(2, 0.0)}
     out = io.StringIO()
-    display = devnet.Display(layout, out)
+    display = Display(layout, out)
     display.update(watcher, "")
     display.update(watcher, "")
     assert out.getvalue() == ("height 1 k 1 blobs 3 bytes 6000 encode_ms 20 stored 1/3 "
@@ -164,27 +169,25 @@ def test_display_prints_one_line_per_finished_height(tmp_path: Path) -> None:
 @pytest.mark.parametrize("status", ["AVAILABLE", "UNAVAILABLE"])
 def test_verdict_requires_every_light_client(tmp_path: Path, status: str) -> None:
     config = DevnetConfig(data_dir=tmp_path, base_port=base_port(), blocks=1)
-    layout = devnet.plan_layout(config, tmp_path)
-    watcher = devnet.Watcher(layout)
-    watcher.heights = {1: devnet.HeightView(1, 0.0, finished=True, verdicts={
+    layout = plan_layout(config, tmp_path)
+    watcher = Watcher(layout)
+    watcher.heights = {1: HeightView(1, 0.0, finished=True, verdicts={
         "light-1": ("AVAILABLE", 0.99), "light-2": (status, 0.99)})}
-    code = devnet._verdict(watcher, config, io.StringIO())  # noqa: SLF001
+    code = _verdict(watcher, config, io.StringIO())  # noqa: SLF001
     assert code == (0 if status == "AVAILABLE" else 1)
 
 
-async def test_encode_times_come_from_the_producer_log(tmp_path: Path) -> None:
-    config = DevnetConfig(data_dir=tmp_path, base_port=base_port())
-    layout = devnet.plan_layout(config, tmp_path)
-    layout.producer.log_path.write_text(
-        "INFO da.producer.blocks: block 1: k=1, 3 blobs, 8297 bytes, encoded in 0.770 s, hash a\n"
-        "INFO da.producer.blocks: block 2: k=1, 3 blobs, 5770 bytes, encoded in 0.25 s, hash b\n"
-        "INFO da.producer.blocks: block 3: k=1, 3 blobs, 5770 bytes, enc"  # still being written
-    )
-    watcher = devnet.Watcher(layout)
-    watcher.heights = {h: devnet.HeightView(h, 0.0) for h in (1, 2, 3)}
-    await watcher._encode_times()  # noqa: SLF001
-    assert [v.encode_seconds for v in watcher.heights.values()] == [0.77, 0.25, None]
-
+def test_encode_times_come_from_the_producer_histogram() -> None:
+    registry = CollectorRegistry()
+    metrics = ProducerMetrics(registry)
+    clock = EncodeClock()
+    views = {h: HeightView(h, 0.0) for h in (1, 2, 3)}
+    metrics.observe_block(1, 0.75)
+    metrics.observe_block(2, 0.25)
+    clock.update(generate_latest(registry).decode(), [views[1], views[2]])
+    metrics.observe_block(3, 0.125)
+    clock.update(generate_latest(registry).decode(), views.values())
+    assert [v.encode_seconds for v in views.values()] == [0.5, 0.5, 0.125]
 
 
 def test_devnet_producer_group_blocks_all_available(tmp_path: Path) -> None:

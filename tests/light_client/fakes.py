@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field, replace
 
+from da.cells import ProvenCell
 from da.header import Header, SignedHeader, TrustRoot, header_hash, sign_header
 from da.sampling import CellRef
 from da.signing import KeyPair, generate_keypair
 from erasure.square import ExtendedSquare, encode_square
 from light_client.errors import PeerCallFailed
-from light_client.peers import RawHeader, ServedCell
+from light_client.peers import RawHeader
 
 CHAIN_ID = "unit-chain"
 NAMESPACE = b"\x00" * 28 + b"\x07"
@@ -79,7 +80,7 @@ class FakePeer:
 
     async def get_samples(
         self, height: int, coords: Sequence[CellRef], timeout: float
-    ) -> list[ServedCell]:
+    ) -> list[ProvenCell]:
         self.calls += 1
         self.asked_heights.append(height)
         self.asked.extend(coords)
@@ -91,20 +92,20 @@ class FakePeer:
             raise PeerCallFailed(self.name, "NOT_FOUND", "withheld")
         return [cell for c in coords if (cell := self._answer(c)) is not None]
 
-    def _answer(self, c: CellRef) -> ServedCell | None:
+    def _answer(self, c: CellRef) -> ProvenCell | None:
         sq = self.square
         if self.mode == "withhold" and self.withheld is not None and c in self.withheld:
             return None
         if self.mode == "corrupt":
             data = bytearray(sq.cell(c.row, c.col))
             data[-1] ^= 1
-            return ServedCell(c.row, c.col, bytes(data), sq.proof(c.row, c.col))
+            return ProvenCell(c.row, c.col, bytes(data), sq.proof(c.row, c.col))
         if self.mode.startswith("other_cell"):
             other = CellRef(c.row, (c.col + 1) % 128)
             claimed = c if self.mode == "other_cell_same_coord" else other
             data, proof = sq.cell(other.row, other.col), sq.proof(other.row, other.col)
-            return ServedCell(claimed.row, claimed.col, data, proof)
-        return ServedCell(c.row, c.col, sq.cell(c.row, c.col), sq.proof(c.row, c.col))
+            return ProvenCell(claimed.row, claimed.col, data, proof)
+        return ProvenCell(c.row, c.col, sq.cell(c.row, c.col), sq.proof(c.row, c.col))
 
     async def get_header(self, height: int, timeout: float) -> RawHeader:
         if not self.headers:

@@ -12,13 +12,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from da.api.server import (
-    HEADER_SERVICE,
-    SHARE_SERVICE,
-    ServerConfig,
-    create_server,
-    stop_server,
-)
+from da.api.config import HEADER_SERVICE, SHARE_SERVICE, ServerConfig
+from da.api.server import create_server, stop_server
 from da.header import SignedHeader
 from da.sampling import sample_confidence
 from da.signing import KeyPair

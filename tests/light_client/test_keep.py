@@ -10,14 +10,15 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry
 
+from da.cells import ProvenCell
 from da.errors import NotSampled, UnknownHeight
 from da.metrics import LightMetrics
 from da.serving import HeaderServicer
 from da.signing import KeyPair
 from da.store import schema
-from da.store.blocks import get_signed_header
 from da.store.checkpoint import SamplingResult, SamplingStatus, get_result
-from da.store.held import BYTES_PER_HELD_CELL, HeldCell, get_held
+from da.store.headers import get_signed_header
+from da.store.held import BYTES_PER_HELD_CELL, get_held
 from da.store.memory import MemoryStore
 from da.v1 import da_pb2 as pb
 from erasure import kzg
@@ -35,8 +36,8 @@ from tests.light_client.fakes import FakePeer, signed_chain, trust_root
 from tests.light_client.test_node import config, running, verdicts
 
 
-def _cells(square: ExtendedSquare, n: int) -> list[HeldCell]:
-    return [HeldCell(0, c, square.cell(0, c), square.proof(0, c)) for c in range(n)]
+def _cells(square: ExtendedSquare, n: int) -> list[ProvenCell]:
+    return [ProvenCell(0, c, square.cell(0, c), square.proof(0, c)) for c in range(n)]
 
 
 def _result(height: int, status: SamplingStatus = SamplingStatus.AVAILABLE) -> SamplingResult:

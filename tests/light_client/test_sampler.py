@@ -144,13 +144,13 @@ async def test_requests_go_to_holders_and_one_batch_verifies_the_height(
     import light_client.sampler as sampler_module
 
     batches: list[int] = []
-    real = sampler_module.verify_cells
+    real = sampler_module.cells_verify
 
     def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        batches.append(len(args[0]))
+        batches.append(len(args[1]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sampler_module, "verify_cells", counting)
+    monkeypatch.setattr(sampler_module, "cells_verify", counting)
     lagging = FakePeer("lagging", square, mode="lagging", lag_calls=100)
     holders = [FakePeer("holder-1", square), FakePeer("holder-2", square)]
     pool = PeerPool([lagging, *holders], requests_per_second=1000.0)

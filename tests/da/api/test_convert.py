@@ -6,6 +6,8 @@ import pytest
 
 from da.api import convert
 from da.api.client import bearer_metadata
+from da.cells import ProvenCell
+from da.certificate import Attestation, Certificate
 from da.errors import BadCoordinate, InvalidHeader, InvalidRequest
 from da.sampling import CellRef
 from da.store.blobs import BlobRecord, BlobState
@@ -19,7 +21,7 @@ PROOF = b"\xc0" + bytes(47)
 
 def test_cell_round_trip() -> None:
     cell = convert.cell_from_pb(convert.cell_to_pb(3, 127, DATA, PROOF), k=2)
-    assert cell == convert.ProvenCell(3, 127, DATA, PROOF)
+    assert cell == ProvenCell(3, 127, DATA, PROOF)
     assert cell.ref == CellRef(3, 127)
     assert convert.proven_cell_to_pb(cell) == convert.cell_to_pb(3, 127, DATA, PROOF)
 
@@ -45,7 +47,7 @@ def test_coordinates_checked_against_k() -> None:
     with pytest.raises(BadCoordinate):
         convert.coordinates_from_pb([pb.CellCoord(row=8, col=0)], k=4)
     with pytest.raises(BadCoordinate):
-        convert.coordinate_from_pb(pb.CellCoord(row=0, col=128), k=4)
+        convert.coordinates_from_pb([pb.CellCoord(row=0, col=128)], k=4)
     assert convert.check_row(7, 4) == 7
     with pytest.raises(InvalidRequest):
         convert.check_row(8, 4)
@@ -83,13 +85,13 @@ def test_blob_hash_length() -> None:
 
 
 def test_attestation_and_certificate_round_trip_and_lengths() -> None:
-    att = convert.Attestation(3, b"\x02" * 32, b"\x03" * 48, b"\x04" * 96)
+    att = Attestation(3, b"\x02" * 32, b"\x03" * 48, b"\x04" * 96)
     assert convert.attestation_from_pb(convert.attestation_to_pb(att)) == att
     with pytest.raises(InvalidRequest, match="signature"):
         convert.attestation_from_pb(
             pb.Attestation(header_hash=b"\x02" * 32, public_key=b"\x03" * 48, signature=b"x")
         )
-    cert = convert.Certificate(3, b"\x02" * 32, (b"\x03" * 48, b"\x05" * 48), b"\x04" * 96)
+    cert = Certificate(3, b"\x02" * 32, (b"\x03" * 48, b"\x05" * 48), b"\x04" * 96)
     assert convert.certificate_from_pb(convert.certificate_to_pb(cert)) == cert
     with pytest.raises(InvalidRequest, match="public_key"):
         convert.certificate_from_pb(

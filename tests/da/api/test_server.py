@@ -18,15 +18,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from da.api.client import bearer_metadata, open_channel
-from da.api.server import (
-    BLOB_SERVICE,
-    HEADER_SERVICE,
-    ConfigError,
-    ServerConfig,
-    create_server,
-    server_health,
-    stop_server,
-)
+from da.api.config import BLOB_SERVICE, HEADER_SERVICE, ConfigError, ServerConfig
+from da.api.server import create_server, server_health, stop_server
 from da.errors import UnknownHeight
 from da.metrics import RpcMetrics
 from da.v1 import da_pb2 as pb

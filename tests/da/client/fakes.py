@@ -14,15 +14,14 @@ from typing import Any
 import grpc
 
 from da import signing
-from da.api.server import (
+from da.api.config import (
     ATTESTATION_SERVICE,
     BLOB_SERVICE,
     HEADER_SERVICE,
     SAMPLING_SERVICE,
     ServerConfig,
-    create_server,
-    stop_server,
 )
+from da.api.server import create_server, stop_server
 from da.header import Header, SignedHeader, blob_cells, blob_entries_for_namespace, sign_header
 from da.signing import KeyPair, generate_keypair
 from da.v1 import da_pb2 as pb

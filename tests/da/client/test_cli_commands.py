@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from da import cli
+from da.cli import app, parser
 from da.v1 import da_pb2 as pb
 from erasure.layout import blob_hash, normalize_namespace
 from tests.da.client.fakes import (
@@ -162,15 +163,15 @@ def test_health(node: tuple[str, FakeNode], capsys: Any) -> None:
 
 @pytest.mark.parametrize("role", ["producer", "storage-node", "light-client", "devnet"])
 def test_long_running_roles_take_log_format_json(role: str) -> None:
-    args = cli.build_parser().parse_args([role, "--log-format", "json"])
+    args = parser.build_parser().parse_args([role, "--log-format", "json"])
     assert args.log_format == "json"
 
 
 def test_log_format_json(capsys: Any) -> None:
-    cli._setup_logging("info", "json")
+    app.setup_logging("info", "json")
     try:
         logging.getLogger("da.test").info("hello %s", "world")
     finally:
-        cli._setup_logging("info", "text")
+        app.setup_logging("info", "text")
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["message"] == "hello world" and line["level"] == "info"

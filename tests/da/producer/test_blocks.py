@@ -9,7 +9,7 @@ import pytest
 from da.header import ZERO_HASH, TrustRoot, header_hash, verify_signed_header
 from da.producer.blocks import chain_tip
 from da.producer.mempool import submission_from_request
-from da.store import blobs, blocks
+from da.store import blobs, blocks, headers
 from da.store.base import WriteBatch
 from da.store.blobs import BlobState
 from da.store.memory import MemoryStore
@@ -198,13 +198,13 @@ async def test_a_block_that_landed_despite_an_error_is_never_overwritten(
     await submit(mempool, b"landed")
     with pytest.raises(OSError):
         await producer.produce_once()
-    stored = blocks.get_signed_header(store, 1)
+    stored = headers.get_signed_header(store, 1)
     await producer.resync()  # what the loop does after a failure
     assert producer.tip.height == 1 and mempool.count == 0
     await submit(mempool, b"next")
     block = await producer.produce_once()
     assert block is not None and block.height == 2
-    assert stored is not None and blocks.get_signed_header(store, 1) == stored
+    assert stored is not None and headers.get_signed_header(store, 1) == stored
     assert block.signed.header.prev_hash == header_hash(stored[0])
 
 

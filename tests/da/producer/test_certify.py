@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from da import signing
-from da.api.convert import Attestation
+from da.certificate import Attestation
 from da.errors import UnknownHeight
 from da.metrics import ProducerMetrics
 from da.producer.blocks import BuiltBlock

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from da.api.server import ServerConfig
+from da.api.config import ServerConfig
 from da.config import ProducerConfig
 from da.header import header_hash
 from da.producer import node as producer_node

@@ -20,7 +20,7 @@ from da.producer.blocks import BlockProducer, RowWriter, placements_for
 from da.producer.encoder import Encoder
 from da.producer.mempool import Mempool, submission_from_request
 from da.serving import HeadNotifier
-from da.store import blobs, blocks, schema
+from da.store import blobs, blocks, headers, schema
 from da.store.base import KeyValueStore, Put, WriteBatch
 from da.store.blobs import BlobState
 from da.store.memory import MemoryStore
@@ -84,7 +84,7 @@ def copy_of(store: KeyValueStore) -> MemoryStore:
 
 def assert_nothing_visible(store: KeyValueStore, pending: list[bytes]) -> None:
     assert blocks.head_height(store) == 0 and not blocks.has_block(store, 1)
-    assert blocks.block_row_count(store, 1) is None and blocks.get_signed_header(store, 1) is None
+    assert blocks.block_row_count(store, 1) is None and headers.get_signed_header(store, 1) is None
     for blob_hash in pending:
         record = blobs.get_blob_record(store, blob_hash)
         assert record is not None and record.state is BlobState.PENDING

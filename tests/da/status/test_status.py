@@ -9,13 +9,14 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from da import metrics
+from da.certificate import Certificate
 from da.sampling import CellRef
 from da.status import start_status_server
 from da.status.light import LightStatus
 from da.status.producer import ProducerStatus
 from da.status.storage import AttestationStats, StorageStatus
-from da.store import blocks
-from da.store.certificates import StoredCertificate, put_certificate
+from da.store import headers
+from da.store.certificates import put_certificate
 from da.store.memory import MemoryStore
 from tests.da.client.fakes import make_block
 
@@ -56,8 +57,8 @@ async def test_serves_page_json_and_metrics_then_stops() -> None:
 def test_producer_status_lists_recent_blocks() -> None:
     store = MemoryStore()
     block = make_block()
-    blocks.put_signed_header(store, 1, block.signed.raw, block.signed.signature)
-    put_certificate(store, StoredCertificate(1, block.signed.hash, (b"k" * 48,), b"s" * 96))
+    headers.put_signed_header(store, 1, block.signed.raw, block.signed.signature)
+    put_certificate(store, Certificate(1, block.signed.hash, (b"k" * 48,), b"s" * 96))
     source = ProducerStatus(
         chain_id="test", store=store, head=lambda: 1, mempool=lambda: (2, 300),
         encode_seconds={1: 0.25}.get, quorum=1,

@@ -11,6 +11,7 @@ from da.signing import KeyPair, generate_keypair
 from da.store import blocks
 from da.store.base import KeyValueStore
 from erasure.square import ExtendedSquare, encode_square
+from tests.da.store.helpers import put_whole_block
 
 CHAIN_ID = "unit-chain"
 NS_A = b"\x0a"
@@ -79,4 +80,4 @@ def chain(length: int, big_at: tuple[int, ...] = ()) -> tuple[Block, ...]:
 
 
 def store_block(store: KeyValueStore, block: Block) -> None:
-    blocks.put_block(store, block.height, block.signed.raw, block.signed.signature, block.rows())
+    put_whole_block(store, block.height, block.signed.raw, block.signed.signature, block.rows())

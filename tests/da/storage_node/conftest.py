@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from da import serving
-from da.api.server import ServerConfig, create_server, stop_server
+from da.api.config import ServerConfig
+from da.api.server import create_server, stop_server
 from da.metrics import StorageMetrics
 from da.storage_node.ingest import Ingestor
 from da.storage_node.remotes import Remote

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from da.api.convert import ProvenCell
-from da.api.server import ServerConfig, create_server, stop_server
+from da.api.config import ServerConfig
+from da.api.server import create_server, stop_server
+from da.cells import ProvenCell
 from da.errors import Unavailable
 from da.header import Header
 from da.metrics import StorageMetrics

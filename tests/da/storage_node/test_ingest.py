@@ -13,7 +13,7 @@ from da.signing import generate_keypair
 from da.storage_node.errors import BlockUnavailable
 from da.storage_node.fetch import FetchedBlock, RowSink
 from da.storage_node.ingest import Fetch, Ingestor
-from da.store import blocks
+from da.store import blocks, headers
 from tests.da.storage_node.chain import PRODUCER, Block, chain, make_block, store_block
 
 
@@ -119,4 +119,4 @@ def test_prune_keeps_the_retention_window(ingestor: Ingestor) -> None:
     assert ingestor.prune(0) == 0
     assert ingestor.prune(2) == 2
     assert list(blocks.stored_heights(ingestor.store)) == [3, 4]
-    assert blocks.get_signed_header(ingestor.store, 1) is None
+    assert headers.get_signed_header(ingestor.store, 1) is None

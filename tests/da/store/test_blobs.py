@@ -43,7 +43,9 @@ def test_blob_record_round_trip(store: KeyValueStore) -> None:
         blobs.BlobRecord(blobs.BlobState.CERTIFIED, 2**64 - 1, 2**32 - 1),
         blobs.BlobRecord(blobs.BlobState.REJECTED, reason="too large: é"),
     ]:
-        blobs.put_blob_record(store, h, record)
+        batch = WriteBatch()
+        blobs.add_blob_record_to_batch(batch, h, record)
+        store.write(batch)
         assert blobs.get_blob_record(store, h) == record
 
 

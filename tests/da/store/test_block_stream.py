@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from da.store import blocks, schema
+from da.store import blocks, headers, schema
 from da.store.base import KeyValueStore, WriteBatch
 from da.store.memory import MemoryStore
 from erasure.constants import MAX_ROWS_LIMIT
-from tests.da.store.helpers import SIGNATURE, make_rows
+from tests.da.store.helpers import SIGNATURE, make_rows, put_whole_block
 
 
 def write_rows(store: KeyValueStore, height: int, rows: list[blocks.Row], first: int = 0) -> None:
@@ -31,7 +31,7 @@ def contents(store: KeyValueStore) -> list[tuple[bytes, bytes]]:
 def test_rows_then_seal_equals_one_batch(store: KeyValueStore) -> None:
     rows = make_rows(3, 8)
     whole = MemoryStore()
-    blocks.put_block(whole, 3, b"header-3", SIGNATURE, rows)
+    put_whole_block(whole, 3, b"header-3", SIGNATURE, rows)
     for first in (4, 0, 6, 2):  # out of order, as workers finish
         write_rows(store, 3, rows[first : first + 2], first)
     seal(store, 3, 8)
@@ -39,18 +39,18 @@ def test_rows_then_seal_equals_one_batch(store: KeyValueStore) -> None:
 
 
 def test_rows_without_a_seal_are_invisible(store: KeyValueStore) -> None:
-    blocks.put_block(store, 1, b"header-1", SIGNATURE, make_rows(1, 2))
+    put_whole_block(store, 1, b"header-1", SIGNATURE, make_rows(1, 2))
     write_rows(store, 2, make_rows(2, 4))
     assert not blocks.has_block(store, 2) and blocks.block_row_count(store, 2) is None
     assert blocks.head_height(store) == 1 and list(blocks.stored_heights(store)) == [1]
-    assert blocks.get_signed_header(store, 2) is None
+    assert headers.get_signed_header(store, 2) is None
     seal(store, 2, 4)
     assert blocks.head_height(store) == 2 and blocks.block_row_count(store, 2) == 4
 
 
 def test_delete_orphan_rows_keeps_stored_blocks(store: KeyValueStore) -> None:
     for height in (1, 2):
-        blocks.put_block(store, height, b"header-%d" % height, SIGNATURE, make_rows(height, 2))
+        put_whole_block(store, height, b"header-%d" % height, SIGNATURE, make_rows(height, 2))
     kept = contents(store)
     orphans = make_rows(3, 8)
     write_rows(store, 3, [orphans[0]])
@@ -91,7 +91,7 @@ def test_seal_refuses_a_bad_row_count(ext_rows: int) -> None:
 
 
 def test_delete_unsealed_rows_of_one_height_only(store: KeyValueStore) -> None:
-    blocks.put_block(store, 1, b"header-1", SIGNATURE, make_rows(1, 2))
+    put_whole_block(store, 1, b"header-1", SIGNATURE, make_rows(1, 2))
     kept = contents(store)
     write_rows(store, 2, make_rows(2, 4)[2:], 2)  # a failed ingest wrote rows 2 and 3 only
     assert blocks.delete_unsealed_rows(store, 1) == 0  # a sealed block is left alone

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from da.certificate import Attestation, Certificate
 from da.store import certificates
 from da.store.base import KeyValueStore
-from da.store.certificates import StoredAttestation, StoredCertificate
 
 HASH = b"\x01" * 32
 
@@ -17,16 +17,16 @@ def key(i: int) -> bytes:
 
 def test_attestations_by_height(store: KeyValueStore) -> None:
     for i in [3, 1, 2]:
-        certificates.put_attestation(store, StoredAttestation(5, key(i), HASH, bytes([i]) * 96))
-    certificates.put_attestation(store, StoredAttestation(6, key(9), HASH, b"\x09" * 96))
+        certificates.put_attestation(store, Attestation(5, HASH, key(i), bytes([i]) * 96))
+    certificates.put_attestation(store, Attestation(6, HASH, key(9), b"\x09" * 96))
     got = certificates.attestations(store, 5)
     assert [a.public_key for a in got] == [key(1), key(2), key(3)]
-    assert got[0] == StoredAttestation(5, key(1), HASH, b"\x01" * 96)
+    assert got[0] == Attestation(5, HASH, key(1), b"\x01" * 96)
     assert certificates.attestations(store, 7) == []
 
 
 def test_certificate_round_trip(store: KeyValueStore) -> None:
-    cert = StoredCertificate(5, HASH, (key(2), key(1)), b"\x05" * 96)
+    cert = Certificate(5, HASH, (key(2), key(1)), b"\x05" * 96)
     certificates.put_certificate(store, cert)
     assert certificates.get_certificate(store, 5) == cert
     assert certificates.get_certificate(store, 6) is None
@@ -34,6 +34,6 @@ def test_certificate_round_trip(store: KeyValueStore) -> None:
 
 def test_rejects_bad_sizes(store: KeyValueStore) -> None:
     with pytest.raises(ValueError):
-        certificates.put_certificate(store, StoredCertificate(1, HASH, (b"short",), b"\x05" * 96))
+        certificates.put_certificate(store, Certificate(1, HASH, (b"short",), b"\x05" * 96))
     with pytest.raises(ValueError):
-        certificates.put_attestation(store, StoredAttestation(1, key(1), HASH, b"short"))
+        certificates.put_attestation(store, Attestation(1, HASH, key(1), b"short"))

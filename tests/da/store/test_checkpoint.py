@@ -26,17 +26,6 @@ def test_result_round_trip_and_checkpoint(store: KeyValueStore) -> None:
     assert checkpoint.last_sampled_height(store) == 9
 
 
-def test_results_order_and_pruning(store: KeyValueStore) -> None:
-    for h in [5, 1, 300, 2]:
-        checkpoint.put_result(store, result(h))
-    assert [r.height for r in checkpoint.results(store)] == [1, 2, 5, 300]
-    assert [r.height for r in checkpoint.results(store, start=3)] == [5, 300]
-    assert [r.height for r in checkpoint.results(store, reverse=True)] == [300, 5, 2, 1]
-    assert [r.height for r in checkpoint.results(store, start=5, reverse=True)] == [5, 2, 1]
-    assert checkpoint.prune_results_below(store, 5) == 2
-    assert [r.height for r in checkpoint.results(store)] == [5, 300]
-
-
 def test_checkpoint_survives_restart(tmp_path: Path) -> None:
     store = RocksStore(tmp_path / "db")
     checkpoint.put_result(store, result(7, SamplingStatus.UNAVAILABLE), checkpoint=True)
