@@ -96,8 +96,9 @@ Commit = Callable[[BuiltBlock], Awaitable[None]]
 raises when the header may not be published (the block is then discarded)."""
 
 
-Eligible = Callable[[list[PendingBlob]], list[PendingBlob]]
-"""Group mode: the pending blobs a block may include (those a majority of replicas holds)."""
+Eligible = Callable[[PendingBlob], bool]
+"""Group mode: whether a block may include a pending blob (a majority of replicas holds it).
+Called in a worker thread while the pending blobs are read."""
 
 
 def chain_tip(store: KeyValueStore) -> Tip:
@@ -316,6 +317,11 @@ class BlockProducer:
             await _finish(asyncio.to_thread(discard_unfinished_blocks, self._store))
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             log.exception("could not delete the rows of unfinished block %d", height)
+
+    def followed(self, tip: Tip) -> None:
+        """A group follower stored the committed block of `tip` (its blobs settled)."""
+        self.tip = tip
+        self._metrics.set_pending_blobs(self._mempool.count)
 
     async def resync(self) -> None:
         """After a failure (or blocks stored by someone else), trust the store again: its tip

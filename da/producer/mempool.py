@@ -1,19 +1,22 @@
 """Blob intake: checking a submission at the edge and the durable mempool it lands in.
 
-A blob is acknowledged only after `blobs.append_pending` (one synced RocksDB batch: the data, its
-PENDING record, the next sequence number) returned, so an acknowledged blob survives kill -9.
+A blob is acknowledged only after `blobs.append_pending_many` (one synced RocksDB batch: the data,
+its PENDING record, the next sequence number; blobs submitted meanwhile share it) returned, so an
+acknowledged blob survives kill -9.
 The same blob (same `blob_hash`) submitted again is the same blob: the answer is its current
-record and nothing is stored twice. The check and the append run under one lock, so two
-concurrent submissions of one blob cannot both append it.
+record and nothing is stored twice. The check and the append are one step of one batch at a
+time, so two concurrent submissions of one blob cannot both append it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from da.batching import Batcher
 from da.errors import BadNamespace, InvalidRequest, TooLarge
 from da.producer.errors import MempoolFull
 from da.store import blobs
@@ -23,6 +26,8 @@ from erasure.constants import CELLS_PER_ROW
 from erasure.errors import InvalidNamespace
 from erasure.layout import normalize_namespace
 
+# Most blob bytes one synced append covers (more waiting submissions: the next append).
+APPEND_BATCH_BYTES = 8 << 20
 # Pending bytes the mempool may hold, in full squares: a backlog of several blocks is fine; an
 # unbounded one would only grow the producer's memory and the time to read it back.
 MEMPOOL_SQUARES = 8
@@ -58,13 +63,19 @@ def submission_from_request(namespace: bytes, data: bytes, max_blob_bytes: int) 
 class Mempool:
     """The producer's pending blobs: durable in the store, counted here for limits and metrics.
 
-    Only the event loop thread calls these methods; store I/O runs in worker threads.
+    Concurrent submissions share one synced write (`Batcher`: a group commit), so under load one
+    fsync acknowledges every blob that arrived while the previous one ran. Only the event loop
+    thread calls these methods; store I/O runs in worker threads.
     """
 
     def __init__(self, store: KeyValueStore, *, max_pending_bytes: int) -> None:
         self._store = store
         self._max_pending_bytes = max_pending_bytes
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # a batch's write and a recount, one at a time
+        self._appends: Batcher[tuple[Submission, bool], tuple[BlobRecord, bool]] = Batcher(
+            self._append, weight=lambda entry: len(entry[0].data),
+            max_batch_weight=APPEND_BATCH_BYTES,
+        )
         pending = blobs.pending_blobs(store)
         self.count = len(pending)
         self.bytes = sum(len(blob.data) for blob in pending)
@@ -82,16 +93,48 @@ class Mempool:
         Raises `MempoolFull` when the pending bytes would exceed the limit (unless `limit` is
         False: a group's new leader must keep every blob acknowledged before).
         """
+        return await self._appends.submit((blob, limit))
+
+    async def submit_many(
+        self, submissions: Sequence[Submission], *, limit: bool = True
+    ) -> list[tuple[BlobRecord, bool] | BaseException]:
+        """`submit` of several blobs at once (one synced write when they fit one batch): each
+        one's outcome, a result or the exception for it."""
+        return await self._appends.submit_many([(blob, limit) for blob in submissions])
+
+    async def _append(
+        self, entries: list[tuple[Submission, bool]]
+    ) -> list[tuple[BlobRecord, bool] | BaseException]:
+        """One batch: blobs already known answer their record; the new ones within the limit are
+        appended in one synced write. The check and the append are one step (no other batch
+        runs meanwhile), so two submissions of one blob cannot both append it."""
         async with self._lock:
-            known = await asyncio.to_thread(blobs.get_blob_record, self._store, blob.blob_hash)
-            if known is not None:
-                return known, False
-            if limit and self.bytes + len(blob.data) > self._max_pending_bytes:
-                raise MempoolFull(self.bytes, self._max_pending_bytes)
-            await asyncio.to_thread(blobs.append_pending, self._store, blob.namespace, blob.data)
-            self.count += 1
-            self.bytes += len(blob.data)
-        return BlobRecord(BlobState.PENDING), True
+            known = await asyncio.to_thread(
+                blobs.get_blob_records, self._store, [blob.blob_hash for blob, _ in entries]
+            )
+            outcomes: list[tuple[BlobRecord, bool] | BaseException] = []
+            new: list[Submission] = []
+            fresh: set[bytes] = set()
+            added = self.bytes
+            for (blob, limited), record in zip(entries, known, strict=True):
+                if record is not None or blob.blob_hash in fresh:
+                    outcomes.append((record or BlobRecord(BlobState.PENDING), False))
+                elif limited and added + len(blob.data) > self._max_pending_bytes:
+                    outcomes.append(MempoolFull(added, self._max_pending_bytes))
+                else:
+                    fresh.add(blob.blob_hash)
+                    new.append(blob)
+                    added += len(blob.data)
+                    outcomes.append((BlobRecord(BlobState.PENDING), True))
+            if new:
+                await asyncio.to_thread(
+                    blobs.append_pending_many,
+                    self._store,
+                    [(blob.namespace, blob.data) for blob in new],
+                )
+                self.count += len(new)
+                self.bytes = added
+        return outcomes
 
     async def pending(self) -> list[PendingBlob]:
         """Every pending blob in arrival order (read from the store, the source of truth)."""
@@ -102,19 +145,26 @@ class Mempool:
     async def next_square(
         self,
         max_rows: int,
-        eligible: Callable[[list[PendingBlob]], list[PendingBlob]] | None = None,
+        eligible: Callable[[PendingBlob], bool] | None = None,
     ) -> list[PendingBlob]:
-        """The longest arrival-order prefix of the pending blobs that fits a `max_rows` square,
-        read from the store without loading the blobs behind it (the mempool may hold several
-        squares; the block loop asks every tick). With `eligible` (a producer group: only blobs
-        a majority holds) the pending blobs are filtered first, so all of them are read."""
+        """The longest arrival-order prefix of the pending blobs (only the `eligible` ones, if
+        given: in a producer group, those a majority holds) that fits a `max_rows` square, read
+        from the store without loading the blobs behind it (the mempool may hold several
+        squares; the block loop asks every tick)."""
         if self.count == 0:
             return []
         capacity = max_rows * CELLS_PER_ROW
-        if eligible is None:
-            return await asyncio.to_thread(blobs.pending_blobs_fitting, self._store, capacity)
-        pending = await asyncio.to_thread(blobs.pending_blobs, self._store)
-        return blobs.fitting_prefix(eligible(pending), capacity)
+        return await asyncio.to_thread(
+            blobs.pending_blobs_fitting, self._store, capacity, eligible
+        )
+
+    @asynccontextmanager
+    async def settling(self) -> AsyncIterator[None]:
+        """Hold appends off while pending blobs leave the mempool other than through the block
+        loop (a group's followed block): none is appended between reading the pending blobs
+        and settling them, so a blob of that block never stays pending."""
+        async with self._lock:
+            yield
 
     def removed(self, gone: Sequence[PendingBlob]) -> None:
         """`gone` left the mempool in a stored block."""

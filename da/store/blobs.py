@@ -1,8 +1,9 @@
 """The producer's durable mempool and blob records.
 
 Durability contract (DESIGN 10) and how to keep it:
-- `append_pending` writes the blob, its PENDING record and the next sequence number in one synced
-  batch: answer SubmitBlob only after it returns.
+- `append_pending` (`append_pending_many`: several blobs, one fsync) writes the blob, its PENDING
+  record and the next sequence number in one synced batch: answer SubmitBlob only after it
+  returns.
 - To produce a block, store its rows (invisible until sealed), then fill ONE `WriteBatch` with
   `blocks.add_block_seal_to_batch(...)` (or `add_block_to_batch(...)` with every row) and
   `include_blobs(...)` (and `settle_pending(...)` for blobs dropped as REJECTED), write it with
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
@@ -71,18 +72,26 @@ _append_lock = threading.Lock()  # sequence numbers are read-modify-write
 def append_pending(store: KeyValueStore, namespace: bytes, data: bytes) -> int:
     """Durably (synced) add a blob to the mempool with a PENDING record; returns its sequence
     number. `namespace` is the normalised 29 bytes. Duplicate checks are the caller's."""
-    if len(namespace) != NAMESPACE_BYTES:
-        raise ValueError(f"namespace must be normalised to {NAMESPACE_BYTES} bytes")
+    return append_pending_many(store, [(namespace, data)])[0]
+
+
+def append_pending_many(store: KeyValueStore, blobs: Sequence[tuple[bytes, bytes]]) -> list[int]:
+    """`append_pending` of several (namespace, data) blobs, in order, in ONE synced batch (a
+    group commit: one fsync for all); returns their sequence numbers."""
+    for namespace, _data in blobs:
+        if len(namespace) != NAMESPACE_BYTES:
+            raise ValueError(f"namespace must be normalised to {NAMESPACE_BYTES} bytes")
     with _append_lock:
-        seq = next_sequence(store)
+        first = next_sequence(store)
         batch = WriteBatch()
-        batch.put(schema.pending_blob_key(seq), bytes(namespace) + bytes(data))
-        batch.put(schema.NEXT_BLOB_SEQ_KEY, schema.u64(seq + 1))
-        add_blob_record_to_batch(
-            batch, compute_blob_hash(namespace, data), BlobRecord(BlobState.PENDING)
-        )
+        for seq, (namespace, data) in enumerate(blobs, start=first):
+            batch.put(schema.pending_blob_key(seq), bytes(namespace) + bytes(data))
+            add_blob_record_to_batch(
+                batch, compute_blob_hash(namespace, data), BlobRecord(BlobState.PENDING)
+            )
+        batch.put(schema.NEXT_BLOB_SEQ_KEY, schema.u64(first + len(blobs)))
         store.write(batch, sync=True)
-    return seq
+    return list(range(first, first + len(blobs)))
 
 
 def next_sequence(store: KeyValueStore) -> int:
@@ -101,10 +110,18 @@ def _pending_blob(key: bytes, raw: bytes) -> PendingBlob:
     return PendingBlob(seq, raw[:NAMESPACE_BYTES], raw[NAMESPACE_BYTES:])
 
 
-def pending_blobs_fitting(store: KeyValueStore, capacity_cells: int) -> list[PendingBlob]:
-    """`fitting_prefix` of the pending blobs, read lazily: the blobs behind the prefix are not
-    loaded (the mempool may hold several squares)."""
-    pending = (_pending_blob(key, raw) for key, raw in store.iterate(schema.PENDING_BLOB))
+def pending_blobs_fitting(
+    store: KeyValueStore,
+    capacity_cells: int,
+    keep: Callable[[PendingBlob], bool] | None = None,
+) -> list[PendingBlob]:
+    """`fitting_prefix` of the pending blobs (only those `keep` accepts, if given), read lazily:
+    the blobs behind the prefix are not loaded (the mempool may hold several squares)."""
+    pending: Iterable[PendingBlob] = (
+        _pending_blob(key, raw) for key, raw in store.iterate(schema.PENDING_BLOB)
+    )
+    if keep is not None:
+        pending = filter(keep, pending)
     return fitting_prefix(pending, capacity_cells)
 
 
@@ -146,6 +163,11 @@ def get_blob_record(store: KeyValueStore, blob_hash: bytes) -> BlobRecord | None
     key = schema.blob_record_key(blob_hash)
     raw = store.get(key)
     return None if raw is None else decode_blob_record(key, raw)
+
+
+def get_blob_records(store: KeyValueStore, blob_hashes: Iterable[bytes]) -> list[BlobRecord | None]:
+    """`get_blob_record` of each hash, in order (one worker-thread hop for a batch)."""
+    return [get_blob_record(store, blob_hash) for blob_hash in blob_hashes]
 
 
 def encode_blob_record(record: BlobRecord) -> bytes:

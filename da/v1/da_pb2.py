@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0e\x64\x61/v1/da.proto\x12\x05\x64\x61.v1\"4\n\x11SubmitBlobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"J\n\x12SubmitBlobResponse\x12\x11\n\tblob_hash\x18\x01 \x01(\x0c\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.da.v1.BlobStatus\"a\n\nBlobStatus\x12\x1f\n\x05state\x18\x01 \x01(\x0e\x32\x10.da.v1.BlobState\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nstart_cell\x18\x03 \x01(\r\x12\x0e\n\x06reason\x18\x04 \x01(\t\")\n\x14GetBlobStatusRequest\x12\x11\n\tblob_hash\x18\x01 \x01(\x0c\"4\n\x0fGetBlobsRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\x0c\"j\n\x04\x42lob\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\tblob_hash\x18\x03 \x01(\x0c\x12\x12\n\nstart_cell\x18\x04 \x01(\r\x12\x1a\n\x05\x63\x65lls\x18\x05 \x03(\x0b\x32\x0b.da.v1.Cell\".\n\x10GetBlobsResponse\x12\x1a\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x0b.da.v1.Blob\"1\n\x0cSignedHeader\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\"\n\x10GetHeaderRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\".\n\x17SubscribeHeadersRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\"%\n\tCellCoord\x12\x0b\n\x03row\x18\x01 \x01(\r\x12\x0b\n\x03\x63ol\x18\x02 \x01(\r\"=\n\x04\x43\x65ll\x12\x0b\n\x03row\x18\x01 \x01(\r\x12\x0b\n\x03\x63ol\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05proof\x18\x04 \x01(\x0c\"E\n\x11GetSamplesRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12 \n\x06\x63oords\x18\x02 \x03(\x0b\x32\x10.da.v1.CellCoord\"0\n\x12GetSamplesResponse\x12\x1a\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32\x0b.da.v1.Cell\",\n\rGetRowRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0b\n\x03row\x18\x02 \x01(\r\",\n\x0eGetRowResponse\x12\x1a\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32\x0b.da.v1.Cell\"Y\n\x0b\x41ttestation\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x13\n\x0bheader_hash\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\"\n\x0e\x41ttestResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\"\'\n\x15GetCertificateRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"d\n\x0b\x43\x65rtificate\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x13\n\x0bheader_hash\x18\x02 \x01(\x0c\x12\x13\n\x0bpublic_keys\x18\x03 \x03(\x0c\x12\x1b\n\x13\x61ggregate_signature\x18\x04 \x01(\x0c\"(\n\x16GetAvailabilityRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"\x85\x01\n\x14\x41vailabilityResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.da.v1.Availability\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12\x13\n\x0bheader_hash\x18\x05 \x01(\x0c\"\'\n\x15GetHeldSamplesRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"&\n\x16\x41nnounceSamplerRequest\x12\x0c\n\x04port\x18\x01 \x01(\r\"@\n\x17\x41nnounceSamplerResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"X\n\x14ReplicateBlobRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\t\"\x17\n\x15ReplicateBlobResponse\"9\n\x16GetPendingBlobsRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\"G\n\x12\x46orwardBlobRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\".\n\x0bPendingBlob\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*_\n\tBlobState\x12\x1a\n\x16\x42LOB_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0c\n\x08INCLUDED\x10\x02\x12\r\n\tCERTIFIED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04*Z\n\x0c\x41vailability\x12\x1c\n\x18\x41VAILABILITY_UNSPECIFIED\x10\x00\x12\x0c\n\x08SAMPLING\x10\x01\x12\r\n\tAVAILABLE\x10\x02\x12\x0f\n\x0bUNAVAILABLE\x10\x03\x32\xce\x01\n\x0b\x42lobService\x12\x41\n\nSubmitBlob\x12\x18.da.v1.SubmitBlobRequest\x1a\x19.da.v1.SubmitBlobResponse\x12?\n\rGetBlobStatus\x12\x1b.da.v1.GetBlobStatusRequest\x1a\x11.da.v1.BlobStatus\x12;\n\x08GetBlobs\x12\x16.da.v1.GetBlobsRequest\x1a\x17.da.v1.GetBlobsResponse2\x95\x01\n\rHeaderService\x12\x39\n\tGetHeader\x12\x17.da.v1.GetHeaderRequest\x1a\x13.da.v1.SignedHeader\x12I\n\x10SubscribeHeaders\x12\x1e.da.v1.SubscribeHeadersRequest\x1a\x13.da.v1.SignedHeader0\x01\x32\x88\x01\n\x0cShareService\x12\x41\n\nGetSamples\x12\x18.da.v1.GetSamplesRequest\x1a\x19.da.v1.GetSamplesResponse\x12\x35\n\x06GetRow\x12\x14.da.v1.GetRowRequest\x1a\x15.da.v1.GetRowResponse2\x8d\x01\n\x12\x41ttestationService\x12\x33\n\x06\x41ttest\x12\x12.da.v1.Attestation\x1a\x15.da.v1.AttestResponse\x12\x42\n\x0eGetCertificate\x12\x1c.da.v1.GetCertificateRequest\x1a\x12.da.v1.Certificate2\xab\x01\n\x0fSamplingService\x12M\n\x0fGetAvailability\x12\x1d.da.v1.GetAvailabilityRequest\x1a\x1b.da.v1.AvailabilityResponse\x12I\n\x0eGetHeldSamples\x12\x1c.da.v1.GetHeldSamplesRequest\x1a\x19.da.v1.GetSamplesResponse2c\n\x0fSamplerRegistry\x12P\n\x0f\x41nnounceSampler\x12\x1d.da.v1.AnnounceSamplerRequest\x1a\x1e.da.v1.AnnounceSamplerResponse2\xa8\x02\n\x0eReplicaService\x12J\n\rReplicateBlob\x12\x1b.da.v1.ReplicateBlobRequest\x1a\x1c.da.v1.ReplicateBlobResponse\x12\x46\n\x0fGetPendingBlobs\x12\x1d.da.v1.GetPendingBlobsRequest\x1a\x12.da.v1.PendingBlob0\x01\x12\x43\n\x0b\x46orwardBlob\x12\x19.da.v1.ForwardBlobRequest\x1a\x19.da.v1.SubmitBlobResponse\x12=\n\x10ShareAttestation\x12\x12.da.v1.Attestation\x1a\x15.da.v1.AttestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0e\x64\x61/v1/da.proto\x12\x05\x64\x61.v1\"4\n\x11SubmitBlobRequest\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"J\n\x12SubmitBlobResponse\x12\x11\n\tblob_hash\x18\x01 \x01(\x0c\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.da.v1.BlobStatus\"a\n\nBlobStatus\x12\x1f\n\x05state\x18\x01 \x01(\x0e\x32\x10.da.v1.BlobState\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nstart_cell\x18\x03 \x01(\r\x12\x0e\n\x06reason\x18\x04 \x01(\t\")\n\x14GetBlobStatusRequest\x12\x11\n\tblob_hash\x18\x01 \x01(\x0c\"4\n\x0fGetBlobsRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\x0c\"j\n\x04\x42lob\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\tblob_hash\x18\x03 \x01(\x0c\x12\x12\n\nstart_cell\x18\x04 \x01(\r\x12\x1a\n\x05\x63\x65lls\x18\x05 \x03(\x0b\x32\x0b.da.v1.Cell\".\n\x10GetBlobsResponse\x12\x1a\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x0b.da.v1.Blob\"1\n\x0cSignedHeader\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\"\n\x10GetHeaderRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\".\n\x17SubscribeHeadersRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\"%\n\tCellCoord\x12\x0b\n\x03row\x18\x01 \x01(\r\x12\x0b\n\x03\x63ol\x18\x02 \x01(\r\"=\n\x04\x43\x65ll\x12\x0b\n\x03row\x18\x01 \x01(\r\x12\x0b\n\x03\x63ol\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05proof\x18\x04 \x01(\x0c\"E\n\x11GetSamplesRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12 \n\x06\x63oords\x18\x02 \x03(\x0b\x32\x10.da.v1.CellCoord\"0\n\x12GetSamplesResponse\x12\x1a\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32\x0b.da.v1.Cell\",\n\rGetRowRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0b\n\x03row\x18\x02 \x01(\r\",\n\x0eGetRowResponse\x12\x1a\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32\x0b.da.v1.Cell\"Y\n\x0b\x41ttestation\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x13\n\x0bheader_hash\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\"\n\x0e\x41ttestResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\"\'\n\x15GetCertificateRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"d\n\x0b\x43\x65rtificate\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x13\n\x0bheader_hash\x18\x02 \x01(\x0c\x12\x13\n\x0bpublic_keys\x18\x03 \x03(\x0c\x12\x1b\n\x13\x61ggregate_signature\x18\x04 \x01(\x0c\"(\n\x16GetAvailabilityRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"\x85\x01\n\x14\x41vailabilityResponse\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.da.v1.Availability\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x0f\n\x07samples\x18\x04 \x01(\r\x12\x13\n\x0bheader_hash\x18\x05 \x01(\x0c\"\'\n\x15GetHeldSamplesRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"&\n\x16\x41nnounceSamplerRequest\x12\x0c\n\x04port\x18\x01 \x01(\r\"@\n\x17\x41nnounceSamplerResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"[\n\x15ReplicateBlobsRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12!\n\x05\x62lobs\x18\x03 \x03(\x0b\x32\x12.da.v1.PendingBlob\")\n\x16ReplicateBlobsResponse\x12\x0f\n\x07refused\x18\x01 \x03(\r\"9\n\x16GetPendingBlobsRequest\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\"G\n\x12\x46orwardBlobRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\".\n\x0bPendingBlob\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*_\n\tBlobState\x12\x1a\n\x16\x42LOB_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0c\n\x08INCLUDED\x10\x02\x12\r\n\tCERTIFIED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04*Z\n\x0c\x41vailability\x12\x1c\n\x18\x41VAILABILITY_UNSPECIFIED\x10\x00\x12\x0c\n\x08SAMPLING\x10\x01\x12\r\n\tAVAILABLE\x10\x02\x12\x0f\n\x0bUNAVAILABLE\x10\x03\x32\xce\x01\n\x0b\x42lobService\x12\x41\n\nSubmitBlob\x12\x18.da.v1.SubmitBlobRequest\x1a\x19.da.v1.SubmitBlobResponse\x12?\n\rGetBlobStatus\x12\x1b.da.v1.GetBlobStatusRequest\x1a\x11.da.v1.BlobStatus\x12;\n\x08GetBlobs\x12\x16.da.v1.GetBlobsRequest\x1a\x17.da.v1.GetBlobsResponse2\x95\x01\n\rHeaderService\x12\x39\n\tGetHeader\x12\x17.da.v1.GetHeaderRequest\x1a\x13.da.v1.SignedHeader\x12I\n\x10SubscribeHeaders\x12\x1e.da.v1.SubscribeHeadersRequest\x1a\x13.da.v1.SignedHeader0\x01\x32\x88\x01\n\x0cShareService\x12\x41\n\nGetSamples\x12\x18.da.v1.GetSamplesRequest\x1a\x19.da.v1.GetSamplesResponse\x12\x35\n\x06GetRow\x12\x14.da.v1.GetRowRequest\x1a\x15.da.v1.GetRowResponse2\x8d\x01\n\x12\x41ttestationService\x12\x33\n\x06\x41ttest\x12\x12.da.v1.Attestation\x1a\x15.da.v1.AttestResponse\x12\x42\n\x0eGetCertificate\x12\x1c.da.v1.GetCertificateRequest\x1a\x12.da.v1.Certificate2\xab\x01\n\x0fSamplingService\x12M\n\x0fGetAvailability\x12\x1d.da.v1.GetAvailabilityRequest\x1a\x1b.da.v1.AvailabilityResponse\x12I\n\x0eGetHeldSamples\x12\x1c.da.v1.GetHeldSamplesRequest\x1a\x19.da.v1.GetSamplesResponse2c\n\x0fSamplerRegistry\x12P\n\x0f\x41nnounceSampler\x12\x1d.da.v1.AnnounceSamplerRequest\x1a\x1e.da.v1.AnnounceSamplerResponse2\xab\x02\n\x0eReplicaService\x12M\n\x0eReplicateBlobs\x12\x1c.da.v1.ReplicateBlobsRequest\x1a\x1d.da.v1.ReplicateBlobsResponse\x12\x46\n\x0fGetPendingBlobs\x12\x1d.da.v1.GetPendingBlobsRequest\x1a\x12.da.v1.PendingBlob0\x01\x12\x43\n\x0b\x46orwardBlob\x12\x19.da.v1.ForwardBlobRequest\x1a\x19.da.v1.SubmitBlobResponse\x12=\n\x10ShareAttestation\x12\x12.da.v1.Attestation\x1a\x15.da.v1.AttestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'da.v1.da_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BLOBSTATE']._serialized_start=1847
-  _globals['_BLOBSTATE']._serialized_end=1942
-  _globals['_AVAILABILITY']._serialized_start=1944
-  _globals['_AVAILABILITY']._serialized_end=2034
+  _globals['_BLOBSTATE']._serialized_start=1868
+  _globals['_BLOBSTATE']._serialized_end=1963
+  _globals['_AVAILABILITY']._serialized_start=1965
+  _globals['_AVAILABILITY']._serialized_end=2055
   _globals['_SUBMITBLOBREQUEST']._serialized_start=25
   _globals['_SUBMITBLOBREQUEST']._serialized_end=77
   _globals['_SUBMITBLOBRESPONSE']._serialized_start=79
@@ -85,28 +85,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANNOUNCESAMPLERREQUEST']._serialized_end=1484
   _globals['_ANNOUNCESAMPLERRESPONSE']._serialized_start=1486
   _globals['_ANNOUNCESAMPLERRESPONSE']._serialized_end=1550
-  _globals['_REPLICATEBLOBREQUEST']._serialized_start=1552
-  _globals['_REPLICATEBLOBREQUEST']._serialized_end=1640
-  _globals['_REPLICATEBLOBRESPONSE']._serialized_start=1642
-  _globals['_REPLICATEBLOBRESPONSE']._serialized_end=1665
-  _globals['_GETPENDINGBLOBSREQUEST']._serialized_start=1667
-  _globals['_GETPENDINGBLOBSREQUEST']._serialized_end=1724
-  _globals['_FORWARDBLOBREQUEST']._serialized_start=1726
-  _globals['_FORWARDBLOBREQUEST']._serialized_end=1797
-  _globals['_PENDINGBLOB']._serialized_start=1799
-  _globals['_PENDINGBLOB']._serialized_end=1845
-  _globals['_BLOBSERVICE']._serialized_start=2037
-  _globals['_BLOBSERVICE']._serialized_end=2243
-  _globals['_HEADERSERVICE']._serialized_start=2246
-  _globals['_HEADERSERVICE']._serialized_end=2395
-  _globals['_SHARESERVICE']._serialized_start=2398
-  _globals['_SHARESERVICE']._serialized_end=2534
-  _globals['_ATTESTATIONSERVICE']._serialized_start=2537
-  _globals['_ATTESTATIONSERVICE']._serialized_end=2678
-  _globals['_SAMPLINGSERVICE']._serialized_start=2681
-  _globals['_SAMPLINGSERVICE']._serialized_end=2852
-  _globals['_SAMPLERREGISTRY']._serialized_start=2854
-  _globals['_SAMPLERREGISTRY']._serialized_end=2953
-  _globals['_REPLICASERVICE']._serialized_start=2956
-  _globals['_REPLICASERVICE']._serialized_end=3252
+  _globals['_REPLICATEBLOBSREQUEST']._serialized_start=1552
+  _globals['_REPLICATEBLOBSREQUEST']._serialized_end=1643
+  _globals['_REPLICATEBLOBSRESPONSE']._serialized_start=1645
+  _globals['_REPLICATEBLOBSRESPONSE']._serialized_end=1686
+  _globals['_GETPENDINGBLOBSREQUEST']._serialized_start=1688
+  _globals['_GETPENDINGBLOBSREQUEST']._serialized_end=1745
+  _globals['_FORWARDBLOBREQUEST']._serialized_start=1747
+  _globals['_FORWARDBLOBREQUEST']._serialized_end=1818
+  _globals['_PENDINGBLOB']._serialized_start=1820
+  _globals['_PENDINGBLOB']._serialized_end=1866
+  _globals['_BLOBSERVICE']._serialized_start=2058
+  _globals['_BLOBSERVICE']._serialized_end=2264
+  _globals['_HEADERSERVICE']._serialized_start=2267
+  _globals['_HEADERSERVICE']._serialized_end=2416
+  _globals['_SHARESERVICE']._serialized_start=2419
+  _globals['_SHARESERVICE']._serialized_end=2555
+  _globals['_ATTESTATIONSERVICE']._serialized_start=2558
+  _globals['_ATTESTATIONSERVICE']._serialized_end=2699
+  _globals['_SAMPLINGSERVICE']._serialized_start=2702
+  _globals['_SAMPLINGSERVICE']._serialized_end=2873
+  _globals['_SAMPLERREGISTRY']._serialized_start=2875
+  _globals['_SAMPLERREGISTRY']._serialized_end=2974
+  _globals['_REPLICASERVICE']._serialized_start=2977
+  _globals['_REPLICASERVICE']._serialized_end=3276
 # @@protoc_insertion_point(module_scope)

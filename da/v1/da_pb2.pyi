@@ -237,21 +237,21 @@ class AnnounceSamplerResponse(_message.Message):
     ttl_seconds: int
     def __init__(self, accepted: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
-class ReplicateBlobRequest(_message.Message):
-    __slots__ = ("epoch", "namespace", "data", "chain_id")
+class ReplicateBlobsRequest(_message.Message):
+    __slots__ = ("epoch", "chain_id", "blobs")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
-    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
-    namespace: bytes
-    data: bytes
     chain_id: str
-    def __init__(self, epoch: _Optional[int] = ..., namespace: _Optional[bytes] = ..., data: _Optional[bytes] = ..., chain_id: _Optional[str] = ...) -> None: ...
+    blobs: _containers.RepeatedCompositeFieldContainer[PendingBlob]
+    def __init__(self, epoch: _Optional[int] = ..., chain_id: _Optional[str] = ..., blobs: _Optional[_Iterable[_Union[PendingBlob, _Mapping]]] = ...) -> None: ...
 
-class ReplicateBlobResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+class ReplicateBlobsResponse(_message.Message):
+    __slots__ = ("refused",)
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    refused: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, refused: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class GetPendingBlobsRequest(_message.Message):
     __slots__ = ("epoch", "chain_id")

@@ -727,10 +727,10 @@ class ReplicaServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.ReplicateBlob = channel.unary_unary(
-                '/da.v1.ReplicaService/ReplicateBlob',
-                request_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobRequest.SerializeToString,
-                response_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobResponse.FromString,
+        self.ReplicateBlobs = channel.unary_unary(
+                '/da.v1.ReplicaService/ReplicateBlobs',
+                request_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobsRequest.SerializeToString,
+                response_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobsResponse.FromString,
                 _registered_method=True)
         self.GetPendingBlobs = channel.unary_stream(
                 '/da.v1.ReplicaService/GetPendingBlobs',
@@ -752,9 +752,9 @@ class ReplicaServiceStub:
 class ReplicaServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def ReplicateBlob(self, request, context):
-        """Leader -> follower: keep this blob durably (synced) in the mempool; UNAVAILABLE when a newer
-        epoch was promised here (the caller no longer leads).
+    def ReplicateBlobs(self, request, context):
+        """Leader -> follower: keep these blobs durably (one synced write) in the mempool, each validated
+        again; UNAVAILABLE when a newer epoch was promised here (the caller no longer leads).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -785,10 +785,10 @@ class ReplicaServiceServicer:
 
 def add_ReplicaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'ReplicateBlob': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReplicateBlob,
-                    request_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobRequest.FromString,
-                    response_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobResponse.SerializeToString,
+            'ReplicateBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicateBlobs,
+                    request_deserializer=da_dot_v1_dot_da__pb2.ReplicateBlobsRequest.FromString,
+                    response_serializer=da_dot_v1_dot_da__pb2.ReplicateBlobsResponse.SerializeToString,
             ),
             'GetPendingBlobs': grpc.unary_stream_rpc_method_handler(
                     servicer.GetPendingBlobs,
@@ -817,7 +817,7 @@ class ReplicaService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def ReplicateBlob(request,
+    def ReplicateBlobs(request,
             target,
             options=(),
             channel_credentials=None,
@@ -830,9 +830,9 @@ class ReplicaService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/da.v1.ReplicaService/ReplicateBlob',
-            da_dot_v1_dot_da__pb2.ReplicateBlobRequest.SerializeToString,
-            da_dot_v1_dot_da__pb2.ReplicateBlobResponse.FromString,
+            '/da.v1.ReplicaService/ReplicateBlobs',
+            da_dot_v1_dot_da__pb2.ReplicateBlobsRequest.SerializeToString,
+            da_dot_v1_dot_da__pb2.ReplicateBlobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

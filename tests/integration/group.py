@@ -4,6 +4,7 @@ beside a real etcd cluster, for the DESIGN 11 tests."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 
 import grpc
 
@@ -27,11 +28,13 @@ class ProducerGroup:
     """`size` replicas on fixed loopback ports (each names the others with `--replica`)."""
 
     def __init__(self, cluster: Cluster, etcd: EtcdCluster, *, size: int = 3,
-                 lease_seconds: int = 3, block_time: float = 1.0) -> None:
+                 lease_seconds: int = 3, block_time: float = 1.0,
+                 extra_args: Sequence[str] = ()) -> None:
         self.cluster = cluster
         self.etcd = etcd
         self.lease_seconds = lease_seconds
         self.block_time = block_time
+        self.extra_args = list(extra_args)  # after the defaults: a flag given again wins
         self.size = size
         self.ports = [free_port() for _ in range(size)]
         self.keys = [keygen(cluster.tmp / f"replica{i}.key") for i in range(size)]
@@ -62,7 +65,7 @@ class ProducerGroup:
                 # the checks poll many statuses from one connection; replication between the
                 # replicas counts against the per-peer limit too (see the report)
                 "--rate-limit", "2000", "--operator", self.operator,
-                *self.etcd.etcd_args(), *others]
+                *self.etcd.etcd_args(), *others, *self.extra_args]
         self.procs[i] = self.cluster.spawn(f"replica{i}", args, listen_port=self.ports[i])
         return self.procs[i]  # type: ignore[return-value]
 

@@ -33,6 +33,7 @@ RETRY_PAUSE_SECONDS = 0.1  # between attempts at the next member
 # How long a call keeps trying the members: an etcd leader election after a member's death
 # takes one election timeout (1 s by default) plus a vote, longer on a loaded machine.
 RETRY_WINDOW_SECONDS = 6.0
+WATCH_RETRY_SECONDS = 0.5  # before watching again through the next member after a break
 _TIP = struct.Struct(">Q32s")
 _RAW_LENGTH = struct.Struct(">I")
 
@@ -101,6 +102,7 @@ class Coordinator:
         self._index = 0
         self._client: aetcd.Client | None = None
         prefix = f"/da/{chain_id}/"
+        self._prefix = prefix.encode()
         self._leader_key = (prefix + "leader").encode()
         self._tip_key = (prefix + "tip").encode()
         self._headers_prefix = prefix + "headers/"
@@ -162,8 +164,14 @@ class Coordinator:
     ) -> bool:
         """Commit the header at `parent.height + 1` in one transaction that succeeds only if the
         leader key still has creation revision `epoch`, nothing is committed at that height and
-        the committed tip is `parent`. False: refused (the caller is no longer the leader)."""
+        the committed tip is `parent`. False: refused (the caller is no longer the leader).
+
+        In doubt (an attempt's answer was lost: etcd may have applied it): a retry on the next
+        member is refused if the first applied, and its failure branch reads the height, so our
+        own header there means committed. If no member answers, the height is read back once
+        etcd answers again (`committed`); still no answer raises `CoordinatorUnavailable`."""
         height = parent.height + 1
+        ours = encode_signed(raw, signature)
         tip_unchanged = (
             [self._txn_value(self._tip_key, encode_tip(parent))]
             if parent.height
@@ -179,14 +187,25 @@ class Coordinator:
                     *tip_unchanged,
                 ],
                 success=[
-                    t.put(self.header_key(height), encode_signed(raw, signature)),
+                    t.put(self.header_key(height), ours),
                     t.put(self._tip_key, encode_tip(CommittedTip(height, height_hash))),
                 ],
-                failure=[],
+                failure=[t.get(self.header_key(height))],
             )
 
-        ok, _responses = await self._call(txn)
-        return bool(ok)
+        try:
+            ok, responses = await self._call(txn)
+        except CoordinatorUnavailable:
+            return await self.committed(height, raw, signature)
+        if ok:
+            return True
+        found = responses[-1]
+        return bool(found) and found[0][0] == ours  # an earlier attempt of ours applied
+
+    async def committed(self, height: int, raw: bytes, signature: bytes) -> bool:
+        """Whether this header is the one committed at `height` (reading back a commit in
+        doubt); raises `CoordinatorUnavailable` if etcd does not answer."""
+        return await self.header(height) == (raw, signature)
 
     async def tip(self) -> CommittedTip:
         """The committed tip (height 0 before the first header)."""
@@ -197,6 +216,30 @@ class Coordinator:
         """(raw header, signature) committed at `height`, or None."""
         kv = await self._call(lambda c: c.get(self.header_key(height)))
         return None if kv is None else decode_signed(kv.value)
+
+    async def watch(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` on every change of the chain's keys (leader, tip, headers), until
+        cancelled; also when a watch starts or breaks (a change may have been missed meanwhile),
+        then watch again through the next member. The watch has its own connection. A watch
+        stalled without an error (a member paused) is not noticed here: callers also poll."""
+        index = self._index
+        while True:
+            endpoint = self._endpoints[index]
+            host, port = split_endpoint(endpoint)
+            client = aetcd.Client(host, port, timeout=self._timeout)
+            try:
+                events = await client.watch_prefix(self._prefix)
+                on_change()
+                async for _event in events:
+                    on_change()
+            except (aetcd.exceptions.ClientError, TimeoutError) as e:
+                log.info("etcd watch through %s broke (%s); watching through the next", endpoint,
+                         e)
+            finally:
+                await client.close()
+            on_change()
+            index = (index + 1) % len(self._endpoints)
+            await asyncio.sleep(WATCH_RETRY_SECONDS)
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -4,10 +4,14 @@ synced on a majority of the replicas.
 - At a follower, a submission is forwarded to the leader (the replica that last accepted one is
   asked first); nobody leading: UNAVAILABLE.
 - At the leader, the blob is synced locally and, at the same time, sent to every other replica
-  (`ReplicateBlob`, tagged with the epoch); the answer waits for a majority (2 of 3) to hold it.
+  (`ReplicateBlobs`, tagged with the epoch); the answer waits for a majority (2 of 3) to hold it.
+  Group commit: blobs submitted while a call to a peer is under way go together in the next one
+  (`Batcher`), which the peer validates blob by blob and syncs in one write, as the local
+  mempool does with concurrent submissions; so under load one round trip and one fsync per
+  replica cover many blobs, and nothing is acknowledged before a majority synced it.
   Fewer: UNAVAILABLE, nothing acknowledged (the blob may still be included later: a retry of it
   is the same blob, so it is included at most once).
-- A replica refuses `ReplicateBlob` of an epoch older than the newest it has seen or promised; a
+- A replica refuses `ReplicateBlobs` of an epoch older than the newest it has seen or promised; a
   new leader collects every pending blob from a majority (`GetPendingBlobs`, which promises its
   epoch) before it builds. Any two majorities share a replica, so a blob acknowledged by an old
   leader is either learned by the new one or was refused (and so never acknowledged).
@@ -18,10 +22,12 @@ synced on a majority of the replicas.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from da.batching import Batcher
 from da.errors import DAError, InvalidRequest, Unavailable
 from da.metrics import GroupMetrics
 from da.producer.errors import NotLeader, StaleEpoch
@@ -34,6 +40,15 @@ from erasure.errors import ErasureError
 log = logging.getLogger(__name__)
 
 PUSH_CONCURRENCY = 16  # blobs re-replicated at once when taking over
+# Bytes of blob framing in a ReplicateBlobs request beyond the data (namespace, tags): a batch of
+# blobs weighing at most `max_blob_bytes` fits any replica's request limit, as one blob does.
+BLOB_FRAMING_BYTES = 64
+# ReplicateBlobs calls under way to one peer at once: a blob waits for a free call, not for the
+# whole round trip of the one before (the peer's syncs of concurrent calls share an fsync).
+REPLICATION_IN_FLIGHT = 4
+
+Replication = tuple[int, bytes, bytes]
+"""A blob on its way to a peer: (epoch, namespace, data)."""
 
 
 class GroupIntake:
@@ -57,7 +72,19 @@ class GroupIntake:
         self._max_blob_bytes = max_blob_bytes
         self._timer = timer
         self._majority = majority(self._peers)
-        self._lock = asyncio.Lock()  # promise and mempool writes of ReplicaService, in order
+        self._senders: list[Batcher[Replication, bool]] = [
+            Batcher(
+                _sender(peer),
+                weight=lambda item: len(item[2]) + BLOB_FRAMING_BYTES,
+                max_batch_weight=max_blob_bytes,
+                in_flight=REPLICATION_IN_FLIGHT,
+            )
+            for peer in self._peers
+        ]
+        # The epoch checks of ReplicaService, in order: a call admitted under an epoch is
+        # durable before a newer epoch's promise answers.
+        self._lock = asyncio.Lock()
+        self._admitted: set[asyncio.Future[list[tuple[BlobRecord, bool] | BaseException]]] = set()
         self._background: set[asyncio.Task[int]] = set()
         self._leader_hint = 0
         self.promised = 0  # the newest epoch seen or promised here
@@ -101,11 +128,13 @@ class GroupIntake:
         self._metrics.observe_replication(self._timer() - started)
         return record, new
 
-    def eligible(self, pending: Sequence[PendingBlob]) -> list[PendingBlob]:
-        """The pending blobs a majority holds (the leader includes only those)."""
-        chosen = [blob for blob in pending if _hash(blob) in self.replicated]
-        self.replicated &= {_hash(blob) for blob in pending}
-        return chosen
+    def eligible(self, blob: PendingBlob) -> bool:
+        """Whether a majority holds this pending blob (the leader includes only those)."""
+        return _hash(blob) in self.replicated
+
+    def included(self, blobs: Sequence[PendingBlob]) -> None:
+        """`blobs` left the mempool in a block: no longer tracked."""
+        self.replicated -= {_hash(blob) for blob in blobs}
 
     async def _forward(self, blob: Submission) -> tuple[BlobRecord, bool]:
         order = self._peers[self._leader_hint :] + self._peers[: self._leader_hint]
@@ -124,21 +153,38 @@ class GroupIntake:
 
     # --- the follower side of ReplicaService -------------------------------------------------
 
-    async def keep(self, epoch: int, namespace: bytes, data: bytes) -> None:
-        """ReplicateBlob: validate the blob again and sync it, unless `epoch` is stale."""
-        blob = submission_from_request(namespace, data, self._max_blob_bytes)
+    async def keep(self, epoch: int, blobs: Sequence[tuple[bytes, bytes]]) -> list[int]:
+        """ReplicateBlobs: validate each blob again and sync the valid ones in one write,
+        unless `epoch` is stale; returns the indexes of the invalid ones (not kept)."""
+        checked: list[Submission] = []
+        refused: list[int] = []
+        for index, (namespace, data) in enumerate(blobs):
+            try:
+                checked.append(submission_from_request(namespace, data, self._max_blob_bytes))
+            except (DAError, ErasureError) as e:
+                log.warning("the leader sent an invalid blob (%s): not kept", e)
+                refused.append(index)
         async with self._lock:
             if epoch < self.promised:
                 raise StaleEpoch(epoch, self.promised)
             self.promised = epoch
-            await self._mempool.submit(blob, limit=False)
+            write = asyncio.ensure_future(self._mempool.submit_many(checked, limit=False))
+            self._admitted.add(write)
+            write.add_done_callback(self._admitted.discard)
+        outcomes = await asyncio.shield(write)  # concurrent calls share the mempool's fsync
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return refused
 
     async def promise(self, epoch: int) -> list[PendingBlob]:
-        """GetPendingBlobs: promise `epoch` and return every pending blob."""
+        """GetPendingBlobs: promise `epoch` and return every pending blob, those of the
+        ReplicateBlobs calls admitted before the promise included (their writes are awaited)."""
         async with self._lock:
             if epoch < self.promised:
                 raise StaleEpoch(epoch, self.promised)
             self.promised = epoch
+            await asyncio.gather(*self._admitted, return_exceptions=True)
             return await self._mempool.pending()
 
     def saw_epoch(self, epoch: int) -> None:
@@ -206,11 +252,12 @@ class GroupIntake:
         if needed <= 0:
             return 0
         tasks = [
-            asyncio.create_task(_replicated(peer, epoch, namespace, data)) for peer in self._peers
+            asyncio.create_task(sender.submit((epoch, namespace, data)))
+            for sender in self._senders
         ]
         acks = 0
         for done in asyncio.as_completed(tasks):
-            acks += await done
+            acks += int(await done)
             if acks >= needed:
                 break
         for task in tasks:
@@ -220,14 +267,26 @@ class GroupIntake:
         return acks
 
 
-async def _replicated(peer: ReplicaPeer, epoch: int, namespace: bytes, data: bytes) -> int:
-    """1 if `peer` synced the blob, else 0 (logged)."""
-    try:
-        await peer.replicate(epoch, namespace, data)
-        return 1
-    except ReplicaError as e:
-        log.info("replica %s did not keep the blob: %s", peer.address, e)
-        return 0
+def _sender(peer: ReplicaPeer) -> Callable[[list[Replication]], Awaitable[list[bool]]]:
+    """The batch handler of `peer`'s `Batcher`: one ReplicateBlobs call per epoch in the batch
+    (one, but for a leadership change); whether the peer synced each blob (failures logged)."""
+
+    async def send(batch: list[Replication]) -> list[bool]:
+        kept: list[bool] = []
+        for epoch, items in itertools.groupby(batch, key=lambda item: item[0]):
+            blobs = [(namespace, data) for _epoch, namespace, data in items]
+            try:
+                refused = set(await peer.replicate(epoch, blobs))
+            except ReplicaError as e:
+                log.info("replica %s did not keep %d blobs: %s", peer.address, len(blobs), e)
+                kept += [False] * len(blobs)
+                continue
+            if refused:
+                log.warning("replica %s refused %d blobs as invalid", peer.address, len(refused))
+            kept += [index not in refused for index in range(len(blobs))]
+        return kept
+
+    return send
 
 
 def _hash(blob: PendingBlob) -> bytes:

@@ -37,14 +37,20 @@ class ReplicaPeer:
     def _stub(self) -> da_pb2_grpc.ReplicaServiceStub:
         return da_pb2_grpc.ReplicaServiceStub(self.remote.channel)
 
-    async def replicate(self, epoch: int, namespace: bytes, data: bytes) -> None:
-        """The peer keeps the blob durably; raises `ReplicaError` when it did not."""
-        request = pb.ReplicateBlobRequest(
-            epoch=epoch, namespace=namespace, data=data, chain_id=self.chain_id
+    async def replicate(
+        self, epoch: int, blobs: Sequence[tuple[bytes, bytes]]
+    ) -> list[int]:
+        """The peer keeps the (namespace, data) blobs durably, in one synced write; returns the
+        indexes of those it refused as invalid. Raises `ReplicaError` when it kept none."""
+        request = pb.ReplicateBlobsRequest(
+            epoch=epoch,
+            chain_id=self.chain_id,
+            blobs=[pb.PendingBlob(namespace=namespace, data=data) for namespace, data in blobs],
         )
-        await self._stub().ReplicateBlob(
+        response = await self._stub().ReplicateBlobs(
             request, timeout=self.remote.timeout, metadata=self._metadata
         )
+        return list(response.refused)
 
     async def pending(self, epoch: int) -> list[tuple[bytes, bytes]]:
         """Every blob pending at the peer, as unchecked (namespace, data) pairs; the peer

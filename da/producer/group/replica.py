@@ -1,7 +1,9 @@
 """A replica's life in the producer group (DESIGN 11): follow the committed chain, campaign when
 nobody leads, lead until the lease is lost.
 
-Following: the committed tip is read from etcd every `poll_seconds`; each committed header the
+Following: the committed tip is read from etcd whenever a watch on the chain's keys reports a
+change (a new header, the leader key created or gone), and at least every `poll_seconds` (the
+watch may stall without an error, e.g. through a paused member); each committed header the
 store lacks is checked (chain id, signature by the key it names, link to the stored parent), its
 rows fetched from the other replicas and verified against its commitments (as a storage node
 does) or, when nobody serves them, re-encoded from the replicated blobs held here (which must
@@ -14,8 +16,8 @@ producer, but between signing and sealing its header is committed in etcd, fence
 (`Coordinator.commit_header`); a refused or failed commit discards the block and steps down. So
 the store, hence every read method, only ever holds committed headers.
 
-Why poll rather than watch etcd: one small read per replica every fraction of a second is cheap
-at three replicas, and a poll cannot miss an event across a reconnect.
+The watch only wakes the loop, which then reads what etcd holds: an event missed across a
+reconnect costs at most one poll interval, never a wrong view.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ from da.storage_node.remotes import Remote
 from da.store import blobs as blob_store
 from da.store import blocks as block_store
 from da.store.base import KeyValueStore, WriteBatch
-from da.store.blobs import BlobRecord, BlobState
+from da.store.blobs import BlobRecord, BlobState, PendingBlob
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2  # how often a follower reads the committed tip
-IN_DOUBT_ATTEMPTS = 5  # reads of a header whose commit answer was lost, before giving up
+POLL_SECONDS = 1.0  # how often a follower reads the committed tip without a watch event
+RETRY_SECONDS = 0.2  # after a round that failed
 
 
 class Diverged(DAError):
@@ -94,15 +96,24 @@ class GroupReplica:
 
     async def run(self) -> None:
         """Follow, campaign and lead until cancelled; the lease is released on the way out."""
+        changed = asyncio.Event()
+        watch = asyncio.create_task(self._coordinator.watch(changed.set))
         try:
             while True:
-                await self._step()
-                await asyncio.sleep(self._poll)
+                changed.clear()  # a change from here on wakes the wait below at once
+                settled = await self._step()
+                try:
+                    await asyncio.wait_for(changed.wait(), self._poll if settled else RETRY_SECONDS)
+                except TimeoutError:
+                    pass
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await self._leadership.release()
 
-    async def _step(self) -> None:
+    async def _step(self) -> bool:
         """One round: catch up; when caught up and nobody leads, campaign; lead if elected.
+        False when it failed (retry soon: e.g. a new block not yet served by its leader).
 
         One exception to "caught up first": a committed block that no replica serves and that
         the blobs held here cannot rebuild (its leader died before anyone fetched it, and its
@@ -121,9 +132,10 @@ class GroupReplica:
             leader = await self._coordinator.leader()
             if leader is not None:
                 self._intake.saw_epoch(leader.epoch)  # refuse blobs of older leaders from now
-                return
+                return True
             if await self._leadership.campaign():
                 await self._lead()
+            return True
         except Diverged as e:
             if not self._diverged:
                 log.error("NOT following or campaigning (this replica never signs): %s", e)
@@ -134,6 +146,7 @@ class GroupReplica:
             self._group_metrics.set_blocked("etcd_unreachable")
         except DAError as e:
             log.warning("group: %s", e)
+        return False
 
     # --- following ----------------------------------------------------------------------------
 
@@ -161,15 +174,18 @@ class GroupReplica:
         sink = StoreSink(self._store, height)
         try:
             await self._fetch_or_rebuild(signed, sink)
-            await asyncio.to_thread(self._seal_followed, signed)
+            async with self._mempool.settling():
+                settled = await asyncio.to_thread(self._seal_followed, signed)
+                self._mempool.removed(settled)
         except BaseException:
             await asyncio.to_thread(block_store.delete_unsealed_rows, self._store, height)
             raise
-        await self._producer.resync()
+        tip = Tip(height, signed.hash, signed.header.time_ms)
+        self._producer.followed(tip)
         self._notifier.notify(height)
         self._metrics.set_head_height(height)
         log.info("followed committed block %d (hash %s)", height, signed.hash.hex()[:16])
-        return Tip(height, signed.hash, signed.header.time_ms)
+        return tip
 
     async def _fetch_or_rebuild(self, signed: SignedHeader, sink: StoreSink) -> None:
         """Rows of a committed block: fetched (and verified) from another replica, or, when no
@@ -219,26 +235,31 @@ class GroupReplica:
         if header.prev_hash != head.hash:
             raise Diverged(f"committed header {header.height} does not link to the stored chain")
 
-    def _seal_followed(self, signed: SignedHeader) -> None:
+    def _seal_followed(self, signed: SignedHeader) -> list[PendingBlob]:
         """Seal a followed block and settle its blobs (pending ones leave the mempool) in one
-        synced batch."""
+        synced batch; returns the pending blobs that left. Run with appends held off
+        (`Mempool.settling`): a blob appended after the pending blobs were read would stay
+        pending though its block is stored, and be included again."""
         header = signed.header
         pending = {
-            blob_store.compute_blob_hash(blob.namespace, blob.data): blob.seq
+            blob_store.compute_blob_hash(blob.namespace, blob.data): blob
             for blob in blob_store.pending_blobs(self._store)
         }
+        settled: list[PendingBlob] = []
         batch = WriteBatch()
         block_store.add_block_seal_to_batch(
             batch, header.height, signed.raw, signed.signature, 2 * header.k
         )
         for entry in header.blobs:
             record = BlobRecord(BlobState.INCLUDED, header.height, entry.start_cell)
-            seq = pending.get(entry.blob_hash)
-            if seq is None:
+            blob = pending.get(entry.blob_hash)
+            if blob is None:
                 blob_store.add_blob_record_to_batch(batch, entry.blob_hash, record)
             else:
-                blob_store.settle_pending(batch, seq, entry.blob_hash, record)
+                blob_store.settle_pending(batch, blob.seq, entry.blob_hash, record)
+                settled.append(blob)
         self._store.write(batch, sync=True)
+        return settled
 
     # --- leading ------------------------------------------------------------------------------
 
@@ -250,7 +271,9 @@ class GroupReplica:
             await self._producer.resync()
             while not self._leadership.lost.is_set():
                 started = self._timer()
-                await self._producer.produce_once(self._commit, self._intake.eligible)
+                block = await self._producer.produce_once(self._commit, self._intake.eligible)
+                if block is not None:
+                    self._intake.included(block.included)
                 pause = max(0.0, self._block_time - (self._timer() - started))
                 try:
                     await asyncio.wait_for(self._leadership.lost.wait(), pause)
@@ -271,23 +294,8 @@ class GroupReplica:
             raise CommitRefused(block.height, epoch)
         signed = block.signed
         parent = CommittedTip(block.height - 1, signed.header.prev_hash)
-        try:
-            committed = await self._coordinator.commit_header(
-                epoch, parent, signed.hash, signed.raw, signed.signature
-            )
-        except CoordinatorUnavailable:
-            committed = await self._resolve_in_doubt(signed)
+        committed = await self._coordinator.commit_header(
+            epoch, parent, signed.hash, signed.raw, signed.signature
+        )  # in doubt and etcd silent: raises; the rows are discarded, the block fetched back
         if not committed:
             raise CommitRefused(block.height, epoch)
-
-    async def _resolve_in_doubt(self, signed: SignedHeader) -> bool:
-        """The commit's answer was lost: read back what etcd holds at that height. If it cannot
-        be read, raise: the rows are then discarded and the block is fetched back from another
-        replica or, if nobody holds it, the chain waits for this one to return."""
-        for attempt in range(IN_DOUBT_ATTEMPTS):
-            try:
-                found = await self._coordinator.header(signed.header.height)
-                return found == (signed.raw, signed.signature)
-            except CoordinatorUnavailable:
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise CoordinatorUnavailable(f"commit of header {signed.header.height} is in doubt")

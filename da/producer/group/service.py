@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 REPLICA_SERVICE = "da.v1.ReplicaService"
 REPLICA_METHODS = (
-    "/da.v1.ReplicaService/ReplicateBlob",
+    "/da.v1.ReplicaService/ReplicateBlobs",
     "/da.v1.ReplicaService/GetPendingBlobs",
     "/da.v1.ReplicaService/ForwardBlob",
     "/da.v1.ReplicaService/ShareAttestation",
@@ -45,12 +45,13 @@ class ReplicaServicer(da_pb2_grpc.ReplicaServiceServicer):
         if chain_id != self._chain_id:
             raise WrongGroup(chain_id, self._chain_id)
 
-    async def ReplicateBlob(
-        self, request: pb.ReplicateBlobRequest, context: Any
-    ) -> pb.ReplicateBlobResponse:
+    async def ReplicateBlobs(
+        self, request: pb.ReplicateBlobsRequest, context: Any
+    ) -> pb.ReplicateBlobsResponse:
         self._check_chain(request.chain_id)
-        await self._intake.keep(request.epoch, request.namespace, request.data)
-        return pb.ReplicateBlobResponse()
+        blobs = [(blob.namespace, blob.data) for blob in request.blobs]
+        refused = await self._intake.keep(request.epoch, blobs)
+        return pb.ReplicateBlobsResponse(refused=refused)
 
     async def GetPendingBlobs(
         self, request: pb.GetPendingBlobsRequest, context: Any

@@ -10,6 +10,7 @@ from da.errors import BadNamespace, InvalidRequest, TooLarge
 from da.producer.errors import MempoolFull
 from da.producer.mempool import Mempool, Submission, submission_from_request
 from da.store import blobs
+from da.store.base import WriteBatch
 from da.store.blobs import BlobState
 from da.store.memory import MemoryStore
 from erasure.layout import blob_hash
@@ -89,3 +90,36 @@ async def test_counters_are_rebuilt_from_the_store() -> None:
     again = Mempool(store, max_pending_bytes=LIMIT)
     assert (again.count, again.bytes) == (2, 3)
     assert [p.data for p in await again.pending()] == [b"a", b"bb"]
+
+
+class CountingStore(MemoryStore):
+    """Counts synced writes (each an fsync on disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.synced = 0
+
+    def write(self, batch: WriteBatch, *, sync: bool = False) -> None:
+        self.synced += sync
+        super().write(batch, sync=sync)
+
+
+async def test_concurrent_submissions_share_one_synced_write() -> None:
+    store = CountingStore()
+    mempool = Mempool(store, max_pending_bytes=LIMIT)
+    first = asyncio.ensure_future(mempool.submit(blob(b"first")))
+    await asyncio.sleep(0)  # its write is under way: the next ones wait for it, then go together
+    rest = await asyncio.gather(*(mempool.submit(blob(b"%d" % n)) for n in range(10)))
+    assert (await first)[1] and all(new for _, new in rest)
+    assert store.synced == 2
+    expected = [b"first"] + [b"%d" % n for n in range(10)]
+    assert [p.data for p in blobs.pending_blobs(store)] == expected
+    assert (mempool.count, mempool.bytes) == (11, 15)
+
+
+async def test_one_batch_refuses_only_what_overflows_the_limit() -> None:
+    mempool = Mempool(MemoryStore(), max_pending_bytes=10)
+    outcomes = await mempool.submit_many([blob(b"x" * 6), blob(b"y" * 6), blob(b"z" * 4)])
+    assert isinstance(outcomes[1], MempoolFull)
+    assert [o[1] for o in (outcomes[0], outcomes[2])] == [True, True]  # type: ignore[index]
+    assert (mempool.count, mempool.bytes) == (2, 10)

@@ -103,3 +103,111 @@ async def test_a_killed_raft_leader_member_is_skipped(etcd_clusters, chain_id: s
     finally:
         await c.close()
         cluster.close()
+
+
+class LossyProxy:
+    """A TCP proxy in front of one etcd member that, once `drop_answers` is set, still passes
+    requests on but drops everything the member sends back: a request applied, its answer lost."""
+
+    def __init__(self, target: str) -> None:
+        self._host, self._port = target.rsplit(":", 1)
+        self.drop_answers = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self._host, int(self._port))
+        for source, sink, answers in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.create_task(self._pipe(source, sink, answers))
+            self._tasks.add(task)
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, answers: bool
+    ) -> None:
+        try:
+            while chunk := await source.read(65536):
+                if not (answers and self.drop_answers):
+                    sink.write(chunk)
+                    await sink.drain()
+        finally:
+            sink.close()
+
+
+async def test_a_commit_whose_answer_was_lost_is_resolved_by_reading_the_height(
+    shared_etcd: EtcdCluster, chain_id: str
+) -> None:
+    proxy = LossyProxy(shared_etcd.endpoints[0])
+    through = await proxy.start()
+    # the first member only through the proxy; the others direct (tried after a timeout)
+    c = Coordinator([through, *shared_etcd.endpoints[1:]], chain_id, timeout_seconds=1.0)
+    rival = Coordinator(shared_etcd.endpoints, chain_id)
+    try:
+        genesis = CommittedTip(0, ZERO_HASH)
+        held = await c.campaign("a", await c.grant_lease(30))  # connected through the proxy
+        proxy.drop_answers = True
+        # applied through the proxy, answer lost; retried on the next member, which refuses it
+        # (the height is taken), and reads our header there: committed
+        assert await c.commit_header(held.epoch, genesis, b"h1" * 16, b"raw1", b"sig1")
+        assert await rival.header(1) == (b"raw1", b"sig1")
+        assert await rival.tip() == CommittedTip(1, b"h1" * 16)
+        # a refused commit is still refused: another header holds the height
+        assert not await c.commit_header(held.epoch, genesis, b"x" * 32, b"raw", b"sig")
+    finally:
+        await c.close()
+        await rival.close()
+        await proxy.close()
+
+
+async def test_a_commit_in_doubt_while_etcd_is_silent_raises_then_reads_back(
+    shared_etcd: EtcdCluster, chain_id: str
+) -> None:
+    proxy = LossyProxy(shared_etcd.endpoints[0])
+    through = await proxy.start()
+    c = Coordinator([through], chain_id, timeout_seconds=0.5, retry_seconds=1.5)
+    try:
+        genesis = CommittedTip(0, ZERO_HASH)
+        held = await c.campaign("a", await c.grant_lease(30))
+        proxy.drop_answers = True
+        with pytest.raises(CoordinatorUnavailable):  # in doubt: never reported as refused
+            await c.commit_header(held.epoch, genesis, b"h1" * 16, b"raw1", b"sig1")
+        proxy.drop_answers = False
+        # etcd applied it: reading the height back says so (and a different header says not)
+        assert await c.committed(1, b"raw1", b"sig1")
+        assert not await c.committed(1, b"raw1", b"other signature")
+    finally:
+        await c.close()
+        await proxy.close()
+
+
+async def test_a_watch_reports_commits_and_leader_changes(
+    shared_etcd: EtcdCluster, chain_id: str
+) -> None:
+    c = Coordinator(shared_etcd.endpoints, chain_id)
+    changed = asyncio.Event()
+    watch = asyncio.create_task(c.watch(changed.set))
+    try:
+        await asyncio.wait_for(changed.wait(), 5)  # watching (it reports its start)
+        changed.clear()
+        held = await c.campaign("a", await c.grant_lease(30))
+        await asyncio.wait_for(changed.wait(), 5)
+        changed.clear()
+        assert await c.commit_header(held.epoch, CommittedTip(0, ZERO_HASH), b"h" * 32, b"r", b"s")
+        await asyncio.wait_for(changed.wait(), 5)
+        changed.clear()
+        await c.revoke(held.lease_id)  # the leader key goes with its lease
+        await asyncio.wait_for(changed.wait(), 5)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await c.close()

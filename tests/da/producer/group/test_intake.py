@@ -3,13 +3,14 @@ acknowledgement, epoch promises, what a new leader learns and re-replicates."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from da.errors import BadNamespace, Unavailable
+from da.errors import Unavailable
 from da.metrics import GroupMetrics
 from da.producer.errors import NotLeader, StaleEpoch
 from da.producer.group.intake import GroupIntake
@@ -36,11 +37,15 @@ class Peer:
     up: bool = True
     kept: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     pending_blobs: list[tuple[bytes, bytes]] = field(default_factory=list)
+    calls: int = 0
 
-    async def replicate(self, epoch: int, namespace: bytes, data: bytes) -> None:
+    async def replicate(self, epoch: int, blobs: list[tuple[bytes, bytes]]) -> list[int]:
+        self.calls += 1
+        await asyncio.sleep(0)  # a round trip: blobs submitted meanwhile wait for the next call
         if not self.up:
             raise TimeoutError("down")
-        self.kept.append((epoch, namespace, data))
+        self.kept += [(epoch, namespace, data) for namespace, data in blobs]
+        return []
 
     async def pending(self, epoch: int) -> list[tuple[bytes, bytes]]:
         if not self.up:
@@ -66,14 +71,29 @@ async def test_acknowledged_once_a_majority_holds_the_blob() -> None:
     record, new = await group.submit(blob(b"x"))
     assert record.state is BlobState.PENDING and new
     assert peers[0].kept == [(7, bytes(28) + b"\x01", b"x")]
-    assert [b.data for b in group.eligible(await mempool.pending())] == [b"x"]
+    assert [b.data for b in await mempool.pending() if group.eligible(b)] == [b"x"]
+
+
+async def test_concurrent_blobs_share_one_call_per_peer() -> None:
+    peers = [Peer("a"), Peer("b")]
+    group, mempool = intake(peers)
+    first = asyncio.ensure_future(group.submit(blob(b"first")))
+    await asyncio.sleep(0)  # its call to each peer is under way
+    rest = await asyncio.gather(*(group.submit(blob(b"%d" % n)) for n in range(5)))
+    assert (await first)[1] and all(new for _record, new in rest)
+    assert [peer.calls for peer in peers] == [2, 2]  # the five waited and went together
+    assert sorted(data for _e, _ns, data in peers[0].kept) == sorted(
+        [b"first", b"0", b"1", b"2", b"3", b"4"]
+    )
+    assert mempool.count == 6 and all(group.eligible(b) for b in await mempool.pending())
 
 
 async def test_below_a_majority_nothing_is_acknowledged_nor_eligible() -> None:
     group, mempool = intake([Peer("a", up=False), Peer("b", up=False)])
     with pytest.raises(Unavailable, match="majority of 2"):
         await group.submit(blob(b"x"))
-    assert group.eligible(await mempool.pending()) == []  # kept here, never included as is
+    # kept here, never included as is
+    assert [b for b in await mempool.pending() if group.eligible(b)] == []
 
 
 async def test_a_follower_without_a_leader_refuses() -> None:
@@ -84,22 +104,32 @@ async def test_a_follower_without_a_leader_refuses() -> None:
 
 async def test_older_epochs_are_refused_once_a_newer_one_was_promised() -> None:
     group, mempool = intake([Peer("a"), Peer("b")], Leading(leading=False))
-    await group.keep(3, b"\x01", b"from epoch 3")
+    assert await group.keep(3, [(b"\x01", b"from epoch 3")]) == []
     assert [b.data for b in await group.promise(5)] == [b"from epoch 3"]
     with pytest.raises(StaleEpoch):
-        await group.keep(3, b"\x01", b"late")
+        await group.keep(3, [(b"\x01", b"late")])
     with pytest.raises(StaleEpoch):
         await group.promise(4)
     group.saw_epoch(9)
     with pytest.raises(StaleEpoch):
-        await group.keep(5, b"\x01", b"late")
+        await group.keep(5, [(b"\x01", b"late")])
     assert [b.data for b in await mempool.pending()] == [b"from epoch 3"]
 
 
+async def test_a_promise_answers_with_the_blobs_admitted_before_it() -> None:
+    group, _ = intake([Peer("a"), Peer("b")], Leading(leading=False))
+    keep = asyncio.ensure_future(group.keep(3, [(b"\x01", b"admitted under epoch 3")]))
+    await asyncio.sleep(0)  # admitted; its synced write still under way
+    assert [b.data for b in await group.promise(4)] == [b"admitted under epoch 3"]
+    assert await keep == []
+
+
 async def test_replicated_blobs_are_validated_again() -> None:
-    group, _ = intake([], Leading(leading=False))
-    with pytest.raises(BadNamespace):
-        await group.keep(1, bytes(29), b"reserved namespace")
+    group, mempool = intake([], Leading(leading=False))
+    refused = await group.keep(1, [(bytes(29), b"reserved namespace"), (b"\x01", b"fine"),
+                                   (b"\x01", b"")])
+    assert refused == [0, 2]  # each blob checked here; the valid one kept
+    assert [b.data for b in await mempool.pending()] == [b"fine"]
 
 
 async def test_take_over_learns_from_a_majority_and_pushes_what_is_short() -> None:
@@ -111,7 +141,7 @@ async def test_take_over_learns_from_a_majority_and_pushes_what_is_short() -> No
     assert [p.data for p in await mempool.pending()] == [learned_only_at_a[1]]
     # held here and at a: a majority, so no push is needed and it may be included
     assert a.kept == []
-    assert len(group.eligible(await mempool.pending())) == 1
+    assert [group.eligible(b) for b in await mempool.pending()] == [True]
     assert group.promised == 8
 
 
