@@ -172,7 +172,7 @@ def run_bench(script: Path, quick: bool) -> list[BenchRow]:
 
 def failed_row(filename: str, reason: str) -> BenchRow:
     """The row that stands in the table for a script that failed: never a silent gap."""
-    return BenchRow(f"FAILED bench/{filename}: {reason}"[:39], math.nan, None, None, "runs", False)
+    return BenchRow(f"FAILED {filename}: {reason}"[:39], math.nan, None, None, "runs", False)
 
 
 def main() -> int:
