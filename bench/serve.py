@@ -136,17 +136,29 @@ async def hammer(port: int, k: int, seconds: float) -> float:
         return done / (time.perf_counter() - start)
 
 
-def throughput(db: str, k: int, seconds: float, bare: bool) -> float:
+async def throughput(db: str, k: int, seconds: float, bare: bool) -> float:
+    """Requests per second against a server process over `db` (the bare one if `bare`).
+
+    Both servers are measured from ONE event loop (see `throughputs`): grpc.aio binds its
+    poller to the first loop it runs on, so a second `asyncio.run` in this process would only
+    see "Event loop is closed"."""
     port = free_port()
     args = [__file__, "--serve", db, "--port", str(port), "--k", str(k)]
     with python_child(args + (["--bare"] if bare else [])):
-        time.sleep(1.0)
+        await asyncio.sleep(1.0)
         for _ in range(100):
             try:
-                return asyncio.run(hammer(port, k, seconds))
+                return await hammer(port, k, seconds)
             except Exception:  # noqa: BLE001 - the server is still starting
-                time.sleep(0.3)
+                await asyncio.sleep(0.3)
         raise RuntimeError("server did not start")
+
+
+async def throughputs(db: str, k: int, seconds: float) -> tuple[float, float]:
+    """(the storage node's rate, the bare server's rate), measured one after the other."""
+    bare = await throughput(db, k, seconds, bare=True)
+    ours = await throughput(db, k, seconds, bare=False)
+    return ours, bare
 
 
 # --- ingest ---------------------------------------------------------------------------------
@@ -233,8 +245,7 @@ def main() -> None:
             [(square.row_cells(r), square.row_proofs(r)) for r in range(2 * k)],
         )
         store.close()
-        bare = throughput(db, k, seconds, bare=True)
-        ours = throughput(db, k, seconds, bare=False)
+        ours, bare = asyncio.run(throughputs(db, k, seconds))
         say(f"GetSamples {ours:.0f} req/s, bare {bare:.0f} req/s")
         rows.append(
             row(
