@@ -23,8 +23,8 @@ bench/procs.py, which also samples a process tree's RSS.
     light.py        light client: header to verdict latency, CPU per header (k = 1 over
                     the network; k = 64 and 512 in-process)
     parallel.py     encoding workers: 1 -> 2 workers, sustained rate, peak RSS, dask
-    producer.py     a real producer at k = 64, 2 workers: payload MiB/s at its block time next
-                    to ckzg's rate on the same cores, backlog, block interval, peak RSS
+    producer.py     a real producer at k = 64 and 128, 2 workers: payload MiB/s at its block
+                    time next to ckzg's rate on the same cores, backlog, interval, peak RSS
     storage_rss.py  a real storage node following and serving 300 blocks: RSS stays flat
     reconstruct.py  collective reconstruction: light clients needed to rebuild a block at
                     k = 1..8 (real gathering and recovery, no network), one k = 8 rebuild's
