@@ -8,7 +8,10 @@ list of rows `{"figure": str, "value": float, "bound": float | null, "ratio": fl
 "target": str, "met": bool | null}`: `bound` is measured in the same run on the same machine,
 `ratio = value / bound`, `met` is null where no target applies (e.g. at quick sizes). Build the
 rows with `BenchRow` and print them with `emit` (scripts run from bench/ can `import run`).
-Each script runs in its own process, one after another, so none disturbs another's timings.
+A script exits 0 whenever it measured (a missed target is a row with `met` false, not an exit
+status); a script that exits non-zero or prints no rows shows as a FAILED row in the table, after
+any rows it printed. Each script runs in its own process, one after another, so none disturbs
+another's timings.
 Scripts that start real `da` processes (producer.py, storage_rss.py) do it through
 bench/procs.py, which also samples a process tree's RSS.
 
@@ -20,8 +23,8 @@ bench/procs.py, which also samples a process tree's RSS.
     light.py        light client: header to verdict latency, CPU per header (k = 1 over
                     the network; k = 64 and 512 in-process)
     parallel.py     encoding workers: 1 -> 2 workers, sustained rate, peak RSS, dask
-    producer.py     a real producer at k = 64, 2 workers: payload MiB/s at its block time next
-                    to ckzg's rate on the same cores, backlog, block interval, peak RSS
+    producer.py     a real producer at k = 64 and 128, 2 workers: payload MiB/s at its block
+                    time next to ckzg's rate on the same cores, backlog, interval, peak RSS
     storage_rss.py  a real storage node following and serving 300 blocks: RSS stays flat
     reconstruct.py  collective reconstruction: light clients needed to rebuild a block at
                     k = 1..8 (real gathering and recovery, no network), one k = 8 rebuild's
@@ -32,6 +35,7 @@ bench/procs.py, which also samples a process tree's RSS.
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -133,23 +137,42 @@ def print_table(rows: list[tuple[str, BenchRow]]) -> None:
         )
 
 
+class BenchFailed(RuntimeError):
+    """A benchmark script failed; `rows` are whatever rows it still printed."""
+
+    def __init__(self, reason: str, rows: list[BenchRow] | None = None) -> None:
+        super().__init__(reason)
+        self.rows = rows or []
+
+
 def run_bench(script: Path, quick: bool) -> list[BenchRow]:
-    """Run one benchmark script with --json; raises RuntimeError if it fails."""
+    """Run one benchmark script with --json; raises BenchFailed if it fails (with the rows it
+    printed before exiting non-zero, if any)."""
     args = [sys.executable, str(script), "--json", *(["--quick"] if quick else [])]
     timeout = QUICK_TIMEOUT_SECONDS if quick else TIMEOUT_SECONDS
     try:  # stderr is not captured: the script's progress shows live
         done = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"no result within {timeout} s") from e
-    lines = done.stdout.strip().splitlines()
+        raise BenchFailed(f"no result within {timeout} s") from e
     if done.returncode == 2:  # argparse's usage error
-        raise RuntimeError("exit status 2: does it accept --json and --quick (see bench/run.py)?")
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"exit status {done.returncode}")
+        raise BenchFailed("exit status 2: does it accept --json and --quick (see bench/run.py)?")
+    lines = done.stdout.strip().splitlines()
     try:
-        return [BenchRow(**item) for item in json.loads(lines[-1])]
+        rows = [BenchRow(**item) for item in json.loads(lines[-1])] if lines else None
     except (ValueError, TypeError) as e:
-        raise RuntimeError(f"no JSON row list on its last stdout line ({e})") from e
+        if done.returncode == 0:
+            raise BenchFailed(f"no JSON row list on its last stdout line ({e})") from e
+        rows = None
+    if done.returncode != 0:
+        raise BenchFailed(f"exit status {done.returncode}", rows)
+    if rows is None:
+        raise BenchFailed("no output")
+    return rows
+
+
+def failed_row(filename: str, reason: str) -> BenchRow:
+    """The row that stands in the table for a script that failed: never a silent gap."""
+    return BenchRow(f"FAILED {filename}: {reason}"[:39], math.nan, None, None, "runs", False)
 
 
 def main() -> int:
@@ -167,7 +190,9 @@ def main() -> int:
         print(f"== {name} (bench/{filename}) ==", file=sys.stderr, flush=True)
         try:
             table += [(name, r) for r in run_bench(script, args.quick)]
-        except RuntimeError as e:
+        except BenchFailed as e:
+            table += [(name, r) for r in e.rows]  # what it measured before failing still shows
+            table.append((name, failed_row(filename, str(e))))
             notes.append(f"{name}: bench/{filename} failed: {e}")
         print(f"== {name}: {time.perf_counter() - start:.0f} s ==", file=sys.stderr, flush=True)
     print()

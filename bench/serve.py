@@ -95,7 +95,9 @@ async def serve(db: str, port: int, bare: bool) -> None:
         metrics = StorageMetrics(registry)
         servicer = serving.ShareServicer(store, on_served=metrics.observe_samples_served)
         server, _ = await create_server(  # keep a reference: a collected server stops
-            ServerConfig(listen=f"127.0.0.1:{port}", rate_limit_per_second=0),
+            # no rate limits: this measures serving, and all CALLERS call from one host
+            ServerConfig(listen=f"127.0.0.1:{port}", rate_limit_per_second=0,
+                         host_rate_limit_per_second=0),
             [(da_pb2_grpc.add_ShareServiceServicer_to_server, servicer)],
             rpc_metrics=RpcMetrics(registry),
             service_names=(SHARE_SERVICE,),
@@ -144,12 +146,14 @@ def throughput(db: str, k: int, seconds: float, bare: bool) -> float:
     args = [__file__, "--serve", db, "--port", str(port), "--k", str(k)]
     with python_child(args + (["--bare"] if bare else [])):
         time.sleep(1.0)
+        last: Exception | None = None
         for _ in range(100):
             try:
                 return asyncio.run(hammer(port, k, seconds))
-            except Exception:  # noqa: BLE001 - the server is still starting
+            except Exception as e:  # noqa: BLE001 - the server is still starting
+                last = e
                 time.sleep(0.3)
-        raise RuntimeError("server did not start")
+        raise RuntimeError(f"server did not start: {last!r}")
 
 
 # --- ingest ---------------------------------------------------------------------------------

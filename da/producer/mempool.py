@@ -76,16 +76,13 @@ class Mempool:
             self._append, weight=lambda entry: len(entry[0].data),
             max_batch_weight=APPEND_BATCH_BYTES,
         )
-        pending = blobs.pending_blobs(store)
-        self.count = len(pending)
-        self.bytes = sum(len(blob.data) for blob in pending)
+        self.count, self.bytes = blobs.pending_totals(store)
 
     async def recount(self) -> None:
-        """Recount the pending blobs from the store (after a failed block write)."""
+        """Recount the pending blobs from the store (after a failed block write), one blob in
+        memory at a time."""
         async with self._lock:
-            pending = await asyncio.to_thread(blobs.pending_blobs, self._store)
-            self.count = len(pending)
-            self.bytes = sum(len(blob.data) for blob in pending)
+            self.count, self.bytes = await asyncio.to_thread(blobs.pending_totals, self._store)
 
     async def submit(self, blob: Submission, *, limit: bool = True) -> tuple[BlobRecord, bool]:
         """(the blob's record, whether it is new). A new blob is durable when this returns.

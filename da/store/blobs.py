@@ -105,6 +105,16 @@ def pending_blobs(store: KeyValueStore) -> list[PendingBlob]:
     return [_pending_blob(key, raw) for key, raw in store.iterate(schema.PENDING_BLOB)]
 
 
+def pending_totals(store: KeyValueStore) -> tuple[int, int]:
+    """(count, data bytes) of the pending blobs, read one at a time: none is kept, so counting
+    a mempool of several squares (k = 512: up to 8 x 64 MB) holds one blob at most."""
+    count = size = 0
+    for _key, raw in store.iterate(schema.PENDING_BLOB):
+        count += 1
+        size += len(raw) - NAMESPACE_BYTES
+    return count, size
+
+
 def _pending_blob(key: bytes, raw: bytes) -> PendingBlob:
     seq = schema.seq_from_pending_key(key)
     return PendingBlob(seq, raw[:NAMESPACE_BYTES], raw[NAMESPACE_BYTES:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -13,6 +14,8 @@ from da.store import blobs
 from da.store.base import WriteBatch
 from da.store.blobs import BlobState
 from da.store.memory import MemoryStore
+from da.store.rocks import RocksStore
+from erasure.constants import CELLS_PER_ROW, PAYLOAD_BYTES_PER_CELL
 from erasure.layout import blob_hash
 
 LIMIT = 1000
@@ -123,3 +126,32 @@ async def test_one_batch_refuses_only_what_overflows_the_limit() -> None:
     assert isinstance(outcomes[1], MempoolFull)
     assert [o[1] for o in (outcomes[0], outcomes[2])] == [True, True]  # type: ignore[index]
     assert (mempool.count, mempool.bytes) == (2, 10)
+
+
+async def test_memory_does_not_grow_with_the_pending_blobs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Opening a mempool and choosing the next square hold about one square of blobs however
+    many squares are pending (at k = 512 the mempool may hold 8 x 64 MB): the counts are read
+    one blob at a time and the blobs behind the chosen prefix are never loaded."""
+    k, blob_bytes = 2, 32 * PAYLOAD_BYTES_PER_CELL  # 4 blobs fill a k = 2 square
+    square_bytes = 4 * blob_bytes
+    peaks = {}
+    for squares in (2, 16):
+        store = RocksStore(tmp_path / f"db{squares}")
+        try:
+            for i in range(4 * squares):
+                data = i.to_bytes(4, "big") * (blob_bytes // 4)
+                blobs.append_pending(store, bytes(28) + b"\x01", data)
+            tracemalloc.start()
+            mempool = Mempool(store, max_pending_bytes=1 << 30)
+            chosen = await mempool.next_square(k)
+            peaks[squares] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert (mempool.count, mempool.bytes) == (4 * squares, 4 * squares * blob_bytes)
+            assert len(chosen) == 4  # exactly one square
+            assert sum(len(b.data) for b in chosen) <= k * CELLS_PER_ROW * PAYLOAD_BYTES_PER_CELL
+            await mempool.recount()
+            assert mempool.count == 4 * squares
+        finally:
+            store.close()
+    assert peaks[16] < 2 * square_bytes, peaks  # 16 squares pending, about one held
+    assert peaks[16] < 1.25 * peaks[2], peaks  # and no more than with 2 pending
