@@ -1,5 +1,5 @@
-"""A producer group of three replicas beside a real 3-member etcd (DESIGN 11): how long a leader
-kill stops production, and what replication costs submitters, against a single producer.
+"""A producer group of three replicas beside a real 3-member etcd (PROTOCOL.md §12): how long a
+leader kill stops production, and what replication costs submitters, against a single producer.
 
     python bench/failover.py [--quick] [--json]
 

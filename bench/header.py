@@ -1,5 +1,5 @@
 """Header benchmark: the commitment consistency check and the commitment extension against the
-bare multi-scalar multiplications they need (DESIGN 4.4, 6).
+bare multi-scalar multiplications they need (PROTOCOL.md §4.4, §6).
 
     python bench/header.py [--quick] [--json]
 

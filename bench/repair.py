@@ -1,4 +1,5 @@
-"""Repair benchmark: `recover_square` against the ckzg work the loss really needs (DESIGN 14).
+"""Repair benchmark: `recover_square` against the ckzg work the loss really needs (PROTOCOL.md
+§8.2).
 
     python bench/repair.py [--quick] [--json]
 

@@ -113,7 +113,7 @@ async def hammer(port: int, k: int, seconds: float) -> float:
     requests = [
         pb.GetSamplesRequest(
             height=HEIGHT,
-            coords=[  # distinct, as the protocol requires (DESIGN 13)
+            coords=[  # distinct, as the protocol requires (PROTOCOL.md §11)
                 pb.CellCoord(row=ref.row, col=ref.col)
                 for ref in draw_coordinates(k, SAMPLES_PER_REQUEST, rng)
             ],

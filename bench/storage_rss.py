@@ -126,7 +126,7 @@ def request_for(rng: random.Random, seen: Seen, n: int) -> tuple[str, Any]:
     k = seen.k[height]
     if n % 2:
         return "GetRow", pb.GetRowRequest(height=height, row=rng.randrange(2 * k))
-    coords = [  # distinct, as the protocol requires (DESIGN 13)
+    coords = [  # distinct, as the protocol requires (PROTOCOL.md §11)
         pb.CellCoord(row=ref.row, col=ref.col)
         for ref in draw_coordinates(k, SAMPLES_PER_REQUEST, rng)
     ]

@@ -1,5 +1,6 @@
 """Cells and rows of the extended square with their KZG proofs, and their one batch check
-(DESIGN 5): every role that believes a served cell or row calls `cells_verify` or `rows_verify`.
+(PROTOCOL.md §5): every role that believes a served cell or row calls `cells_verify` or
+`rows_verify`.
 
 A cell is believed only once its proof verifies against the commitment of its row, at its
 column; until then a `ProvenCell` is just what someone sent. Malformed bytes (a proof that is

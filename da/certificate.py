@@ -1,5 +1,5 @@
-"""Attestations and DA certificates (DESIGN 10): the values a storage node signs and the producer
-aggregates, shared by the wire converters (`da.api.convert`), the producer's store
+"""Attestations and DA certificates (PROTOCOL.md §14): the values a storage node signs and the
+producer aggregates, shared by the wire converters (`da.api.convert`), the producer's store
 (`da.store.certificates`), the producer's `Certifier` and the rollup client.
 
 An attestation says "I hold and verified the whole block with this header hash"; a certificate is

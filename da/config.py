@@ -53,7 +53,7 @@ class ProducerConfig:
     max_blob_bytes: int | None = None  # None: the most a max_rows square holds (set on init)
     dask_scheduler: str | None = None  # "host:port" of a Dask scheduler, else a local pool
     retention_blocks: int = DEFAULT_RETENTION_BLOCKS  # keep this many recent blocks; 0 = all
-    # The producer group (DESIGN 11); no etcd endpoints: the producer runs alone, as in v1.
+    # The producer group (PROTOCOL.md §12); no etcd endpoints: the producer runs alone, as in v1.
     etcd: tuple[str, ...] = ()  # "host:port" client addresses of the etcd members
     replicas: tuple[str, ...] = ()  # "host:port" gRPC addresses of the OTHER replicas
     lease_seconds: int = 2  # the leader lease; a dead leader is replaced after about this long
@@ -138,7 +138,7 @@ class StorageNodeConfig:
     max_rows: int = DEFAULT_MAX_ROWS  # reject headers with a larger square
     tls_ca: Path | None = None  # PEM roots to verify the TLS of producers and peers
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
-    # every replica of a producer group, followed in turn when one fails (DESIGN 11); the
+    # every replica of a producer group, followed in turn when one fails (PROTOCOL.md §12); the
     # default is `producer` alone
     producers: tuple[str, ...] = ()
 
@@ -180,7 +180,7 @@ class DevnetConfig:
     chain_id: str = "devnet"
     block_time_seconds: float = 2.0
     max_rows: int = DEFAULT_MAX_ROWS
-    producers: int = 1  # > 1: a producer group (DESIGN 11) beside as many etcd members
+    producers: int = 1  # > 1: a producer group (PROTOCOL.md §12) beside as many etcd members
 
     def validate(self) -> None:
         if self.producers not in (1, 3, 5):

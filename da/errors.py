@@ -42,7 +42,7 @@ class KeyFileError(DAError):
 
 
 class InvalidHeader(DAError):
-    """Header bytes (or a signature) are not a canonical v1 header (DESIGN 5).
+    """Header bytes (or a signature) are not a canonical v1 header (PROTOCOL.md §5).
 
     Raised by `da.header.header_from_bytes` and friends. The sender is broken or hostile: the same
     bytes are invalid everywhere, but another peer may serve a correct header for that height.
@@ -57,7 +57,7 @@ class InvalidHeader(DAError):
 
 
 class HeaderRejected(DAError):
-    """A well-formed header this node must not accept (DESIGN 6). Subclasses say why.
+    """A well-formed header this node must not accept (PROTOCOL.md §6). Subclasses say why.
 
     Another peer may serve the genuine header for that height, so retrying elsewhere can help,
     except for `WrongChain` (a misconfigured peer) which says nothing about the genuine header.
@@ -131,7 +131,7 @@ class TooManyRows(HeaderRejected):
 
 
 class InconsistentCommitments(HeaderRejected):
-    """The 2k row commitments do not lie on a polynomial of degree < k (DESIGN 6).
+    """The 2k row commitments do not lie on a polynomial of degree < k (PROTOCOL.md §6).
 
     The producer signed a badly extended square: samples against it prove nothing. The header is
     signed, so this is evidence against the producer; other peers serve the same header.

@@ -1,4 +1,4 @@
-"""The canonical v1 block header (DESIGN 5) and its verification (DESIGN 6).
+"""The canonical v1 block header (PROTOCOL.md §5) and its verification (PROTOCOL.md §6).
 
 Wire layout, all integers big-endian:
 
@@ -63,7 +63,8 @@ _RESERVED_NAMESPACES = (bytes(NAMESPACE_BYTES), b"\xff" * NAMESPACE_BYTES)
 
 @dataclass(frozen=True)
 class Header:
-    """A decoded v1 header; constructing one checks every rule of DESIGN 5 and 6's first item."""
+    """A decoded v1 header; constructing one checks every rule of PROTOCOL.md §5 and §6's first
+    item."""
 
     chain_id: str
     height: int
@@ -151,7 +152,7 @@ def max_header_bytes(k: int) -> int:
 
 
 def encode_header(header: Header) -> bytes:
-    """The canonical v1 bytes of `header` (DESIGN 5)."""
+    """The canonical v1 bytes of `header` (PROTOCOL.md §5)."""
     chain_id = header.chain_id.encode("utf-8")
     parts = [
         MAGIC,
@@ -304,7 +305,7 @@ def verify_signed_header(
     max_rows: int = MAX_ROWS_LIMIT,
     rng: random.Random | None = None,
 ) -> None:
-    """Accept `signed` or raise a `HeaderRejected` leaf (DESIGN 6), cheapest checks first.
+    """Accept `signed` or raise a `HeaderRejected` leaf (PROTOCOL.md §6), cheapest checks first.
 
     `parent`, when it is the header at height - 1, must be what `prev_hash` links to; a parent at
     another height is not a link and is ignored. The commitment consistency check (one MSM)

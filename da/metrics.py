@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN 9): one class per component, each registered on an injected
+"""Prometheus metrics (PROTOCOL.md §16): one class per component, each registered on an injected
 `CollectorRegistry` so tests use a fresh registry and nodes sharing a process never collide.
 
 Every labelled metric has its label values created up front, so dashboards and alerts see a 0
@@ -51,7 +51,7 @@ STORAGE_REJECT_REASONS = (*HEADER_REJECT_REASONS[:-1], "unrecoverable", "other")
 
 HEADER_SAMPLE_RESULTS = ("available", "unavailable")
 SAMPLE_RESULTS = ("ok", "bad_proof", "error", "timeout")
-RECOVERY_RESULTS = ("recovered", "unrecoverable")  # a rebuild from gathered cells (DESIGN 12)
+RECOVERY_RESULTS = ("recovered", "unrecoverable")  # a rebuild from gathered cells (PROTOCOL.md §13)
 CELL_SOURCES = ("storage", "light")  # who served a gathered cell: a storage node, a light client
 
 # Encoding a 64x64 square takes seconds; a slow machine or a big square can take a minute or two.
@@ -150,7 +150,7 @@ REPLICATION_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 
 
 class GroupMetrics:
-    """A producer replica in a group (DESIGN 11): leadership and replicated intake."""
+    """A producer replica in a group (PROTOCOL.md §12): leadership and replicated intake."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
@@ -318,7 +318,7 @@ class LightMetrics:
             registry=r,
         )
         self.samples_held = Gauge(
-            "da_light_samples_held", "Verified samples kept to serve (DESIGN 12)", registry=r
+            "da_light_samples_held", "Verified samples kept to serve (PROTOCOL.md §13)", registry=r
         )
         self.samples_served = Counter(
             "da_light_samples_served", "Kept samples served with GetHeldSamples", registry=r

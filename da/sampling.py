@@ -1,4 +1,5 @@
-"""Sampling maths (DESIGN 7): which cells a light client asks for and what confidence it earns.
+"""Sampling maths (PROTOCOL.md §7): which cells a light client asks for and what confidence it
+earns.
 
 An unrecoverable extended square must withhold at least (k+1) x 65 of its 2k x 128 cells, so one
 uniformly drawn cell hits a withheld one with probability at least q = (k+1)*65 / (2k*128), and s
@@ -23,8 +24,8 @@ from erasure.layout import check_k
 # The fewest cells of an extended row (k+1 rows x 65 columns) that must be withheld to make the
 # square unrecoverable: fewer than 65 missing in a row leaves >= 64 cells to recover it from.
 WITHHELD_COLUMNS_PER_ROW = CELLS_PER_EXT_ROW // 2 + 1
-# The most coordinates one GetSamples request may name, all distinct (DESIGN 13): a reply stays
-# under ~270 KiB, and a light client's s (16 at k = 64 for 0.99) fits in one request.
+# The most coordinates one GetSamples request may name, all distinct (PROTOCOL.md §11): a reply
+# stays under ~270 KiB, and a light client's s (16 at k = 64 for 0.99) fits in one request.
 MAX_SAMPLES_PER_REQUEST = 128
 
 

@@ -149,7 +149,7 @@ class HeaderServicer(da_pb2_grpc.HeaderServiceServicer):
 
     async def _stream(self, from_height: int) -> AsyncIterator[pb.SignedHeader]:
         """Headers from `from_height` (0: from the head) on, then each new one. A height below
-        the lowest held starts at the lowest held (DESIGN 13): nothing is done for pruned
+        the lowest held starts at the lowest held (PROTOCOL.md §11): nothing is done for pruned
         history, and every store read runs off the event loop."""
         headers = self._headers
         if from_height:

@@ -1,4 +1,5 @@
-"""Row commitments: extending the k original ones (DESIGN 4.4) and checking consistency (DESIGN 6).
+"""Row commitments: extending the k original ones (PROTOCOL.md §4.4) and checking consistency
+(PROTOCOL.md §6).
 
 Because commitments are linear in the row, the commitment of extended row `r` is
 `sum_i L_i(x_r) * C_i`: one multi-scalar multiplication instead of committing 4096 elements.

@@ -1,4 +1,4 @@
-"""Protocol constants of the codec (DESIGN 3), each derived from the ones it depends on.
+"""Protocol constants of the codec (PROTOCOL.md §2), each derived from the ones it depends on.
 
 Units are in the names. Runtime configuration (e.g. a producer's `--max-rows`) lives elsewhere;
 these values are fixed by the protocol and by ckzg.

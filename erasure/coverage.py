@@ -1,4 +1,5 @@
-"""Which sets of cells can rebuild an extended square: the counting side of recovery (DESIGN 8).
+"""Which sets of cells can rebuild an extended square: the counting side of recovery (PROTOCOL.md
+§8).
 
 `recoverable(k, coords)` answers, without touching a cell, whether `recover_square` would succeed
 from cells at `coords`: a row with at least 64 of its 128 cells becomes whole, a column with at

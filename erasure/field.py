@@ -1,7 +1,7 @@
 """Arithmetic over Fr: the row evaluation domain, Lagrange matrices, and flint matrix products.
 
 Row `r` of a square with `k` original rows sits at `x_r = w^brp(r)`, `w` a primitive `2k`-th
-root of unity (DESIGN 4.2). Bytes of field elements are 32-byte big-endian.
+root of unity (PROTOCOL.md §4.1). Bytes of field elements are 32-byte big-endian.
 
 Interpolation between rows uses the closed forms of that domain D (`N = 2k` points, the N-th
 roots of unity): `prod_{j != i}(x_i - x_j) = N / x_i`, and `1 / (x_t - x_i)` is `1 / x_i` times

@@ -1,4 +1,4 @@
-"""Placing blobs in the original data square (DESIGN 4.1) and reading them back.
+"""Placing blobs in the original data square (PROTOCOL.md §3) and reading them back.
 
 Blobs are stably sorted by their 29-byte namespace and placed one after another from cell 0
 (row-major, `cell = row * 64 + col`), each starting at a new cell. Each cell carries 1984 payload

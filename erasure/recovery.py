@@ -1,4 +1,4 @@
-"""Rebuilding an extended data square from some of its cells (DESIGN 8, 14).
+"""Rebuilding an extended data square from some of its cells (PROTOCOL.md §8).
 
 Repair costs what is missing: given cells are verified against their proofs in one batch
 (narrowed down by halves when it fails; a cell that fails is dropped, never trusted), rows given
@@ -233,7 +233,7 @@ def recover_square(
 
     With `proofs` (same coordinates, 48 bytes each), cells lacking a proof or whose proof fails
     are dropped, rows given whole are kept with their proofs, and only the other rows are
-    rebuilt, proved and committed (DESIGN 14). `verified_rows`: rows the caller has already
+    rebuilt, proved and committed (PROTOCOL.md §8.2). `verified_rows`: rows the caller has already
     verified against these commitments (e.g. read back from its store) and gives whole with
     their proofs; they are kept without verifying them again. Without proofs, given cells
     inconsistent with their row commitment raise InvalidCell and every row's proofs are

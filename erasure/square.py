@@ -1,7 +1,7 @@
 """The extended data square: encoding blobs into `2k x 128` cells with proofs and commitments.
 
-Pipeline (DESIGN 4): lay the blobs out in the `k x 64`-cell ODS, extend every column of field
-elements to `2k` rows with one python-flint matrix product, extend every row to 128 cells with
+Pipeline (PROTOCOL.md §3-4): lay the blobs out in the `k x 64`-cell ODS, extend every column of
+field elements to `2k` rows with one python-flint matrix product, extend every row to 128 cells with
 ckzg (cells and proofs), commit to the `k` original rows and extend the commitments by MSM.
 The pipeline itself, streamed and spread over worker processes, lives in `erasure.parallel`.
 """

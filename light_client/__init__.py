@@ -6,10 +6,10 @@ API modules and `da.store.headers`; never the producer, the storage node or thei
 
 - `peers`: a storage node as seen from here (`Peer`, `GrpcPeer`), the pool with per-peer rate
   limits and shunning;
-- `chain`: header verification (DESIGN 6), links to both neighbours, equivocation refused;
+- `chain`: header verification (PROTOCOL.md §6), links to both neighbours, equivocation refused;
 - `sync`: SubscribeHeaders from every peer, catch-up with GetHeader, reconnect with backoff;
-- `sampler`: one height's samples (DESIGN 7): same-coordinate retries elsewhere, answers checked
-  against the coordinate asked, one batch verification per round;
+- `sampler`: one height's samples (PROTOCOL.md §7): same-coordinate retries elsewhere, answers
+  checked against the coordinate asked, one batch verification per round;
 - `state`: per-height results and the checkpoint, persisted (a restart never resamples);
 - `announce`: tells storage nodes it serves its kept samples (GetHeldSamples);
 - `service`: SamplingService.GetAvailability; `node`: the scheduler and `run(config)`.

@@ -1,6 +1,6 @@
-"""Announcements (DESIGN 12): the light client tells each storage node it samples from the port
-where it serves its kept samples, and repeats before the listing expires, so that a storage node
-that lost a block can rebuild it from the samplers' cells.
+"""Announcements (PROTOCOL.md §13): the light client tells each storage node it samples from the
+port where it serves its kept samples, and repeats before the listing expires, so that a storage
+node that lost a block can rebuild it from the samplers' cells.
 
 The storage node records the port on the address the call came from (the announcement names no
 host), so an announcement can never point it at a third party.

@@ -1,4 +1,4 @@
-"""The verified header chain of the light client: every header checked (DESIGN 6) before it is
+"""The verified header chain of the light client: every header checked (PROTOCOL.md §6) before it is
 accepted, `prev_hash` links checked against both neighbours, equivocation refused.
 
 Trust comes only from the `TrustRoot` (chain id + producer keys). A second, different header

@@ -20,7 +20,7 @@ DEFAULT_SAMPLE_WINDOW_SECONDS = 30.0
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LIGHT_REQUEST_TIMEOUT_SECONDS = 5.0
 DEFAULT_PEER_REQUESTS_PER_SECOND = 50.0
-DEFAULT_KEEP_SAMPLES = 1000  # heights, the storage nodes' default retention (DESIGN 12)
+DEFAULT_KEEP_SAMPLES = 1000  # heights, the storage nodes' default retention (PROTOCOL.md §13)
 DEFAULT_KEEP_SAMPLES_BYTES = 512 * 1024 * 1024
 
 __all__ = ["ConfigError", "LightClientConfig", "ServerConfig"]

@@ -126,7 +126,7 @@ class GrpcPeer:
         return served
 
     async def announce(self, port: int, timeout: float) -> int:
-        """Tell the peer we serve our samples on `port` (DESIGN 12); returns for how many
+        """Tell the peer we serve our samples on `port` (PROTOCOL.md §13); returns for how many
         seconds it keeps us listed (0: refused)."""
         stub = da_pb2_grpc.SamplerRegistryStub(self._channel)
         try:

@@ -1,4 +1,4 @@
-"""Sampling one height (DESIGN 7): fetch the drawn cells from random peers and verify them.
+"""Sampling one height (PROTOCOL.md §7): fetch the drawn cells from random peers and verify them.
 
 Rules that close known attacks, each enforced here:
 - a coordinate that errors, times out or fails verification is retried, the SAME coordinate, at
@@ -49,7 +49,8 @@ class SamplingOutcome:
     verified: frozenset[CellRef]
     missing: frozenset[CellRef]
     retried: frozenset[CellRef] = frozenset()
-    cells: tuple[ProvenCell, ...] = ()  # the verified cells with their proofs (kept, DESIGN 12)
+    # the verified cells with their proofs (kept, PROTOCOL.md §13)
+    cells: tuple[ProvenCell, ...] = ()
 
     @property
     def available(self) -> bool:

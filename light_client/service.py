@@ -1,4 +1,4 @@
-"""The light client's gRPC services (DESIGN 9 and 12).
+"""The light client's gRPC services (PROTOCOL.md §9 and §13).
 
 - `SamplingServicer`: GetAvailability(height) -> status, confidence, samples; and
   GetHeldSamples(height) -> every sample kept for that height, only once its verdict is final

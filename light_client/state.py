@@ -3,7 +3,8 @@
 Results and the checkpoint (the highest height below which every height is concluded) live in
 the store via `da.store.checkpoint`, so a restart never resamples a concluded height. A verdict is
 written in one batch with the signed header and the samples that earned it (`da.store.held`),
-which are kept for the newest `keep_heights` heights and at most `keep_bytes` bytes (DESIGN 12).
+which are kept for the newest `keep_heights` heights and at most `keep_bytes` bytes (PROTOCOL.md
+§13).
 """
 
 from __future__ import annotations

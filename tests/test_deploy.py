@@ -35,7 +35,7 @@ K8S = DEPLOY / "k8s"
 PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "da-sampling.json"
 ROLES = ("producer", "storage-node", "light-client", "keygen", "devnet")
-DESIGN_METRICS = (
+PROTOCOL_METRICS = (
     "da_blocks_produced_total",
     "da_block_encode_seconds",
     "da_storage_head_height",
@@ -346,7 +346,7 @@ def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
 
 def test_design_metrics_are_on_the_dashboard_and_in_alerts() -> None:
     text = " ".join(dashboard_expressions())
-    assert all(name in text for name in DESIGN_METRICS)
+    assert all(name in text for name in PROTOCOL_METRICS)
     alerts = " ".join(alert_expressions())
     for name in ("da_blocks_produced_total", "da_storage_head_height", "da_light_last_confidence"):
         assert name in alerts

@@ -37,7 +37,7 @@ MAX_TRACKED_PEERS = 10_000
 
 SUBMIT_BLOB_METHOD = "/da.v1.BlobService/SubmitBlob"
 ATTEST_METHOD = "/da.v1.AttestationService/Attest"
-# Only SubmitBlob takes the bearer token (DESIGN 13): `Attest` is authenticated by its BLS
+# Only SubmitBlob takes the bearer token (PROTOCOL.md §11): `Attest` is authenticated by its BLS
 # signature against the producer's `--operator` keys, and read methods are public.
 WRITE_METHODS: frozenset[str] = frozenset({SUBMIT_BLOB_METHOD})
 AUTHORIZATION_KEY = "authorization"

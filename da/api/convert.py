@@ -61,7 +61,7 @@ def cells_from_pb(msgs: Iterable[pb.Cell], k: int | None = None) -> list[ProvenC
 
 def coordinates_from_pb(msgs: Iterable[pb.CellCoord], k: int) -> list[CellRef]:
     """A GetSamples request's coordinates: at most `MAX_SAMPLES_PER_REQUEST`, distinct, inside
-    the square (DESIGN 13); raises `InvalidRequest`/`BadCoordinate` (INVALID_ARGUMENT)."""
+    the square (PROTOCOL.md §11); raises `InvalidRequest`/`BadCoordinate` (INVALID_ARGUMENT)."""
     return sample_refs_from_coordinates(k, ((msg.row, msg.col) for msg in msgs))
 
 

@@ -1,7 +1,7 @@
 """The interceptors every role's gRPC server runs, outermost first (`build_interceptors`):
 metrics (method, status code, latency of unary calls), the error table (`da.api.errors`), limits
 (per connection and per host: call rate, concurrent calls, open streams), bearer-token auth on
-write methods (only `SubmitBlob`: DESIGN 13).
+write methods (only `SubmitBlob`: PROTOCOL.md §11).
 """
 
 from __future__ import annotations

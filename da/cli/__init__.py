@@ -1,4 +1,4 @@
-"""The `da` command (DESIGN 9): argparse subcommands, TOML config files, logging, signals.
+"""The `da` command (PROTOCOL.md §15): argparse subcommands, TOML config files, logging, signals.
 
 The only place that reads TOML files and flags and composes them into config dataclasses. Roles
 are imported lazily and run as `asyncio.run(module.run(config))`; SIGTERM/SIGINT cancel the run

@@ -64,7 +64,7 @@ def _role_parser(commands: Any, common: argparse.ArgumentParser, name: str, help
 
 
 def _add_server_flags(sub: Any, default_listen: str, *, takes_writes: bool = False) -> None:
-    """The gRPC server's flags; the token ones only for a role with a write method (DESIGN 13:
+    """The gRPC server's flags; the token ones only for a role with a write method (PROTOCOL.md §11:
     only the producer's SubmitBlob takes a token)."""
     sub.add_argument("--data-dir", type=Path, metavar="D", help="state directory (required)")
     sub.add_argument(
@@ -188,7 +188,7 @@ def _add_producer(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--etcd", action="append", metavar="H:P",
-        help="etcd member client address; repeatable; switches group mode on (DESIGN 11)",
+        help="etcd member client address; repeatable; switches group mode on (PROTOCOL.md §12)",
     )
     sub.add_argument(
         "--replica", action="append", metavar="H:P",

@@ -1,4 +1,5 @@
-"""The Python client for rollups (DESIGN 15): submit blobs, follow them, read them back verified.
+"""The Python client for rollups (PROTOCOL.md §15): submit blobs, follow them, read them back
+verified.
 
 `DAClient` (blocking) and `AsyncDAClient` (asyncio) have the same methods. Results are frozen
 dataclasses of our own types; no protobuf message crosses this package's surface. Everything a

@@ -4,7 +4,7 @@ Addresses are tried in the order given. A call moves on to the next address when
 unreachable (UNAVAILABLE, DEADLINE_EXCEEDED), and for reads also when one does not hold the
 height (NOT_FOUND) or answers something that fails verification; it raises what the last address
 said, or the first verification failure. Every RPC has a timeout (`timeout`, seconds); only
-`SubmitBlob` carries the bearer token (DESIGN 13).
+`SubmitBlob` carries the bearer token (PROTOCOL.md §11).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def format_line(view: HeightView, layout: Layout) -> str:
 
 
 def status_page(node: Node) -> str:
-    """The node's status page (DESIGN 15); /status.json and /metrics live beside it."""
+    """The node's status page (PROTOCOL.md §15); /status.json and /metrics live beside it."""
     return f"http://{LOOPBACK}:{node.metrics_port}/"
 
 

@@ -5,7 +5,7 @@ batch, and only then publish the new head.
 Memory stays bounded (k up to 512, issue 6): rows go from the encoding workers to the store as
 they finish (`RowWriter`), so the square is never held whole.
 
-Crash safety (DESIGN 10): readers see a block only through its marker (`da.store.blocks`), and
+Crash safety (PROTOCOL.md §14): readers see a block only through its marker (`da.store.blocks`), and
 the final batch holds the signed header, the block marker, the removal of the included blobs
 from the mempool and their INCLUDED records. After kill -9 either all of it is durable or none
 is, so every acknowledged blob is still pending or included, exactly once, and a header is never

@@ -1,12 +1,12 @@
 """DA certificates: storage nodes' attestations over a block's header hash, aggregated once a
-quorum of distinct keys attested (DESIGN 9).
+quorum of distinct keys attested (PROTOCOL.md §9.4).
 
 Contract of `Attest`:
 - the block must be stored here (else NOT_FOUND) and `header_hash` must be its header's hash;
 - a signature that does not verify is INVALID_ARGUMENT (`BadAttestation`): the storage node's
   attester treats it as final, which is right, since resending the same bytes cannot help;
-- `Attest` takes no bearer token (DESIGN 13): it is authenticated by its BLS signature, and only
-  the configured `operators`' keys count; any other key is PERMISSION_DENIED (`NotAnOperator`).
+- `Attest` takes no bearer token (PROTOCOL.md §11): it is authenticated by its BLS signature, and
+  only the configured `operators`' keys count; any other key is PERMISSION_DENIED (`NotAnOperator`).
   Without `operators` no key counts, so the producer certifies nothing (it says so at start):
   counting any key would let anyone fill the quorum;
 - attesting twice with one key is accepted and counts once.

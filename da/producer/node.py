@@ -100,7 +100,7 @@ class ProducerNode:
     certifier: Certifier
     mempool: Mempool
     registry: CollectorRegistry
-    replica: GroupReplica | None = None  # group mode (DESIGN 11): follows, campaigns, leads
+    replica: GroupReplica | None = None  # group mode (PROTOCOL.md §12): follows, campaigns, leads
 
 
 async def run(config: ProducerConfig, *, make_executor: ExecutorFactory = encoder_pool) -> None:
@@ -243,7 +243,7 @@ class _Group:
         return _Group(coordinator, metrics, leadership, remotes, peers, intake)
 
     def status(self) -> dict[str, Any]:
-        """The leadership fields of the status page (DESIGN 15)."""
+        """The leadership fields of the status page (PROTOCOL.md §15)."""
         return {
             "mode": "group",
             "leader": self.leadership.leading,
@@ -293,7 +293,7 @@ async def _serve_status(
     mempool: Mempool,
     group: _Group | None,
 ) -> int | None:
-    """The status page, /status.json and /metrics on the metrics port (DESIGN 15)."""
+    """The status page, /status.json and /metrics on the metrics port (PROTOCOL.md §15)."""
     if config.metrics_port is None:
         return None
     leadership = single_producer if group is None else group.status

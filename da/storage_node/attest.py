@@ -44,7 +44,7 @@ def recent_blocks(store: KeyValueStore, count: int) -> list[tuple[int, bytes]]:
 
 
 def make_attestation(key: KeyPair, height: int, header_hash: bytes) -> Attestation:
-    """`PopSchemeMPL` signature of `key` over `header_hash` (DESIGN 9)."""
+    """`PopSchemeMPL` signature of `key` over `header_hash` (PROTOCOL.md §9.4)."""
     return Attestation(height, header_hash, key.public, signing.sign(key.secret, header_hash))
 
 

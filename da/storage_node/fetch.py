@@ -1,5 +1,5 @@
 """Getting every verified row of a block: whole rows by GetRow from the producer or peers, and,
-for rows nobody serves whole, cells gathered with GetSamples and rebuilt (DESIGN 8).
+for rows nobody serves whole, cells gathered with GetSamples and rebuilt (PROTOCOL.md §8).
 
 Nothing fetched is trusted before it verifies against the header's row commitment: rows are
 checked in batches (`erasure.kzg.verify_cells`), gathered cells by `recover_square` with their

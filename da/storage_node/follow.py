@@ -9,7 +9,7 @@ after `prefer_producer_seconds` so the node goes back to the producer once it is
 Nothing a source says is believed before its header verifies: the head it reports sets the
 sync floor only once its signature and commitments check out, and a source that sends a forged
 or invalid header is shunned (skipped for `shun_seconds`, counted) rather than asked again at
-once (DESIGN 13).
+once (PROTOCOL.md §11).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rebuilding a block from the samples light clients hold (DESIGN 12).
+"""Rebuilding a block from the samples light clients hold (PROTOCOL.md §13).
 
 When a block cannot be had whole from producers or peers, the storage node asks light clients
 (samplers) for the cells they verified and kept (`SamplingService.GetHeldSamples`): a bounded

@@ -1,7 +1,8 @@
-"""Taking a block in: check the header first (equivocation, DESIGN 6 against the stored parent),
-then fetch and verify the rows, writing each window of verified rows as it comes (`StoreSink`:
-invisible until sealed), then seal the block: header and marker in one synced batch. A failed
-ingest deletes the rows it wrote; a crash leaves them to `blocks.delete_orphan_rows` at start.
+"""Taking a block in: check the header first (equivocation, PROTOCOL.md §6 against the stored
+parent), then fetch and verify the rows, writing each window of verified rows as it comes
+(`StoreSink`: invisible until sealed), then seal the block: header and marker in one synced batch. A
+failed ingest deletes the rows it wrote; a crash leaves them to `blocks.delete_orphan_rows` at
+start.
 
 `Ingestor.accept_header` is the gate nothing passes unverified; `Ingestor.ingest` runs the whole
 pipeline for one header and returns what was stored, or None when the block was already held.
@@ -86,7 +87,7 @@ class Ingestor:
     def accept_header(self, signed: SignedHeader) -> bool:
         """Check `signed` before anything else is done for it. True: fetch its block; False:
         its block is already stored. Raises `Equivocation` for a second header at a stored
-        height and `HeaderRejected`/`InvalidHeader` leaves for a header failing DESIGN 6;
+        height and `HeaderRejected`/`InvalidHeader` leaves for a header failing PROTOCOL.md §6;
         both are logged and counted here."""
         height = signed.header.height
         known = self.stored_header(height)

@@ -94,7 +94,7 @@ class Remote:
         return {c.ref: c for c in convert.cells_from_pb(msg.cells, k) if c.ref in asked}
 
     async def attest(self, attestation: Attestation) -> bool:
-        """Send one attestation (authenticated by its signature: no token, DESIGN 13)."""
+        """Send one attestation (authenticated by its signature: no token, PROTOCOL.md §11)."""
         stub = da_pb2_grpc.AttestationServiceStub(self.channel)
         msg = await stub.Attest(convert.attestation_to_pb(attestation), timeout=self.timeout)
         return bool(msg.accepted)

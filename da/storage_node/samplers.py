@@ -1,4 +1,4 @@
-"""The light clients a storage node can rebuild blocks from (DESIGN 12): the `--sampler`
+"""The light clients a storage node can rebuild blocks from (PROTOCOL.md §13): the `--sampler`
 addresses it was given, and those that announced themselves with `SamplerRegistry.AnnounceSampler`.
 
 Announced samplers are bounded three ways, so that announcements cannot grow memory or turn the

@@ -1,6 +1,6 @@
 """The producer's durable mempool and blob records.
 
-Durability contract (DESIGN 10) and how to keep it:
+Durability contract (PROTOCOL.md §14) and how to keep it:
 - `append_pending` (`append_pending_many`: several blobs, one fsync) writes the blob, its PENDING
   record and the next sequence number in one synced batch: answer SubmitBlob only after it
   returns.

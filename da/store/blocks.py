@@ -215,7 +215,7 @@ def prune_below(
 
 def prune_outside_retention(store: KeyValueStore, retention_blocks: int) -> int:
     """Delete whole blocks older than the newest `retention_blocks` (0 keeps everything);
-    returns how many (producer replicas and storage nodes alike, DESIGN 13)."""
+    returns how many (producer replicas and storage nodes alike, PROTOCOL.md §11)."""
     head = head_height(store)
     if retention_blocks <= 0 or head <= retention_blocks:
         return 0

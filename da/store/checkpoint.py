@@ -1,7 +1,7 @@
 """The light client's sampling checkpoint: per-height results and the last sampled height.
 
-Both survive restarts (DESIGN 10). `put_result(..., checkpoint=True)` records a result and moves
-the checkpoint in one atomic write, so a restart resumes after the last height whose result is
+Both survive restarts (PROTOCOL.md §14). `put_result(..., checkpoint=True)` records a result and
+moves the checkpoint in one atomic write, so a restart resumes after the last height whose result is
 durable and never reports a height twice with different outcomes.
 """
 

@@ -1,4 +1,4 @@
-"""The samples a light client verified, kept per height with its verdict (DESIGN 12).
+"""The samples a light client verified, kept per height with its verdict (PROTOCOL.md §13).
 
 `add_verdict_to_batch` queues, in one batch, the signed header, the verdict and every verified
 cell with its proof, so a restart never finds samples without their verdict or the reverse.

@@ -644,7 +644,7 @@ class SamplingService:
 
 
 class SamplerRegistryStub:
-    """Storage nodes: where the light clients sampling from them serve their samples (DESIGN 12).
+    """Storage nodes: where the light clients sampling from them serve their samples (PROTOCOL.md §13).
     """
 
     def __init__(self, channel):
@@ -661,7 +661,7 @@ class SamplerRegistryStub:
 
 
 class SamplerRegistryServicer:
-    """Storage nodes: where the light clients sampling from them serve their samples (DESIGN 12).
+    """Storage nodes: where the light clients sampling from them serve their samples (PROTOCOL.md §13).
     """
 
     def AnnounceSampler(self, request, context):
@@ -687,7 +687,7 @@ def add_SamplerRegistryServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SamplerRegistry:
-    """Storage nodes: where the light clients sampling from them serve their samples (DESIGN 12).
+    """Storage nodes: where the light clients sampling from them serve their samples (PROTOCOL.md §13).
     """
 
     @staticmethod

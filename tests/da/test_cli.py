@@ -90,7 +90,7 @@ def test_storage_node_lists_and_no_token(tmp_path: Path) -> None:
     assert config.trusted_keys == (KEY,)
     assert config.peers == ("127.0.0.1:7004",)  # a repeatable flag replaces the file's list
     assert config.retention_blocks == 5
-    # DESIGN 13: a storage node has no write method, so it listens anywhere without a token,
+    # PROTOCOL.md §11: a storage node has no write method, so it listens anywhere without a token,
     # takes no token setting at all, and accepts only small requests.
     assert config.server.auth_token is None and not config.server.write_methods
     config.validate()

@@ -272,7 +272,7 @@ def test_edge_cases_that_are_valid() -> None:
 
 def test_blob_count_is_bounded_by_k_before_entries_are_built() -> None:
     """Each blob starts at a new cell, so k = 2 admits at most 128 entries: a 129th is refused
-    from the count alone (DESIGN 13), whatever the entries hold."""
+    from the count alone (PROTOCOL.md §11), whatever the entries hold."""
     raw = assembled(blob_count=(129).to_bytes(4, "big"), blobs=entry_bytes(NS_A, 0, 1) * 129)
     with pytest.raises(InvalidHeader, match="exceeds the 128 cells"):
         header_from_bytes(raw)

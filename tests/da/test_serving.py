@@ -98,7 +98,7 @@ class CountingStore(MemoryStore):
 
 
 async def test_subscribe_below_the_lowest_held_height_starts_there() -> None:
-    """DESIGN 13: no work for pruned history. Blocks 1..2 were pruned: a subscription from
+    """PROTOCOL.md §11: no work for pruned history. Blocks 1..2 were pruned: a subscription from
     height 1 reads nothing below height 3 (the old stream walked every pruned height)."""
     store = CountingStore()
     for block in chain(3, big_at=(3,)):
@@ -185,7 +185,7 @@ async def test_get_samples_rejects_coordinates_outside_the_square(
 
 
 async def test_get_samples_takes_at_most_128_distinct_coordinates(store: MemoryStore) -> None:
-    """DESIGN 13: more than 128 coordinates, or one asked twice, is INVALID_ARGUMENT; 128
+    """PROTOCOL.md §11: more than 128 coordinates, or one asked twice, is INVALID_ARGUMENT; 128
     distinct ones are served (the reply stays bounded: ~270 KiB)."""
     shares = serving.ShareServicer(store)
     every = [(row, col) for row in range(2) for col in range(CELLS_PER_EXT_ROW)]  # k = 1: 256

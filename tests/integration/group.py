@@ -1,5 +1,5 @@
 """A producer group of real `da producer` processes (each with its own key and data directory)
-beside a real etcd cluster, for the DESIGN 11 tests."""
+beside a real etcd cluster, for the PROTOCOL.md §12 tests."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class ProducerGroup:
         self.size = size
         self.ports = [free_port() for _ in range(size)]
         self.keys = [keygen(cluster.tmp / f"replica{i}.key") for i in range(size)]
-        # The storage node whose attestations count (DESIGN 13: only --operator keys do).
+        # The storage node whose attestations count (PROTOCOL.md §11: only --operator keys do).
         self.operator_key_file = cluster.tmp / "storage.key"
         self.operator = keygen(self.operator_key_file)
         self.procs: list[DaProcess | None] = [None] * size

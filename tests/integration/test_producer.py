@@ -159,7 +159,7 @@ def test_submit_include_publish_serve(cluster: Cluster) -> None:
 
 def _check_attestations(client: Client, signed: SignedHeader, hashes: list[bytes]) -> None:
     """Quorum 2: one attestation is not enough, a bad one or a non-operator's is refused (no
-    token is involved: DESIGN 13), two distinct operators certify."""
+    token is involved: PROTOCOL.md §11), two distinct operators certify."""
     height, h = signed.header.height, signed.hash
     nodes = OPERATORS
 
@@ -276,7 +276,7 @@ def test_bearer_token_guards_submit_blob_only(cluster: Cluster) -> None:
         req = pb.SubmitBlobRequest(namespace=NS_A, data=b"guarded")
         assert code_of(anonymous.blobs.SubmitBlob, req) == unauth
         assert code_of(wrong.blobs.SubmitBlob, req, metadata=wrong.auth) == unauth
-        # Attest takes no token (DESIGN 13): a malformed one is refused for what it is.
+        # Attest takes no token (PROTOCOL.md §11): a malformed one is refused for what it is.
         bad = grpc.StatusCode.INVALID_ARGUMENT
         assert code_of(anonymous.attestations.Attest, pb.Attestation(height=1)) == bad
         sent = authorised.submit(NS_A, b"guarded")

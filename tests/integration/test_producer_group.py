@@ -1,5 +1,5 @@
-"""The producer group (DESIGN 11) as real processes: three replicas with their own keys beside a
-real 3-member etcd on loopback. Everything is asserted from outside: gRPC answers, headers
+"""The producer group (PROTOCOL.md §12) as real processes: three replicas with their own keys beside
+a real 3-member etcd on loopback. Everything is asserted from outside: gRPC answers, headers
 re-verified, metrics. Blobs stay tiny (k = 1) and the lease short (3 s) to keep this lean."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Collective reconstruction with real processes (DESIGN 12): light clients sample a chain, the
-producer and its storage node die, and a fresh storage node that knows only the light clients
+"""Collective reconstruction with real processes (PROTOCOL.md §13): light clients sample a chain,
+the producer and its storage node die, and a fresh storage node that knows only the light clients
 rebuilds, byte for byte, every height whose held cells are recoverable, then serves it to a new
 light client; with too few light clients it fails cleanly. k = 1, tiny blobs."""
 

@@ -1,6 +1,6 @@
-"""Users' tools against real processes (DESIGN 15): a rollup's loop through `da.client` (submit,
-wait, read back verified, certificate, availability), the command line on a real node, and the
-status pages of every role in a real headless Chromium (Debian `chromium`, `chromium-driver`).
+"""Users' tools against real processes (PROTOCOL.md §15): a rollup's loop through `da.client`
+(submit, wait, read back verified, certificate, availability), the command line on a real node, and
+the status pages of every role in a real headless Chromium (Debian `chromium`, `chromium-driver`).
 
 One small network for the module: a producer, a storage node that attests, a light client."""
 

@@ -1,5 +1,5 @@
 """In-process fakes for light-client unit tests: a signed chain over one real k=1 square, and
-peers that serve it honestly or misbehave in the ways DESIGN 7 guards against."""
+peers that serve it honestly or misbehave in the ways PROTOCOL.md §7 guards against."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Light clients keep their verified samples with the verdict and serve them (DESIGN 12):
+"""Light clients keep their verified samples with the verdict and serve them (PROTOCOL.md §13):
 one write per verdict, pruning by heights and bytes, GetHeldSamples only once final, and the
 HeaderService over the verified chain."""
 

@@ -41,7 +41,7 @@ OK, BAD, NONE, LIMIT, DENIED = (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGU
                                 grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 grpc.StatusCode.PERMISSION_DENIED)
 # What each method can answer here (no token is configured, so never UNAUTHENTICATED; a rate
-# limit can refuse any call). Attest: a non-operator key is PERMISSION_DENIED (DESIGN 13).
+# limit can refuse any call). Attest: a non-operator key is PERMISSION_DENIED (PROTOCOL.md §11).
 EMITTED: dict[str, set[grpc.StatusCode]] = {
     "SubmitBlob": {OK, BAD, LIMIT},
     "GetBlobStatus": {OK, BAD, NONE, LIMIT},

@@ -1,6 +1,6 @@
-"""Hostile clients (DESIGN 13): one host opening many connections cannot take every stream slot
-or the node's call budget, other clients keep their normal latency meanwhile, one request's reply
-stays bounded in bytes, and a subscription from long-pruned history starts at what is held.
+"""Hostile clients (PROTOCOL.md §11): one host opening many connections cannot take every stream
+slot or the node's call budget, other clients keep their normal latency meanwhile, one request's
+reply stays bounded in bytes, and a subscription from long-pruned history starts at what is held.
 
 The abusive host is real: its connections go through a TCP proxy whose upstream side binds
 127.0.0.2, so the storage node sees a second host beside the test's own 127.0.0.1.

@@ -1,4 +1,4 @@
-"""The producer group (DESIGN 11): replicas coordinated by etcd, one leader at a time.
+"""The producer group (PROTOCOL.md §12): replicas coordinated by etcd, one leader at a time.
 
 - `etcd.py`: the only importer of the etcd client (`aetcd`): leases, campaign, the fenced header
   commit, the committed tip. Replacing the engine is replacing that one file.

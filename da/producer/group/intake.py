@@ -1,5 +1,5 @@
-"""Replicated intake (DESIGN 11): SubmitBlob at any replica, acknowledged only once the blob is
-synced on a majority of the replicas.
+"""Replicated intake (PROTOCOL.md §12): SubmitBlob at any replica, acknowledged only once the blob
+is synced on a majority of the replicas.
 
 - At a follower, a submission is forwarded to the leader (the replica that last accepted one is
   asked first); nobody leading: UNAVAILABLE.

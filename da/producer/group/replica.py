@@ -1,5 +1,5 @@
-"""A replica's life in the producer group (DESIGN 11): follow the committed chain, campaign when
-nobody leads, lead until the lease is lost.
+"""A replica's life in the producer group (PROTOCOL.md §12): follow the committed chain, campaign
+when nobody leads, lead until the lease is lost.
 
 Following: the committed tip is read from etcd whenever a watch on the chain's keys reports a
 change (a new header, the leader key created or gone), and at least every `poll_seconds` (the

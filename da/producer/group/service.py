@@ -1,5 +1,5 @@
-"""ReplicaService: the group's internal RPCs (DESIGN 11), served by every replica. Handlers are
-decode -> act -> encode; the blobs in them are validated again here (`GroupIntake`)."""
+"""ReplicaService: the group's internal RPCs (PROTOCOL.md §12), served by every replica. Handlers
+are decode -> act -> encode; the blobs in them are validated again here (`GroupIntake`)."""
 
 from __future__ import annotations
 

@@ -383,7 +383,7 @@ async def test_tls_with_a_ca_option(tmp_path: Path) -> None:
 
 
 def test_read_only_servers_listen_anywhere_without_a_token() -> None:
-    """DESIGN 13: only a server with a write method (the producer's SubmitBlob) needs a token
+    """PROTOCOL.md §11: only a server with a write method (the producer's SubmitBlob) needs a token
     or --insecure beyond loopback."""
     ServerConfig(listen="0.0.0.0:0", write_methods=frozenset()).validate()
     with pytest.raises(ConfigError, match="beyond loopback"):

@@ -211,7 +211,7 @@ async def test_a_block_that_landed_despite_an_error_is_never_overwritten(
 async def test_blocks_outside_the_retention_window_are_pruned(
     make_producer: MakeProducer,
 ) -> None:
-    """DESIGN 13: a producer keeps `retention_blocks` blocks, like a storage node; its chain
+    """PROTOCOL.md §11: a producer keeps `retention_blocks` blocks, like a storage node; its chain
     still grows from the newest (the tip is never pruned)."""
     store = MemoryStore()
     producer, mempool, _ = make_producer(store, retention_blocks=2)

@@ -104,7 +104,7 @@ async def test_unknown_height_is_not_found(stored) -> None:  # type: ignore[no-u
 async def test_only_configured_operators_count(stored) -> None:  # type: ignore[no-untyped-def]
     store, block = stored
     c = certifier(store, quorum=1, operators=frozenset({NODES[2].public}))
-    with pytest.raises(NotAnOperator):  # PERMISSION_DENIED at the edge (DESIGN 13)
+    with pytest.raises(NotAnOperator):  # PERMISSION_DENIED at the edge (PROTOCOL.md §11)
         await c.attest(attestation(block, NODES[0]))
     with pytest.raises(NoCertificate):
         await c.certificate(1)

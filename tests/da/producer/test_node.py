@@ -99,7 +99,7 @@ async def test_only_submit_blob_needs_the_bearer_token(node) -> None:  # type: i
     assert await code_of(blobs.SubmitBlob(req, metadata=bad, timeout=5)) == (
         grpc.StatusCode.UNAUTHENTICATED
     )
-    # DESIGN 13: Attest takes no token (its signature authenticates it): an empty attestation
+    # PROTOCOL.md §11: Attest takes no token (its signature authenticates it): an empty attestation
     # is refused as malformed, not as unauthenticated.
     attest = da_pb2_grpc.AttestationServiceStub(channel).Attest(pb.Attestation(), timeout=5)
     assert await code_of(attest) == grpc.StatusCode.INVALID_ARGUMENT

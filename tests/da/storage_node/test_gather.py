@@ -1,5 +1,5 @@
 """Rebuilding blocks from cells held by light clients, and repair that one lying node cannot
-spoil (DESIGN 12; issue 12): gathering verifies every cell against its own coordinate, shuns
+spoil (PROTOCOL.md §13; issue 12): gathering verifies every cell against its own coordinate, shuns
 liars, and stops as soon as the cells suffice."""
 
 from __future__ import annotations

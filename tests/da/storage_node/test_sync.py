@@ -238,7 +238,7 @@ async def test_attester_signs_sends_no_token_and_retries(serve: Serve) -> None:
             await asyncio.sleep(0.02)
     task.cancel()
     ((attestation, token),) = collector.got
-    assert token is None  # Attest is authenticated by its signature (DESIGN 13)
+    assert token is None  # Attest is authenticated by its signature (PROTOCOL.md §11)
     assert attestation.public_key == key.public and attestation.height == 1
     assert signing.verify(key.public, block.signed.hash, attestation.signature)
 
