@@ -21,7 +21,8 @@ system-deps:
 
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check erasure da light_client tests bench
+	$(VENV)/bin/ruff check erasure da light_client tests bench scripts
+	$(VENV)/bin/ruff format --check erasure da light_client tests bench scripts
 	$(VENV)/bin/mypy
 
 # etcd (Debian etcd-server) for the producer-group tests and devnet; scripts/install-etcd.sh

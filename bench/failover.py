@@ -174,8 +174,13 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
     with cluster("bench-group") as nodes:
         etcd = EtcdCluster(nodes.tmp / "etcd")
         try:
-            group = ProducerGroup(nodes, etcd, lease_seconds=LEASE_SECONDS,
-                                  block_time=BLOCK_TIME_SECONDS, extra_args=UNLIMITED)
+            group = ProducerGroup(
+                nodes,
+                etcd,
+                lease_seconds=LEASE_SECONDS,
+                block_time=BLOCK_TIME_SECONDS,
+                extra_args=UNLIMITED,
+            )
             leader = group.wait_leader()
             group_windows = windows(group.address(leader), sizes.window_seconds, "group", say)
             drain(group, leader, say)  # kills measure a normal block, not the backlog's
@@ -202,8 +207,13 @@ def table(
     target = f"<= {FAILOVER_TARGET}x"
     rows = [
         row("failover: min s to a new header", min(took), bound, "-", None),
-        row("failover: median s (lease + block)", median, bound, target,
-            met(median <= FAILOVER_TARGET * bound)),
+        row(
+            "failover: median s (lease + block)",
+            median,
+            bound,
+            target,
+            met(median <= FAILOVER_TARGET * bound),
+        ),
         row("failover: max s", max(took), bound, "-", None),
     ]
     for submitters, (single_acked, single_lat), (group_acked, group_lat) in zip(
@@ -213,15 +223,25 @@ def table(
         group_rate = group_acked / sizes.window_seconds
         judge = submitters == SATURATING_SUBMITTERS
         rows += [
-            row(f"group blobs/s vs single, {submitters} submitters", group_rate, single_rate,
+            row(
+                f"group blobs/s vs single, {submitters} submitters",
+                group_rate,
+                single_rate,
                 f">= {THROUGHPUT_TARGET}x" if judge else "-",
-                met(group_rate >= THROUGHPUT_TARGET * single_rate) if judge else None),
-            row(f"group p50 submit ms vs single, {submitters}", 1000 * statistics.median(group_lat),
-                1000 * statistics.median(single_lat), "-", None),
+                met(group_rate >= THROUGHPUT_TARGET * single_rate) if judge else None,
+            ),
+            row(
+                f"group p50 submit ms vs single, {submitters}",
+                1000 * statistics.median(group_lat),
+                1000 * statistics.median(single_lat),
+                "-",
+                None,
+            ),
         ]
     return rows
 
 
 if __name__ == "__main__":
-    run_sized(__doc__, "2 kills, 4 s windows, no target judged", rows, Sizes(2, 4.0),
-              Sizes(5, 15.0))
+    run_sized(
+        __doc__, "2 kills, 4 s windows, no target judged", rows, Sizes(2, 4.0), Sizes(5, 15.0)
+    )

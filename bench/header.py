@@ -93,16 +93,19 @@ def figures_for(k: int, judged: bool, say: Callable[[str], None]) -> list[BenchR
     msm_bound = cpu_median(lambda: msm(points, scalars), CHECK_REPEATS)
     decode, ark, blst = sound_decode_seconds(commitments)
     per_point = 1e6 / len(points)
-    say(f"k={k}: check {check * 1000:.1f} ms; MSM {msm_bound * 1000:.1f} ms "
+    say(
+        f"k={k}: check {check * 1000:.1f} ms; MSM {msm_bound * 1000:.1f} ms "
         f"({msm_bound * per_point:.1f} us/point); sound decode {decode * 1000:.1f} ms "
         f"(arkworks {ark * per_point:.1f} us/point, blst+arkworks {blst * per_point:.1f}); "
-        f"extension {extend:.2f} s, {k} MSMs {extend_bound:.2f} s")
+        f"extension {extend:.2f} s, {k} MSMs {extend_bound:.2f} s"
+    )
     both = msm_bound + decode
     met = check / both <= CHECK_TARGET if judged else None
     return [
         row(f"check k={k} vs MSM alone (ms)", check * 1000, msm_bound * 1000, "n/a, decode", None),
-        row(f"check k={k} vs decode+MSM (ms)", check * 1000, both * 1000, f"<= {CHECK_TARGET}",
-            met),
+        row(
+            f"check k={k} vs decode+MSM (ms)", check * 1000, both * 1000, f"<= {CHECK_TARGET}", met
+        ),
         row(f"extend commitments k={k} (s)", extend, extend_bound, "-", None),
     ]
 
@@ -111,8 +114,11 @@ def main() -> int:
     args = parse_args(__doc__, "k = 8 and 64 only, targets not judged")
     kzg.settings()
     say = lambda message: log(message, as_json=args.json)  # noqa: E731
-    rows = [r for k in ((8, 64) if args.quick else (64, 256, 512))
-            for r in figures_for(k, not args.quick, say)]
+    rows = [
+        r
+        for k in ((8, 64) if args.quick else (64, 256, 512))
+        for r in figures_for(k, not args.quick, say)
+    ]
     emit(rows, as_json=args.json)
     return 0  # the rows say which targets were met (bench/run.py)
 

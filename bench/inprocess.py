@@ -68,8 +68,14 @@ def make_chain(
         b = a + [sum(m * x for m, x in zip(row, a, strict=True)) % BLS_MODULUS for row in matrix]
         commitments = tuple(msm([base.commitment], [s]) for s in b)
         header = Header(
-            chain_id=chain_id, height=height, time_ms=1_000 * height, prev_hash=prev, k=k,
-            commitments=commitments, blobs=(), producer=key.public,
+            chain_id=chain_id,
+            height=height,
+            time_ms=1_000 * height,
+            prev_hash=prev,
+            k=k,
+            commitments=commitments,
+            blobs=(),
+            producer=key.public,
         )
         signed = sign_header(header, key.secret)
         blocks.append(ScaledBlock(signed, tuple(b)))

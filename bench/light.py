@@ -75,12 +75,19 @@ async def measure(
 ) -> tuple[list[float], float, list[SignedHeader]]:
     """Latencies of `headers` live headers, CPU seconds per header, and those headers."""
     config = LightClientConfig(
-        data_dir=Path("unused"), peers=tuple(nodes), chain_id=cluster.chain_id,
-        trusted_keys=(cluster.producer_pub,), peer_requests_per_second=1000.0,
+        data_dir=Path("unused"),
+        peers=tuple(nodes),
+        chain_id=cluster.chain_id,
+        trusted_keys=(cluster.producer_pub,),
+        peer_requests_per_second=1000.0,
     )
     registry = CollectorRegistry()
-    client = TimedClient(config, peers=[GrpcPeer(n) for n in nodes], store=MemoryStore(),
-                         metrics=LightMetrics(registry))
+    client = TimedClient(
+        config,
+        peers=[GrpcPeer(n) for n in nodes],
+        store=MemoryStore(),
+        metrics=LightMetrics(registry),
+    )
     client.arrivals = {}
     task = asyncio.create_task(client.run())
     latencies: list[float] = []
@@ -143,8 +150,12 @@ async def measure_sized(k: int, headers: int) -> tuple[float, float, float, int]
     blocks = make_chain(base, k, headers + 1, key, SIZED_CHAIN)
     peers = [ScaledPeer(f"peer-{i}", base) for i in range(2)]
     config = LightClientConfig(
-        data_dir=Path("unused"), peers=tuple(p.name for p in peers), chain_id=SIZED_CHAIN,
-        trusted_keys=(key.public.hex(),), peer_requests_per_second=1000.0, max_rows=max(k, 64),
+        data_dir=Path("unused"),
+        peers=tuple(p.name for p in peers),
+        chain_id=SIZED_CHAIN,
+        trusted_keys=(key.public.hex(),),
+        peer_requests_per_second=1000.0,
+        max_rows=max(k, 64),
     )
     client = LightClient(config, peers=peers, store=MemoryStore())
     task = asyncio.create_task(client.run())
@@ -176,29 +187,51 @@ async def measure_sized(k: int, headers: int) -> tuple[float, float, float, int]
 def sample_bound(signed: SignedHeader, coords: list, served: list) -> float:  # type: ignore[type-arg]
     """CPU of one batch verification of the samples + one 2k-point MSM + one BLS verify."""
     header = signed.header
-    args = ([header.commitments[c.row] for c in coords], [c.col for c in coords],
-            [c.data for c in served], [c.proof for c in served])
+    args = (
+        [header.commitments[c.row] for c in coords],
+        [c.col for c in coords],
+        [c.data for c in served],
+        [c.proof for c in served],
+    )
     if not kzg.verify_cells(*args):
         raise RuntimeError("honest samples did not verify")
     points = decode_points(header.commitments)
     scalars = [random.Random(i).getrandbits(250) for i in range(len(points))]
-    return (cpu_median(lambda: kzg.verify_cells(*args))
-            + cpu_median(lambda: msm(points, scalars))
-            + cpu_median(lambda: signing.verify(header.producer, signed.hash, signed.signature)))
+    return (
+        cpu_median(lambda: kzg.verify_cells(*args))
+        + cpu_median(lambda: msm(points, scalars))
+        + cpu_median(lambda: signing.verify(header.producer, signed.hash, signed.signature))
+    )
 
 
 def sized_rows(sizes: list[int], headers: int, judged: bool, as_json: bool) -> list[BenchRow]:
     rows: list[BenchRow] = []
     for k in sizes:
         cpu, bound, decode, s = asyncio.run(measure_sized(k, headers))
-        log(f"in-process k={k}, s={s}, {headers} headers: {cpu * 1000:.1f} ms CPU per header; "
+        log(
+            f"in-process k={k}, s={s}, {headers} headers: {cpu * 1000:.1f} ms CPU per header; "
             f"bound {bound * 1000:.1f} ms, decoding the {2 * k} commitments {decode * 1000:.1f} ms",
-            as_json=as_json)
+            as_json=as_json,
+        )
         met = cpu / (bound + decode) <= CPU_TARGET if judged else None
-        rows.append(row(f"CPU per header k={k} in-process (ms)", cpu * 1000, bound * 1000,
-                        "n/a, decode", None))
-        rows.append(row(f"  same vs bound + decode k={k} (ms)", cpu * 1000,
-                        (bound + decode) * 1000, f"<= {CPU_TARGET:.1f}", met))
+        rows.append(
+            row(
+                f"CPU per header k={k} in-process (ms)",
+                cpu * 1000,
+                bound * 1000,
+                "n/a, decode",
+                None,
+            )
+        )
+        rows.append(
+            row(
+                f"  same vs bound + decode k={k} (ms)",
+                cpu * 1000,
+                (bound + decode) * 1000,
+                f"<= {CPU_TARGET:.1f}",
+                met,
+            )
+        )
     return rows
 
 
@@ -265,9 +298,11 @@ def main() -> int:
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
     met = cpu / bound <= CPU_TARGET
-    log(f"light client, {args.nodes} storage nodes on loopback, {len(latencies)} headers, "
+    log(
+        f"light client, {args.nodes} storage nodes on loopback, {len(latencies)} headers, "
         f"k={k}, s={s}; bound = batch verify of {s} cells + {2 * k}-point MSM + BLS verify",
-        as_json=args.json)
+        as_json=args.json,
+    )
     rows: list[BenchRow] = [
         row("arrival -> verdict p50 (ms)", p50 * 1000, None, "-", None),
         row("arrival -> verdict p99 (ms)", p99 * 1000, None, "-", None),

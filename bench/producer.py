@@ -90,8 +90,10 @@ class Sizes:
         return self.k * CELLS_PER_ROW * PAYLOAD_BYTES_PER_CELL
 
 
-FULL = {64: Sizes(k=64, warmup=2, blocks=10, ckzg_runs=2),
-        128: Sizes(k=128, warmup=2, blocks=6, ckzg_runs=1)}
+FULL = {
+    64: Sizes(k=64, warmup=2, blocks=10, ckzg_runs=2),
+    128: Sizes(k=128, warmup=2, blocks=6, ckzg_runs=1),
+}
 QUICK = Sizes(k=4, warmup=1, blocks=3, ckzg_runs=1)
 
 
@@ -298,8 +300,9 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
 
 def main() -> None:
     parser = bench_parser(__doc__, "k = 4, a few blocks, no target")
-    parser.add_argument("--sizes", default=",".join(map(str, FULL)),
-                        help=f"comma-separated k, of {sorted(FULL)}")
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, FULL)), help=f"comma-separated k, of {sorted(FULL)}"
+    )
     args = parser.parse_args()
     say = lambda message: log(message, as_json=args.json)  # noqa: E731
     chosen = [QUICK] if args.quick else [FULL[int(k)] for k in args.sizes.split(",")]

@@ -63,9 +63,16 @@ def square_of(k: int) -> ExtendedSquare:
 
 
 def header_of(square: ExtendedSquare) -> Header:
-    return Header(chain_id="bench", height=1, time_ms=0, prev_hash=bytes(32), k=square.k,
-                  commitments=square.commitments, blobs=square.blob_index,
-                  producer=bytes(48))
+    return Header(
+        chain_id="bench",
+        height=1,
+        time_ms=0,
+        prev_hash=bytes(32),
+        k=square.k,
+        commitments=square.commitments,
+        blobs=square.blob_index,
+        producer=bytes(48),
+    )
 
 
 class HeldBy:
@@ -94,8 +101,9 @@ async def clients_needed(square: ExtendedSquare, seed: int, cap: int) -> tuple[i
     sources = light_clients(square, cap, random.Random(seed))
     cells: dict = {}
     proofs: dict = {}
-    await gather_held(sources, header_of(square), cells, proofs, on_bad=lambda _: None,
-                      concurrency=1)
+    await gather_held(
+        sources, header_of(square), cells, proofs, on_bad=lambda _: None, concurrency=1
+    )
     return sum(s.asked for s in sources), cells, proofs
 
 
@@ -142,10 +150,19 @@ def count_rows(seeds: int, judged: bool, say) -> list[BenchRow]:  # type: ignore
                 raise RuntimeError(f"k={k} seed {seed}: rebuilt square differs")
             needed.append(n)
         median = statistics.median(needed)
-        say(f"k={k}: s={s}, light clients to rebuild {sorted(needed)}, median {median}, "
-            f"guaranteed (p={GUARANTEE}) {guarantee}")
-        rows.append(row(f"k={k} light clients to rebuild (s={s}, median)", median, guarantee,
-                        "<= guaranteed", median <= guarantee if judged else None))
+        say(
+            f"k={k}: s={s}, light clients to rebuild {sorted(needed)}, median {median}, "
+            f"guaranteed (p={GUARANTEE}) {guarantee}"
+        )
+        rows.append(
+            row(
+                f"k={k} light clients to rebuild (s={s}, median)",
+                median,
+                guarantee,
+                "<= guaranteed",
+                median <= guarantee if judged else None,
+            )
+        )
     return rows
 
 
@@ -180,10 +197,19 @@ def time_rows(repeats: int, judged: bool, say) -> list[BenchRow]:  # type: ignor
         rebuilds.append(asyncio.run(_timed_rebuild(square, sources)))
         bounds.append(_timed_recovery(square, sources))
     rebuild, bound = min(rebuilds), min(bounds)
-    say(f"k={TIMED_K}: rebuild from {n} light clients ({len(cells)} cells) {rebuild:.2f} s, "
-        f"recover_square of the same cells {bound:.2f} s (best of {repeats})")
-    return [row(f"k={TIMED_K} rebuild from light clients (s)", rebuild, bound,
-                f"<= {TIME_TARGET}x", rebuild <= TIME_TARGET * bound if judged else None)]
+    say(
+        f"k={TIMED_K}: rebuild from {n} light clients ({len(cells)} cells) {rebuild:.2f} s, "
+        f"recover_square of the same cells {bound:.2f} s (best of {repeats})"
+    )
+    return [
+        row(
+            f"k={TIMED_K} rebuild from light clients (s)",
+            rebuild,
+            bound,
+            f"<= {TIME_TARGET}x",
+            rebuild <= TIME_TARGET * bound if judged else None,
+        )
+    ]
 
 
 def main() -> None:
@@ -193,8 +219,10 @@ def main() -> None:
     say = lambda message: log(message, as_json=args.json)  # noqa: E731
     seeds = 3 if args.quick else args.seeds
     repeats = 1 if args.quick else TIMED_REPEATS
-    emit(count_rows(seeds, not args.quick, say) + time_rows(repeats, not args.quick, say),
-         as_json=args.json)
+    emit(
+        count_rows(seeds, not args.quick, say) + time_rows(repeats, not args.quick, say),
+        as_json=args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -70,18 +70,23 @@ def quarter_of_columns(k: int, seed: int) -> Loss:
 def bound_seconds(sq: ExtendedSquare, loss: Loss) -> float:
     """One batch verify of the given cells (none when the caller verified them) + compute and
     commit of every row that lost cells."""
-    given = [
-        (r, c) for r in range(2 * sq.k) for c in range(CELLS_PER_EXT_ROW) if (r, c) not in loss.lost
-    ] if not loss.rows_verified else []
+    given = (
+        [
+            (r, c)
+            for r in range(2 * sq.k)
+            for c in range(CELLS_PER_EXT_ROW)
+            if (r, c) not in loss.lost
+        ]
+        if not loss.rows_verified
+        else []
+    )
     args = (
         [sq.commitments[r] for r, _ in given],
         [c for _, c in given],
         [sq.cell(r, c) for r, c in given],
         [sq.proof(r, c) for r, c in given],
     )
-    rows = [
-        b"".join(sq.row_cells(r)[:CELLS_PER_ROW]) for r in sorted({r for r, _ in loss.lost})
-    ]
+    rows = [b"".join(sq.row_cells(r)[:CELLS_PER_ROW]) for r in sorted({r for r, _ in loss.lost})]
 
     def work() -> None:
         if given and not kzg.verify_cells(*args):

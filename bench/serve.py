@@ -96,8 +96,9 @@ async def serve(db: str, port: int, bare: bool) -> None:
         servicer = serving.ShareServicer(store, on_served=metrics.observe_samples_served)
         server, _ = await create_server(  # keep a reference: a collected server stops
             # no rate limits: this measures serving, and all CALLERS call from one host
-            ServerConfig(listen=f"127.0.0.1:{port}", rate_limit_per_second=0,
-                         host_rate_limit_per_second=0),
+            ServerConfig(
+                listen=f"127.0.0.1:{port}", rate_limit_per_second=0, host_rate_limit_per_second=0
+            ),
             [(da_pb2_grpc.add_ShareServiceServicer_to_server, servicer)],
             rpc_metrics=RpcMetrics(registry),
             service_names=(SHARE_SERVICE,),

@@ -80,8 +80,9 @@ def process_registry() -> CollectorRegistry:
 
 def observe_store_size(registry: CollectorRegistry, data_dir: Path) -> Gauge:
     """`da_store_size_bytes`: the bytes of every file under `data_dir`, measured at scrape."""
-    gauge = Gauge("da_store_size_bytes", "Bytes on disk under the data directory",
-                  registry=registry)
+    gauge = Gauge(
+        "da_store_size_bytes", "Bytes on disk under the data directory", registry=registry
+    )
     gauge.set_function(lambda: float(directory_bytes(data_dir)))
     return gauge
 
@@ -156,7 +157,8 @@ class GroupMetrics:
         r = registry
         self.leader = Gauge("da_producer_leader", "1 while this replica leads", registry=r)
         self.leader_changes = Counter(
-            "da_producer_leader_changes", "Times this replica became or stopped being leader",
+            "da_producer_leader_changes",
+            "Times this replica became or stopped being leader",
             registry=r,
         )
         self.replication_seconds = Histogram(
@@ -217,23 +219,31 @@ class StorageMetrics:
             "da_storage_equivocations", "Two signed headers seen for one height", registry=r
         )
         self.lag = Gauge(
-            "da_storage_lag_blocks", "Newest verified height seen minus the head stored",
+            "da_storage_lag_blocks",
+            "Newest verified height seen minus the head stored",
             registry=r,
         )
         self.peers_shunned = Counter(
-            "da_storage_peers_shunned", "Sources set aside for serving forged or bad data",
+            "da_storage_peers_shunned",
+            "Sources set aside for serving forged or bad data",
             registry=r,
         )
         self.attestation_failures = Counter(
             "da_storage_attestation_failures", "Attestations refused or given up", registry=r
         )
         self.recoveries = _counter_with_labels(
-            "da_storage_recoveries", "Blocks rebuilt from gathered cells, by outcome", "result",
-            RECOVERY_RESULTS, r,
+            "da_storage_recoveries",
+            "Blocks rebuilt from gathered cells, by outcome",
+            "result",
+            RECOVERY_RESULTS,
+            r,
         )
         self.cells_collected = _counter_with_labels(
-            "da_storage_cells_collected", "Verified cells gathered for a rebuild, by source",
-            "source", CELL_SOURCES, r,
+            "da_storage_cells_collected",
+            "Verified cells gathered for a rebuild, by source",
+            "source",
+            CELL_SOURCES,
+            r,
         )
         self._tip = 0
 
@@ -314,7 +324,8 @@ class LightMetrics:
             "da_light_rejected_headers", "Headers refused", "reason", HEADER_REJECT_REASONS, r
         )
         self.peers_shunned = Counter(
-            "da_light_peers_shunned", "Peers set aside for forged headers or bad samples",
+            "da_light_peers_shunned",
+            "Peers set aside for forged headers or bad samples",
             registry=r,
         )
         self.samples_held = Gauge(

@@ -54,9 +54,7 @@ def sample_refs_from_coordinates(k: int, coords: Iterable[tuple[int, int]]) -> l
     refs: list[CellRef] = []
     for row, col in coords:
         if len(refs) == MAX_SAMPLES_PER_REQUEST:
-            raise InvalidRequest(
-                f"more than {MAX_SAMPLES_PER_REQUEST} coordinates in one request"
-            )
+            raise InvalidRequest(f"more than {MAX_SAMPLES_PER_REQUEST} coordinates in one request")
         refs.append(cell_ref_from_coordinate(k, row, col))
     if len(set(refs)) != len(refs):
         raise InvalidRequest("a coordinate is asked for more than once")

@@ -267,9 +267,7 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
     ) -> pb.GetSamplesResponse:
         k = await asyncio.to_thread(block_k, self._store, request.height)
         refs = convert.coordinates_from_pb(request.coords, k)
-        found = await asyncio.to_thread(
-            read_cells, self._store, request.height, refs, self._cache
-        )
+        found = await asyncio.to_thread(read_cells, self._store, request.height, refs, self._cache)
         self._on_served(len(found))
         return pb.GetSamplesResponse(
             cells=[
@@ -322,8 +320,6 @@ def get_blobs(store: KeyValueStore, height: int, namespace: bytes) -> list[BlobC
     return found
 
 
-
-
 class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
     """BlobService.GetBlobs over a block store; SubmitBlob and GetBlobStatus are left to the
     subclass (the producer accepts blobs; a storage node refuses them)."""
@@ -340,6 +336,7 @@ class BlobReadServicer(da_pb2_grpc.BlobServiceServicer):
 
 
 # --- wiring ---------------------------------------------------------------------------------
+
 
 def read_servicers(
     store: KeyValueStore, notifier: HeadNotifier, *, on_served: ServedCounter = _ignore

@@ -158,9 +158,7 @@ def barycentric_weights(points: Sequence[int]) -> list[int]:
     return batch_inverse(products)
 
 
-def lagrange_matrix(
-    sources: Sequence[int], targets: Sequence[int]
-) -> tuple[tuple[int, ...], ...]:
+def lagrange_matrix(sources: Sequence[int], targets: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     """Row `t`, column `i`: `L_i(targets[t])`, `L_i` the Lagrange basis over `sources`.
 
     Multiplying it by the values of a degree `< len(sources)` polynomial at `sources` gives its
@@ -305,8 +303,14 @@ def _combine_in_slots(matrix: Sequence[Sequence[int]], rows: Sequence[bytes]) ->
             if c:
                 total += c * value
         raw = int(total).to_bytes(size, "big")
-        out.append(b"".join([
-            (int.from_bytes(raw[i : i + _SLOT_BYTES], "big") % BLS_MODULUS).to_bytes(_FE, "big")
-            for i in range(0, size, _SLOT_BYTES)
-        ]))
+        out.append(
+            b"".join(
+                [
+                    (int.from_bytes(raw[i : i + _SLOT_BYTES], "big") % BLS_MODULUS).to_bytes(
+                        _FE, "big"
+                    )
+                    for i in range(0, size, _SLOT_BYTES)
+                ]
+            )
+        )
     return out

@@ -116,8 +116,10 @@ def verified_cells(
         if (r, c) in proofs
     ]
     done = {
-        r for r in verified_rows
-        if 0 <= r < len(grid) and all((r, c) in proofs for c in range(CELLS_PER_EXT_ROW))
+        r
+        for r in verified_rows
+        if 0 <= r < len(grid)
+        and all((r, c) in proofs for c in range(CELLS_PER_EXT_ROW))
         and len(grid[r]) == CELLS_PER_EXT_ROW
     }
     trusted = [e for e in entries if e[0] in done]
@@ -132,8 +134,10 @@ def verified_cells(
 def whole_rows_given(grid: Grid, proofs: list[dict[int, bytes]]) -> dict[int, WholeRow]:
     """The rows given whole with verified proofs: kept as they are, nothing recomputed."""
     return {
-        r: (tuple(row[c] for c in range(CELLS_PER_EXT_ROW)),
-            tuple(proofs[r][c] for c in range(CELLS_PER_EXT_ROW)))
+        r: (
+            tuple(row[c] for c in range(CELLS_PER_EXT_ROW)),
+            tuple(proofs[r][c] for c in range(CELLS_PER_EXT_ROW)),
+        )
         for r, row in enumerate(grid)
         if len(row) == CELLS_PER_EXT_ROW
     }
@@ -178,9 +182,7 @@ def _wanted_columns(k: int, grid: Grid, whole: Mapping[int, WholeRow]) -> dict[i
 
     A row whose cells 0..63 can all be had needs only those (its other cells come with its
     proofs); any other row takes every cell the columns can give."""
-    fillable = {
-        c for c in range(CELLS_PER_EXT_ROW) if sum(c in row for row in grid) >= k
-    }
+    fillable = {c for c in range(CELLS_PER_EXT_ROW) if sum(c in row for row in grid) >= k}
     wanted: dict[int, list[int]] = defaultdict(list)
     for r, row in enumerate(grid):
         if r in whole:

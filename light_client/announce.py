@@ -22,7 +22,10 @@ MIN_ANNOUNCE_SECONDS = 5.0
 
 
 async def announce_forever(
-    peers: Sequence[GrpcPeer], port: int, *, timeout: float,
+    peers: Sequence[GrpcPeer],
+    port: int,
+    *,
+    timeout: float,
     every_seconds: float = DEFAULT_ANNOUNCE_SECONDS,
 ) -> None:
     """Announce `port` to every peer now and then again before each listing lapses."""

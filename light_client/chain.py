@@ -101,7 +101,10 @@ class HeaderChain:
             return self._second_header(existing, signed, source)
         try:
             verify_signed_header(
-                signed, self._trust, parent=self.get(height - 1), max_rows=self._max_rows,
+                signed,
+                self._trust,
+                parent=self.get(height - 1),
+                max_rows=self._max_rows,
                 rng=self._rng,
             )
             self._check_child_link(signed)
@@ -121,8 +124,11 @@ class HeaderChain:
             if existing.signature == signed.signature:
                 return Offer.DUPLICATE
             # BLS signatures are unique per (key, message): another one is not valid.
-            self._rejected("bad_signature", f"height {signed.header.height} from {source}: "
-                           "the accepted header with another signature")
+            self._rejected(
+                "bad_signature",
+                f"height {signed.header.height} from {source}: "
+                "the accepted header with another signature",
+            )
             return Offer.FORGED
         try:  # only a header the producer really signed is equivocation; the rest is forgery
             verify_signed_header(signed, self._trust, max_rows=self._max_rows, rng=self._rng)
@@ -132,7 +138,10 @@ class HeaderChain:
             return Offer.FORGED
         log.error(
             "EQUIVOCATION: producer signed two headers at height %d: kept %s, refused %s (from %s)",
-            signed.header.height, existing.hash.hex(), signed.hash.hex(), source,
+            signed.header.height,
+            existing.hash.hex(),
+            signed.hash.hex(),
+            source,
         )
         if self._metrics is not None:
             self._metrics.observe_equivocation()
@@ -155,4 +164,3 @@ class HeaderChain:
         log.warning("rejected header (%s): %s", reason, detail)
         if self._metrics is not None:
             self._metrics.observe_rejected_header(reason)
-

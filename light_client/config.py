@@ -92,4 +92,3 @@ class LightClientConfig:
             raise ConfigError(f"keep_samples must be >= 1, got {self.keep_samples}")
         if self.keep_samples_bytes < 1:
             raise ConfigError(f"keep_samples_bytes must be >= 1, got {self.keep_samples_bytes}")
-

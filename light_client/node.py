@@ -108,7 +108,9 @@ class LightClient:
         if metrics is not None:
             metrics.set_samples_held(self.state.cells_held)
         self.pool = PeerPool(
-            peers, requests_per_second=config.peer_requests_per_second, clock=clock,
+            peers,
+            requests_per_second=config.peer_requests_per_second,
+            clock=clock,
             on_shun=metrics.observe_peer_shunned if metrics is not None else lambda: None,
         )
         self.sampler = Sampler(
@@ -119,9 +121,13 @@ class LightClient:
             clock=clock,
         )
         self.sync = HeaderSync(
-            peers, self.chain, self._on_header,
-            request_timeout_seconds=config.request_timeout_seconds, rng=self._rng,
-            pool=self.pool, clock=clock,
+            peers,
+            self.chain,
+            self._on_header,
+            request_timeout_seconds=config.request_timeout_seconds,
+            rng=self._rng,
+            pool=self.pool,
+            clock=clock,
         )
         self._backlog: list[tuple[int, int, SignedHeader]] = []  # (-height, seq, header)
         self._seq = itertools.count()
@@ -214,20 +220,27 @@ class LightClient:
             self._metrics.set_samples_held(self.state.cells_held)
         log.info(
             "height %d %s: k=%d samples=%d/%d confidence=%.6f seconds=%.3f",
-            header.height, status.name, header.k, len(outcome.verified), count, confidence,
+            header.height,
+            status.name,
+            header.k,
+            len(outcome.verified),
+            count,
+            confidence,
             seconds,
         )
         if self.verdicts.full():
             self.verdicts.get_nowait()
         self.verdicts.put_nowait(result)
 
-
     def _peer_status(self) -> list[dict[str, object]]:
         """Each peer's health for the status page: shunned for a bad proof, holds the head."""
         holders = self.sync.holders(self.chain.head)
         return [
-            {"address": peer.name, "shunned": self.pool.is_shunned(peer),
-             "holds_head": peer.name in holders}
+            {
+                "address": peer.name,
+                "shunned": self.pool.is_shunned(peer),
+                "holds_head": peer.name in holders,
+            }
             for peer in self.pool.peers
         ]
 
@@ -253,8 +266,11 @@ async def run(config: LightClientConfig) -> None:
         stack.push_async_callback(client.pool.close)
         if config.metrics_port is not None:
             await start_status_server(
-                stack, client.status, registry,
-                port=config.metrics_port, address=config.metrics_address,
+                stack,
+                client.status,
+                registry,
+                port=config.metrics_port,
+                address=config.metrics_address,
             )
         rpc = RpcMetrics(registry, SAMPLING_METHODS)
         port = await _serve(stack, config.server, client, rpc, metrics)

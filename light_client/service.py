@@ -60,9 +60,7 @@ def held_samples(
     if cells is None:
         raise UnknownHeight(height)
     return da_pb2.GetSamplesResponse(
-        cells=[
-            proven_cell_to_pb(c) for c in cells[:MAX_HELD_CELLS_PER_REPLY]
-        ]
+        cells=[proven_cell_to_pb(c) for c in cells[:MAX_HELD_CELLS_PER_REPLY]]
     )
 
 

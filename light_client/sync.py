@@ -110,8 +110,9 @@ class HeaderSync:
             except PeerCallFailed as e:
                 log.info("header sync from %s failed: %s", peer.name, e)
             except TimeoutError:
-                log.info("no header from %s for %.0f s; reconnecting", peer.name,
-                         STREAM_IDLE_SECONDS)
+                log.info(
+                    "no header from %s for %.0f s; reconnecting", peer.name, STREAM_IDLE_SECONDS
+                )
             await self._sleep(backoff.next_delay())
 
     async def _catch_up(self, peer: Peer) -> None:
@@ -189,8 +190,13 @@ class HeaderSync:
                 self._forged(peer)
                 continue
             if signed.header.height != height or signed.hash != child.header.prev_hash:
-                log.warning("peer %s answered height %d with a header that is not the parent "
-                            "of the accepted header %d", peer.name, height, height + 1)
+                log.warning(
+                    "peer %s answered height %d with a header that is not the parent "
+                    "of the accepted header %d",
+                    peer.name,
+                    height,
+                    height + 1,
+                )
                 continue
             if self._offer(signed, peer, live=False):
                 return True

@@ -35,8 +35,9 @@ def etcd_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     session. Tests that only need etcd share one (`shared_etcd`) and keep apart by chain id;
     tests that kill members make their own."""
     if ETCD is None:
-        pytest.skip("etcd is not on PATH: install the Debian package etcd-server "
-                    "(scripts/install-etcd.sh)")
+        pytest.skip(
+            "etcd is not on PATH: install the Debian package etcd-server (scripts/install-etcd.sh)"
+        )
     made: list[EtcdCluster] = []
 
     def make() -> EtcdCluster:

@@ -94,10 +94,16 @@ def test_toml_parses(path: Path) -> None:
 
 def test_the_expected_files_exist() -> None:
     expected = [
-        "Dockerfile", "docker-compose.yml", "prometheus/prometheus.yml", "prometheus/alerts.yml",
-        "grafana/dashboards/da-sampling.json", "grafana/provisioning/datasources/prometheus.yml",
-        "grafana/provisioning/dashboards/da.yml", "k8s/kustomization.yaml",
-        "systemd/da-producer.service", "systemd/da-storage-node.service",
+        "Dockerfile",
+        "docker-compose.yml",
+        "prometheus/prometheus.yml",
+        "prometheus/alerts.yml",
+        "grafana/dashboards/da-sampling.json",
+        "grafana/provisioning/datasources/prometheus.yml",
+        "grafana/provisioning/dashboards/da.yml",
+        "k8s/kustomization.yaml",
+        "systemd/da-producer.service",
+        "systemd/da-storage-node.service",
         "systemd/da-light-client.service",
     ]
     missing = [name for name in expected if not (DEPLOY / name).is_file()]
@@ -201,8 +207,9 @@ TOML_CONFIGS = toml_configs()
 @pytest.mark.parametrize(
     ("where", "role", "text"), TOML_CONFIGS, ids=[w for w, _, _ in TOML_CONFIGS]
 )
-def test_config_file_keys_exist_in_the_cli(where: str, role: str, text: str,
-                                           tmp_path: Path) -> None:
+def test_config_file_keys_exist_in_the_cli(
+    where: str, role: str, text: str, tmp_path: Path
+) -> None:
     """The CLI's own loader accepts the file: every key is a flag and every value has its type."""
     assert role in ("producer", "storage-node", "light-client"), f"{where}: role from file name"
     path = tmp_path / "config.toml"
@@ -232,8 +239,16 @@ def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
 def test_compose_runs_the_whole_network() -> None:
     compose = yaml_documents(DEPLOY / "docker-compose.yml")[0]
     services = set(compose["services"])
-    assert {"producer", "storage-1", "storage-2", "storage-3", "light-1", "light-2",
-            "prometheus", "grafana"} <= services
+    assert {
+        "producer",
+        "storage-1",
+        "storage-2",
+        "storage-3",
+        "light-1",
+        "light-2",
+        "prometheus",
+        "grafana",
+    } <= services
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -254,16 +269,22 @@ def test_k8s_kinds_and_kustomization() -> None:
     kinds = {obj["kind"] for obj in k8s_objects()}
     assert {"ConfigMap", "Secret", "Service", "StatefulSet", "Deployment"} <= kinds
     resources = yaml_documents(K8S / "kustomization.yaml")[0]["resources"]
-    assert sorted(resources) == sorted(p.name for p in K8S.glob("*.yaml")
-                                       if p.name != "kustomization.yaml")
+    assert sorted(resources) == sorted(
+        p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
 
 
 def test_k8s_producer_group_flags_exist_and_replicas_spread() -> None:
-    group = [o for p in sorted((K8S / "group").glob("*.yaml")) if p.name != "kustomization.yaml"
-             for o in yaml_documents(p)]
+    group = [
+        o
+        for p in sorted((K8S / "group").glob("*.yaml"))
+        if p.name != "kustomization.yaml"
+        for o in yaml_documents(p)
+    ]
     resources = yaml_documents(K8S / "group" / "kustomization.yaml")[0]["resources"]
-    assert sorted(resources) == sorted(p.name for p in (K8S / "group").glob("*.yaml")
-                                       if p.name != "kustomization.yaml")
+    assert sorted(resources) == sorted(
+        p.name for p in (K8S / "group").glob("*.yaml") if p.name != "kustomization.yaml"
+    )
     invocations = []
     for obj in group:
         spec = obj.get("spec", {}).get("template", {}).get("spec", {})
@@ -294,14 +315,20 @@ def test_compose_group_runs_three_replicas_beside_etcd() -> None:
 
 
 def test_k8s_storage_nodes_are_a_spread_statefulset() -> None:
-    storage = next(o for o in k8s_objects()
-                   if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "da-storage")
+    storage = next(
+        o
+        for o in k8s_objects()
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "da-storage"
+    )
     assert storage["spec"]["volumeClaimTemplates"]
     affinity = storage["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert affinity["requiredDuringSchedulingIgnoredDuringExecution"]
     services = [o for o in k8s_objects() if o["kind"] == "Service"]
-    assert any(s["metadata"]["name"] == storage["spec"]["serviceName"]
-               and s["spec"].get("clusterIP") == "None" for s in services)
+    assert any(
+        s["metadata"]["name"] == storage["spec"]["serviceName"]
+        and s["spec"].get("clusterIP") == "None"
+        for s in services
+    )
 
 
 def test_k8s_alert_rules_match_deploy_prometheus() -> None:
@@ -358,8 +385,9 @@ def test_design_metrics_are_on_the_dashboard_and_in_alerts() -> None:
 def ensure_prometheus_binary(name: str) -> str:
     """Path of `promtool` or `prometheus`; installs Debian's `prometheus` package when it is
     missing and we are root; skips the test with the reason otherwise."""
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists()
-                                   else None)
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -368,12 +396,13 @@ def ensure_prometheus_binary(name: str) -> str:
     install = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
     done = subprocess.run(install, env=env, capture_output=True, timeout=APT_TIMEOUT_SECONDS)
     if done.returncode != 0:  # the package lists may be missing or stale
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True,
-                       timeout=APT_TIMEOUT_SECONDS)
-        done = subprocess.run(install, env=env, capture_output=True,
-                              timeout=APT_TIMEOUT_SECONDS)
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists()
-                                   else None)
+        subprocess.run(
+            ["apt-get", "update"], env=env, capture_output=True, timeout=APT_TIMEOUT_SECONDS
+        )
+        done = subprocess.run(install, env=env, capture_output=True, timeout=APT_TIMEOUT_SECONDS)
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
     if found is None:
         pytest.skip(f"apt-get install prometheus failed: {done.stderr.decode()[-500:]}")
     return found
@@ -407,8 +436,9 @@ def test_promtool_accepts_the_k8s_config(promtool: str, tmp_path: Path) -> None:
     (tmp_path / "alerts.yml").write_text(config_map["data"]["alerts.yml"])
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([promtool, "check", "config", str(path)], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60
+    )
     if "kubernetes_sd_configs not found" in done.stdout + done.stderr:
         for job in config["scrape_configs"]:
             assert job.pop("kubernetes_sd_configs")[0]["role"] == "pod"

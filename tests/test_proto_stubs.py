@@ -10,8 +10,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_generated_stubs_are_fresh(tmp_path: Path) -> None:
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'proto'}",
-            f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'proto'}",
+            f"--python_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
             str(ROOT / "proto/da/v1/da.proto"),
         ],
         check=True,

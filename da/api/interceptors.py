@@ -53,9 +53,7 @@ class _ScopeInterceptor(grpc.aio.ServerInterceptor):
         scope = functools.partial(self.scope, streaming=streaming)
         return wrap_handler(handler, handler_call_details.method, scope)
 
-    def scope(
-        self, method: str, context: ServicerContext[Any, Any], *, streaming: bool
-    ) -> Any:
+    def scope(self, method: str, context: ServicerContext[Any, Any], *, streaming: bool) -> Any:
         raise NotImplementedError
 
 
@@ -179,12 +177,16 @@ class LimitInterceptor(_ScopeInterceptor):
     rate, calls in progress and open response streams. Health checks are exempt."""
 
     def __init__(self, config: ServerConfig) -> None:
-        self._per_peer = _buckets(config.rate_limit_per_second, config.rate_limit_burst,
-                                  config.rate_limit_wait_seconds)
+        self._per_peer = _buckets(
+            config.rate_limit_per_second, config.rate_limit_burst, config.rate_limit_wait_seconds
+        )
         # A host's burst is two connections' worth: a devnet's or a NAT's honest processes
         # start together, and the rate, not the burst, is what bounds an abusive host.
-        self._per_host = _buckets(config.host_rate_limit_per_second,
-                                  2 * config.rate_limit_burst, config.rate_limit_wait_seconds)
+        self._per_host = _buckets(
+            config.host_rate_limit_per_second,
+            2 * config.rate_limit_burst,
+            config.rate_limit_wait_seconds,
+        )
         self._calls = _Slots(config.host_concurrent_calls, "concurrent calls")
         self._streams = _Slots(config.host_streams, "open streams")
 

@@ -1,5 +1,4 @@
-"""What every part of the `da` command shares: exit codes, log choices, `UsageError`.
-"""
+"""What every part of the `da` command shares: exit codes, log choices, `UsageError`."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ WAIT_CHOICES = ("included", "certified")
 
 class UsageError(Exception):
     """A missing or malformed command-line or config-file setting (exit code 2)."""
-
 
 
 def version() -> str:

@@ -18,7 +18,7 @@ from erasure.errors import ErasureError
 
 
 def parse_namespace(text: str) -> bytes:
-    """"0x..." is hex; anything else is the UTF-8 bytes of the text. Normalised to 29 bytes."""
+    """ "0x..." is hex; anything else is the UTF-8 bytes of the text. Normalised to 29 bytes."""
     from erasure.layout import normalize_namespace
 
     if text.startswith(("0x", "0X")):
@@ -47,8 +47,10 @@ def _client(args: argparse.Namespace, *, role: str, token: str | None = None) ->
     if getattr(args, "trusted_key", None):
         if not args.chain_id:
             raise UsageError("--trusted-key needs --chain-id")
-        trust = {"chain_id": args.chain_id,
-                 "trusted_keys": decode_public_keys("--trusted-key", args.trusted_key)}
+        trust = {
+            "chain_id": args.chain_id,
+            "trusted_keys": decode_public_keys("--trusted-key", args.trusted_key),
+        }
     return DAClient(
         **{role: list(args.node)}, token=token, tls_ca=args.tls_ca, timeout=args.timeout, **trust
     )
@@ -64,8 +66,13 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], lines: Sequence[st
 
 
 def _status_document(status: Any) -> dict[str, Any]:
-    return {"blob_hash": status.blob_hash.hex(), "state": status.state, "height": status.height,
-            "start_cell": status.start_cell, "reason": getattr(status, "reason", "")}
+    return {
+        "blob_hash": status.blob_hash.hex(),
+        "state": status.state,
+        "height": status.height,
+        "start_cell": status.start_cell,
+        "reason": getattr(status, "reason", ""),
+    }
 
 
 def _status_line(document: dict[str, Any]) -> str:
@@ -112,10 +119,25 @@ def cmd_blob_get(args: argparse.Namespace) -> int:
     with _client(args, role="storage") as client:
         blobs = client.get_blobs(args.height, namespace)
     if args.json:
-        documents = [{"blob_hash": b.blob_hash.hex(), "start_cell": b.start_cell,
-                      "bytes": len(b.data), "data_hex": b.data.hex()} for b in blobs]
-        _emit(args, {"height": args.height, "namespace": namespace.hex(), "verified": True,
-                     "blobs": documents}, [])
+        documents = [
+            {
+                "blob_hash": b.blob_hash.hex(),
+                "start_cell": b.start_cell,
+                "bytes": len(b.data),
+                "data_hex": b.data.hex(),
+            }
+            for b in blobs
+        ]
+        _emit(
+            args,
+            {
+                "height": args.height,
+                "namespace": namespace.hex(),
+                "verified": True,
+                "blobs": documents,
+            },
+            [],
+        )
         return EXIT_OK
     _print_blobs(blobs, args.out)
     return EXIT_OK
@@ -148,21 +170,38 @@ def cmd_header_get(args: argparse.Namespace) -> int:
     with _client(args, role="storage") as client:
         signed = client.header(args.height)
     header = signed.header
-    blobs = [{"namespace": e.namespace.hex(), "blob_hash": e.blob_hash.hex(),
-              "start_cell": e.start_cell, "length": e.length} for e in header.blobs]
+    blobs = [
+        {
+            "namespace": e.namespace.hex(),
+            "blob_hash": e.blob_hash.hex(),
+            "start_cell": e.start_cell,
+            "length": e.length,
+        }
+        for e in header.blobs
+    ]
     document = {
-        "height": header.height, "hash": signed.hash.hex(), "chain_id": header.chain_id,
-        "time_ms": header.time_ms, "prev_hash": header.prev_hash.hex(), "k": header.k,
-        "producer": header.producer.hex(), "signature": signed.signature.hex(),
-        "commitments": [c.hex() for c in header.commitments], "blobs": blobs, "verified": True,
+        "height": header.height,
+        "hash": signed.hash.hex(),
+        "chain_id": header.chain_id,
+        "time_ms": header.time_ms,
+        "prev_hash": header.prev_hash.hex(),
+        "k": header.k,
+        "producer": header.producer.hex(),
+        "signature": signed.signature.hex(),
+        "commitments": [c.hex() for c in header.commitments],
+        "blobs": blobs,
+        "verified": True,
     }
     lines = [
         f"height {header.height} hash {signed.hash.hex()} verified",
         f"chain_id {header.chain_id} time_ms {header.time_ms} k {header.k}",
         f"prev_hash {header.prev_hash.hex()}",
         f"producer {header.producer.hex()}",
-        *(f"blob {b['blob_hash']} namespace {b['namespace']} start_cell {b['start_cell']} "
-          f"bytes {b['length']}" for b in blobs),
+        *(
+            f"blob {b['blob_hash']} namespace {b['namespace']} start_cell {b['start_cell']} "
+            f"bytes {b['length']}"
+            for b in blobs
+        ),
     ]
     _emit(args, document, lines)
     return EXIT_OK
@@ -180,9 +219,11 @@ def cmd_certificate_get(args: argparse.Namespace) -> int:
     with _client(args, role="producers") as client:
         cert = client.certificate(args.height, keys, quorum=args.quorum)
     document = {
-        "height": cert.height, "header_hash": cert.header_hash.hex(),
+        "height": cert.height,
+        "header_hash": cert.header_hash.hex(),
         "signers": [key.hex() for key in cert.public_keys],
-        "aggregate_signature": cert.aggregate_signature.hex(), "verified": bool(args.verify),
+        "aggregate_signature": cert.aggregate_signature.hex(),
+        "verified": bool(args.verify),
     }
     verdict = "verified" if args.verify else "NOT verified (give --verify --operator HEX ...)"
     lines = [
@@ -199,10 +240,16 @@ def cmd_availability(args: argparse.Namespace) -> int:
         raise UsageError("--height must be >= 1")
     with _client(args, role="light_clients") as client:
         verdict = client.availability(args.height)
-    document = {"height": verdict.height, "status": verdict.status,
-                "confidence": verdict.confidence, "samples": verdict.samples}
-    line = (f"height {verdict.height} {verdict.status} confidence {verdict.confidence:.6f} "
-            f"samples {verdict.samples}")
+    document = {
+        "height": verdict.height,
+        "status": verdict.status,
+        "confidence": verdict.confidence,
+        "samples": verdict.samples,
+    }
+    line = (
+        f"height {verdict.height} {verdict.status} confidence {verdict.confidence:.6f} "
+        f"samples {verdict.samples}"
+    )
     _emit(args, document, [line])
     return EXIT_OK
 
@@ -211,8 +258,11 @@ def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 only when every --node is SERVING."""
     with _client(args, role="producers") as client:
         statuses = {node: _health(client, node, args.service) for node in args.node}
-    document = {"service": args.service, "nodes": statuses,
-                "serving": all(s == "SERVING" for s in statuses.values())}
+    document = {
+        "service": args.service,
+        "nodes": statuses,
+        "serving": all(s == "SERVING" for s in statuses.values()),
+    }
     _emit(args, document, [f"{node} {status}" for node, status in statuses.items()])
     return EXIT_OK if document["serving"] else EXIT_FAILURE
 

@@ -1,5 +1,4 @@
-"""Running a role until it ends or a signal arrives, and `da keygen`.
-"""
+"""Running a role until it ends or a signal arrives, and `da keygen`."""
 
 from __future__ import annotations
 

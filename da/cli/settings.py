@@ -123,13 +123,19 @@ def server_config(
     """The role's gRPC server; `takes_writes` only for the producer (SubmitBlob and its token).
     Read-only roles accept requests of at most `READ_ONLY_MAX_MESSAGE_BYTES` by default."""
     token_file = settings.get("auth_token_file") if takes_writes else None
-    fields = _pick(settings, {
-        "tls_cert": "tls_cert", "tls_key": "tls_key",
-        "rate_limit": "rate_limit_per_second", "rate_burst": "rate_limit_burst",
-        "max_message_bytes": "max_message_bytes",
-        "host_rate_limit": "host_rate_limit_per_second", "host_streams": "host_streams",
-        "host_concurrent_calls": "host_concurrent_calls",
-    })
+    fields = _pick(
+        settings,
+        {
+            "tls_cert": "tls_cert",
+            "tls_key": "tls_key",
+            "rate_limit": "rate_limit_per_second",
+            "rate_burst": "rate_limit_burst",
+            "max_message_bytes": "max_message_bytes",
+            "host_rate_limit": "host_rate_limit_per_second",
+            "host_streams": "host_streams",
+            "host_concurrent_calls": "host_concurrent_calls",
+        },
+    )
     if takes_writes:
         fields.update(_pick(settings, {"insecure": "insecure"}))
     else:
@@ -151,13 +157,22 @@ def producer_config(settings: dict[str, Any]) -> ProducerConfig:
         operators=tuple(settings.get("operator", ())),
         etcd=tuple(settings.get("etcd", ())),
         replicas=tuple(settings.get("replica", ())),
-        **_pick(settings, {
-            "metrics_port": "metrics_port", "metrics_address": "metrics_address",
-            "block_time": "block_time_seconds", "lease_seconds": "lease_seconds",
-            "max_rows": "max_rows", "quorum": "quorum", "workers": "workers",
-            "max_blob_bytes": "max_blob_bytes", "dask_scheduler": "dask_scheduler",
-            "retention_blocks": "retention_blocks", "tls_ca": "tls_ca",
-        }),
+        **_pick(
+            settings,
+            {
+                "metrics_port": "metrics_port",
+                "metrics_address": "metrics_address",
+                "block_time": "block_time_seconds",
+                "lease_seconds": "lease_seconds",
+                "max_rows": "max_rows",
+                "quorum": "quorum",
+                "workers": "workers",
+                "max_blob_bytes": "max_blob_bytes",
+                "dask_scheduler": "dask_scheduler",
+                "retention_blocks": "retention_blocks",
+                "tls_ca": "tls_ca",
+            },
+        ),
     )
 
 
@@ -174,12 +189,18 @@ def storage_node_config(settings: dict[str, Any]) -> StorageNodeConfig:
         server=server,
         peers=tuple(settings.get("peer", ())),
         samplers=tuple(settings.get("sampler", ())),
-        **_pick(settings, {
-            "metrics_port": "metrics_port", "metrics_address": "metrics_address",
-            "key_file": "key_file",
-            "retention_blocks": "retention_blocks", "max_rows": "max_rows",
-            "tls_ca": "tls_ca", "request_timeout": "request_timeout_seconds",
-        }),
+        **_pick(
+            settings,
+            {
+                "metrics_port": "metrics_port",
+                "metrics_address": "metrics_address",
+                "key_file": "key_file",
+                "retention_blocks": "retention_blocks",
+                "max_rows": "max_rows",
+                "tls_ca": "tls_ca",
+                "request_timeout": "request_timeout_seconds",
+            },
+        ),
     )
 
 
@@ -193,25 +214,43 @@ def light_client_config(settings: dict[str, Any]) -> Any:
         chain_id=_require(settings, "chain_id"),
         trusted_keys=tuple(_require(settings, "trusted_key")),
         server=server_config(settings, "127.0.0.1:7100"),
-        **_pick(settings, {
-            "metrics_port": "metrics_port", "metrics_address": "metrics_address",
-            "samples": "samples", "confidence": "confidence",
-            "sample_window": "sample_window_seconds", "concurrency": "concurrency",
-            "request_timeout": "request_timeout_seconds",
-            "peer_rate_limit": "peer_requests_per_second", "max_rows": "max_rows",
-            "tls_ca": "tls_ca",
-            "keep_samples": "keep_samples", "keep_samples_bytes": "keep_samples_bytes",
-        }),
+        **_pick(
+            settings,
+            {
+                "metrics_port": "metrics_port",
+                "metrics_address": "metrics_address",
+                "samples": "samples",
+                "confidence": "confidence",
+                "sample_window": "sample_window_seconds",
+                "concurrency": "concurrency",
+                "request_timeout": "request_timeout_seconds",
+                "peer_rate_limit": "peer_requests_per_second",
+                "max_rows": "max_rows",
+                "tls_ca": "tls_ca",
+                "keep_samples": "keep_samples",
+                "keep_samples_bytes": "keep_samples_bytes",
+            },
+        ),
     )
 
 
 def devnet_config(settings: dict[str, Any]) -> DevnetConfig:
-    return DevnetConfig(**_pick(settings, {
-        "data_dir": "data_dir", "storage_nodes": "storage_nodes",
-        "light_clients": "light_clients", "blocks": "blocks", "base_port": "base_port",
-        "chain_id": "chain_id", "block_time": "block_time_seconds", "max_rows": "max_rows",
-        "producers": "producers",
-    }))
+    return DevnetConfig(
+        **_pick(
+            settings,
+            {
+                "data_dir": "data_dir",
+                "storage_nodes": "storage_nodes",
+                "light_clients": "light_clients",
+                "blocks": "blocks",
+                "base_port": "base_port",
+                "chain_id": "chain_id",
+                "block_time": "block_time_seconds",
+                "max_rows": "max_rows",
+                "producers": "producers",
+            },
+        )
+    )
 
 
 CONFIG_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {

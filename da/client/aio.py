@@ -101,7 +101,10 @@ class AsyncDAClient:
         reply = await self._first(
             self._need(self.producers, "producers"),
             lambda address: self._call(
-                address, da_pb2_grpc.BlobServiceStub, "SubmitBlob", request,
+                address,
+                da_pb2_grpc.BlobServiceStub,
+                "SubmitBlob",
+                request,
                 metadata=bearer_metadata(self._token),
             ),
             retry=("UNAVAILABLE",),

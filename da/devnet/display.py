@@ -1,5 +1,4 @@
-"""What the devnet shows: a redrawn table on a terminal, one line per finished height otherwise.
-"""
+"""What the devnet shows: a redrawn table on a terminal, one line per finished height otherwise."""
 
 from __future__ import annotations
 
@@ -25,28 +24,49 @@ def _cell_verdict(verdict: tuple[str, float] | None) -> str:
 def row_cells(view: HeightView, layout: Layout) -> list[str]:
     encode = "-" if view.encode_seconds is None else f"{view.encode_seconds * 1000:.0f}"
     return [
-        str(view.height), str(view.k or "-"), str(view.blobs), str(view.payload_bytes), encode,
-        f"{len(view.holders)}/{len(layout.storage)}", f"{view.signers}/{layout.quorum}",
+        str(view.height),
+        str(view.k or "-"),
+        str(view.blobs),
+        str(view.payload_bytes),
+        encode,
+        f"{len(view.holders)}/{len(layout.storage)}",
+        f"{view.signers}/{layout.quorum}",
         *(_cell_verdict(view.verdicts.get(n.name)) for n in layout.light),
     ]
 
 
 def table_header(layout: Layout) -> list[str]:
-    return ["height", "k", "blobs", "bytes", "encode ms", "stored", "cert",
-            *(n.name for n in layout.light)]
+    return [
+        "height",
+        "k",
+        "blobs",
+        "bytes",
+        "encode ms",
+        "stored",
+        "cert",
+        *(n.name for n in layout.light),
+    ]
 
 
 def format_table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
-                     for row in rows)
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
 
 
 def format_line(view: HeightView, layout: Layout) -> str:
     """One line per finished height (output that is not a terminal)."""
     cells = row_cells(view, layout)
-    parts = [f"height {cells[0]}", f"k {cells[1]}", f"blobs {cells[2]}", f"bytes {cells[3]}",
-             f"encode_ms {cells[4]}", f"stored {cells[5]}", f"cert {cells[6]}"]
+    parts = [
+        f"height {cells[0]}",
+        f"k {cells[1]}",
+        f"blobs {cells[2]}",
+        f"bytes {cells[3]}",
+        f"encode_ms {cells[4]}",
+        f"stored {cells[5]}",
+        f"cert {cells[6]}",
+    ]
     parts += [f"{n.name} {c}" for n, c in zip(layout.light, cells[7:], strict=True)]
     line = " ".join(parts)
     return line + (f" FAILED: {view.failure}" if view.failure else "")

@@ -31,7 +31,6 @@ class DevnetError(Exception):
         self.node = node
 
 
-
 @dataclass
 class Node:
     """One `da <role>` process of the devnet, started from `config_path`."""
@@ -125,8 +124,14 @@ def plan_layout(config: DevnetConfig, root: Path) -> Layout:
     ports = iter(free_ports(config.base_port, 2 * count))
 
     def node(name: str, role: str) -> Node:
-        return Node(name, role, next(ports), next(ports), root / "config" / f"{name}.toml",
-                    root / "logs" / f"{name}.log")
+        return Node(
+            name,
+            role,
+            next(ports),
+            next(ports),
+            root / "config" / f"{name}.toml",
+            root / "logs" / f"{name}.log",
+        )
 
     producer = node("producer", "producer")
     producer.public_key = ensure_key(root / "keys" / "producer.key")
@@ -141,8 +146,9 @@ def plan_layout(config: DevnetConfig, root: Path) -> Layout:
     token_file = root / "keys" / "auth.token"
     ensure_token(token_file)
     quorum = config.storage_nodes // 2 + 1  # a majority: one slow node does not stall certificates
-    return Layout(root, config.chain_id, token_file, producer, storage, light, quorum, replicas,
-                  etcd)
+    return Layout(
+        root, config.chain_id, token_file, producer, storage, light, quorum, replicas, etcd
+    )
 
 
 def role_settings(layout: Layout, node: Node, config: DevnetConfig) -> dict[str, Any]:
@@ -154,28 +160,45 @@ def role_settings(layout: Layout, node: Node, config: DevnetConfig) -> dict[str,
         "chain-id": layout.chain_id,
     }
     if node.role == "producer":
-        return {**common, "key-file": str(layout.root / "keys" / f"{node.name}.key"),
-                "block-time": config.block_time_seconds, "max-rows": config.max_rows,
-                "quorum": layout.quorum, "operator": [s.public_key for s in layout.storage],
-                "workers": ENCODE_WORKERS, "auth-token-file": str(layout.token_file),
-                **group_settings(layout, node)}
-    trusted = {"trusted-key": [p.public_key for p in layout.producers],
-               "max-rows": config.max_rows}
+        return {
+            **common,
+            "key-file": str(layout.root / "keys" / f"{node.name}.key"),
+            "block-time": config.block_time_seconds,
+            "max-rows": config.max_rows,
+            "quorum": layout.quorum,
+            "operator": [s.public_key for s in layout.storage],
+            "workers": ENCODE_WORKERS,
+            "auth-token-file": str(layout.token_file),
+            **group_settings(layout, node),
+        }
+    trusted = {"trusted-key": [p.public_key for p in layout.producers], "max-rows": config.max_rows}
     if node.role == "storage-node":
         peers = [s.address for s in layout.storage if s is not node]
-        return {**common, **trusted, "producer": [p.address for p in layout.producers],
-                **({"peer": peers} if peers else {}),
-                "key-file": str(layout.root / "keys" / f"{node.name}.key")}
-    return {**common, **trusted, "peer": [s.address for s in layout.storage],
-            "confidence": 0.99, "sample-window": LIGHT_SAMPLE_WINDOW_SECONDS}
+        return {
+            **common,
+            **trusted,
+            "producer": [p.address for p in layout.producers],
+            **({"peer": peers} if peers else {}),
+            "key-file": str(layout.root / "keys" / f"{node.name}.key"),
+        }
+    return {
+        **common,
+        **trusted,
+        "peer": [s.address for s in layout.storage],
+        "confidence": 0.99,
+        "sample-window": LIGHT_SAMPLE_WINDOW_SECONDS,
+    }
 
 
 def group_settings(layout: Layout, node: Node) -> dict[str, Any]:
     """A group replica's etcd members and other replicas (nothing for a lone producer)."""
     if not layout.etcd:
         return {}
-    return {"etcd": [e.address for e in layout.etcd], "lease-seconds": GROUP_LEASE_SECONDS,
-            "replica": [p.address for p in layout.producers if p is not node]}
+    return {
+        "etcd": [e.address for e in layout.etcd],
+        "lease-seconds": GROUP_LEASE_SECONDS,
+        "replica": [p.address for p in layout.producers if p is not node],
+    }
 
 
 def etcd_argv(layout: Layout, node: Node) -> list[str]:
@@ -183,11 +206,27 @@ def etcd_argv(layout: Layout, node: Node) -> list[str]:
     client, peer = f"http://{node.address}", f"http://{LOOPBACK}:{node.metrics_port}"
     cluster = ",".join(f"{e.name}=http://{LOOPBACK}:{e.metrics_port}" for e in layout.etcd)
     return [
-        "etcd", "--name", node.name, "--data-dir", str(layout.root / "nodes" / node.name),
-        "--listen-client-urls", client, "--advertise-client-urls", client,
-        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", cluster, "--initial-cluster-state", "new",
-        "--initial-cluster-token", layout.chain_id, "--log-level", "warn",
+        "etcd",
+        "--name",
+        node.name,
+        "--data-dir",
+        str(layout.root / "nodes" / node.name),
+        "--listen-client-urls",
+        client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        cluster,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        layout.chain_id,
+        "--log-level",
+        "warn",
     ]
 
 

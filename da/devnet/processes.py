@@ -75,8 +75,12 @@ def spawn(node: Node, layout: Layout | None = None) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(node.log_path, "ab") as log:
         node.proc = subprocess.Popen(
-            child_argv(node, layout), stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            child_argv(node, layout),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
 

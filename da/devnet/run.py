@@ -1,5 +1,4 @@
-"""`run`: lay out, start every process, submit demo blobs, watch until done, and the verdict.
-"""
+"""`run`: lay out, start every process, submit demo blobs, watch until done, and the verdict."""
 
 from __future__ import annotations
 
@@ -52,7 +51,6 @@ async def submit_demo_blobs(layout: Layout, interval: float, rng: random.Random)
             await asyncio.sleep(interval)
 
 
-
 @contextlib.contextmanager
 def data_directory(config: DevnetConfig) -> Iterator[Path]:
     """The given data directory, or a temporary one removed afterwards."""
@@ -94,18 +92,24 @@ async def _run(layout: Layout, config: DevnetConfig, out: TextIO) -> int:
     """Producer, then demo blobs (so storage nodes find blocks when they start), storage nodes,
     light clients; then watch every height from the producer's head before the first blob."""
     display = Display(layout, out)
-    print(f"da devnet: starting {len(layout.nodes)} processes in {layout.root} ...",
-          file=out, flush=True)
+    print(
+        f"da devnet: starting {len(layout.nodes)} processes in {layout.root} ...",
+        file=out,
+        flush=True,
+    )
     if layout.etcd:
         if shutil.which("etcd") is None:
-            raise DevnetError("--producers needs etcd on PATH: install the Debian package "
-                              "etcd-server (apt-get install etcd-server)")
+            raise DevnetError(
+                "--producers needs etcd on PATH: install the Debian package "
+                "etcd-server (apt-get install etcd-server)"
+            )
         await start_group(layout, config, layout.etcd)
     await start_group(layout, config, layout.producers)
     watcher = Watcher(layout)
     watcher.start_height = watcher.head = await watcher.producer_head()
     submitter = asyncio.create_task(
-        submit_demo_blobs(layout, config.block_time_seconds, random.Random()))
+        submit_demo_blobs(layout, config.block_time_seconds, random.Random())
+    )
     try:
         await start_group(layout, config, layout.storage)
         await start_group(layout, config, layout.light)
@@ -132,8 +136,9 @@ async def _watch(watcher: Watcher, display: Display, config: DevnetConfig) -> in
             if done >= config.blocks:
                 return _verdict(watcher, config, display.out)
             if time.monotonic() - watcher.last_new_block > stall_seconds:
-                raise DevnetError(f"producer made no block for {stall_seconds:g} s",
-                                  layout.producer)
+                raise DevnetError(
+                    f"producer made no block for {stall_seconds:g} s", layout.producer
+                )
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -150,16 +155,23 @@ def _verdict(watcher: Watcher, config: DevnetConfig, out: TextIO) -> int:
     bad = [v for v in views if v.failure or not v.available_everywhere(watcher.layout.light)]
     if bad:
         for view in bad:
-            print(f"da devnet: height {view.height} not available: "
-                  f"{format_line(view, watcher.layout)}", file=out, flush=True)
-        blamed = {n.name: n for v in bad for n in watcher.layout.light
-                  if v.verdicts.get(n.name, ("", 0.0))[0] != "AVAILABLE"}
+            print(
+                f"da devnet: height {view.height} not available: "
+                f"{format_line(view, watcher.layout)}",
+                file=out,
+                flush=True,
+            )
+        blamed = {
+            n.name: n
+            for v in bad
+            for n in watcher.layout.light
+            if v.verdicts.get(n.name, ("", 0.0))[0] != "AVAILABLE"
+        }
         for node in blamed.values():
             print(f"--- last lines of {node.log_path} ---\n{log_tail(node)}", file=out, flush=True)
         return EXIT_FAILURE
     blocks = f"{len(views)} block{'s' if len(views) != 1 else ''}"
-    print(f"da devnet: {blocks}, every one available to every light client",
-          file=out, flush=True)
+    print(f"da devnet: {blocks}, every one available to every light client", file=out, flush=True)
     return EXIT_OK
 
 
@@ -173,5 +185,8 @@ def _check_alive(layout: Layout) -> None:
 def _report_failure(error: DevnetError, out: TextIO) -> None:
     print(f"da devnet: FAILED: {error}", file=out, flush=True)
     if error.node is not None:
-        print(f"--- last lines of {error.node.log_path} ---\n{log_tail(error.node)}",
-              file=out, flush=True)
+        print(
+            f"--- last lines of {error.node.log_path} ---\n{log_tail(error.node)}",
+            file=out,
+            flush=True,
+        )

@@ -106,11 +106,17 @@ class Watcher:
         if not view.k:
             await self._read_header(view)
         await asyncio.gather(
-            *(self._check_holder(view, s) for s in self.layout.storage
-              if s.name not in view.holders),
+            *(
+                self._check_holder(view, s)
+                for s in self.layout.storage
+                if s.name not in view.holders
+            ),
             self._check_certificate(view),
-            *(self._check_light(view, n) for n in self.layout.light
-              if view.verdicts.get(n.name, ("", 0.0))[0] not in FINAL_VERDICTS),
+            *(
+                self._check_light(view, n)
+                for n in self.layout.light
+                if view.verdicts.get(n.name, ("", 0.0))[0] not in FINAL_VERDICTS
+            ),
         )
         self._maybe_finish(view)
 
@@ -148,11 +154,15 @@ class Watcher:
         ):
             view.finished = True
         elif now - view.seen_at > HEIGHT_TIMEOUT_SECONDS:
-            waiting = [n.name for n in light
-                       if view.verdicts.get(n.name, ("", 0.0))[0] not in FINAL_VERDICTS]
+            waiting = [
+                n.name
+                for n in light
+                if view.verdicts.get(n.name, ("", 0.0))[0] not in FINAL_VERDICTS
+            ]
             view.finished = True
-            view.failure = f"no verdict from {', '.join(waiting)} within " \
-                f"{HEIGHT_TIMEOUT_SECONDS:g} s"
+            view.failure = (
+                f"no verdict from {', '.join(waiting)} within {HEIGHT_TIMEOUT_SECONDS:g} s"
+            )
 
     async def _encode_times(self) -> None:
         """Encode times of the heights without one, from the producer's histogram."""

@@ -266,9 +266,9 @@ class BlockProducer:
     async def _prune(self) -> None:
         """Keep the newest `retention_blocks` blocks (0: all); a failure only delays it."""
         try:
-            pruned = await _finish(asyncio.to_thread(
-                block_store.prune_outside_retention, self._store, self._retention
-            ))
+            pruned = await _finish(
+                asyncio.to_thread(block_store.prune_outside_retention, self._store, self._retention)
+            )
         except Exception:  # noqa: BLE001 - the block is published; pruning retries next time
             log.exception("pruning old blocks failed")
             return

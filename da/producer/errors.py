@@ -53,6 +53,8 @@ class NotAnOperator(PermissionDenied):
         super().__init__(f"key {public_key.hex()[:16]}... is not an operator of this producer")
         self.args = (public_key,)
         self.public_key = public_key
+
+
 class NotLeader(Unavailable):
     """This replica of a producer group does not lead (or just stopped leading) and cannot
     forward the request to a leader (-> UNAVAILABLE). Retrying shortly, here or at another

@@ -73,7 +73,8 @@ class Mempool:
         self._max_pending_bytes = max_pending_bytes
         self._lock = asyncio.Lock()  # a batch's write and a recount, one at a time
         self._appends: Batcher[tuple[Submission, bool], tuple[BlobRecord, bool]] = Batcher(
-            self._append, weight=lambda entry: len(entry[0].data),
+            self._append,
+            weight=lambda entry: len(entry[0].data),
             max_batch_weight=APPEND_BATCH_BYTES,
         )
         self.count, self.bytes = blobs.pending_totals(store)
@@ -151,9 +152,7 @@ class Mempool:
         if self.count == 0:
             return []
         capacity = max_rows * CELLS_PER_ROW
-        return await asyncio.to_thread(
-            blobs.pending_blobs_fitting, self._store, capacity, eligible
-        )
+        return await asyncio.to_thread(blobs.pending_blobs_fitting, self._store, capacity, eligible)
 
     @asynccontextmanager
     async def settling(self) -> AsyncIterator[None]:

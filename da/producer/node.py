@@ -231,9 +231,7 @@ class _Group:
         # the replicas of one group share the server's bearer token
         token = config.server.auth_token
         peers = [ReplicaPeer(remote, config.chain_id, token) for remote in remotes]
-        intake = GroupIntake(
-            mempool, leadership, peers, metrics, max_blob_bytes=max_blob_bytes
-        )
+        intake = GroupIntake(mempool, leadership, peers, metrics, max_blob_bytes=max_blob_bytes)
         log.info(
             "group mode: etcd %s, other replicas %s, lease %d s",
             list(config.etcd),

@@ -41,8 +41,12 @@ class AttestationStats:
             self.refused += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "accepted": self.accepted, "refused": self.refused,
-                "last_height": self.last_height}
+        return {
+            "enabled": self.enabled,
+            "accepted": self.accepted,
+            "refused": self.refused,
+            "last_height": self.last_height,
+        }
 
 
 @dataclass

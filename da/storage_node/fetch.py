@@ -241,8 +241,11 @@ async def gather_cells(
                 break
             served = list(found.values())
             if not await run_cpu(executor, cells_verify, header.commitments, served):
-                log.warning("%s served cells of height %d that fail their proofs: asking the "
-                            "other nodes", remote.name, header.height)
+                log.warning(
+                    "%s served cells of height %d that fail their proofs: asking the other nodes",
+                    remote.name,
+                    header.height,
+                )
                 break
             for cell in served:
                 cells[(cell.row, cell.col)], proofs[(cell.row, cell.col)] = cell.data, cell.proof
@@ -324,8 +327,13 @@ async def _recover(
     except Unrecoverable as e:
         if observer is not None:
             observer.observe_recovery(False)
-        log.warning("height %d cannot be rebuilt from %d verified cells (%s): %s", header.height,
-                    len(cells), e, describe_coverage(header.k, cells))
+        log.warning(
+            "height %d cannot be rebuilt from %d verified cells (%s): %s",
+            header.height,
+            len(cells),
+            e,
+            describe_coverage(header.k, cells),
+        )
         raise BlockUnavailable(header.height, len(missing), str(e)) from e
     if observer is not None:
         observer.observe_recovery(True)

@@ -35,8 +35,14 @@ IDLE_TIMEOUT_SECONDS = 30.0  # no header for this long: reconnect (a half-open s
 PREFER_PRODUCER_SECONDS = 30.0
 SHUN_SECONDS = 60.0  # a source that sent a forged or invalid header is not asked for this long
 # What a source proves about itself by sending it: a forgery or garbage, never honest lag.
-FORGED = (da_errors.InvalidHeader, da_errors.WrongChain, da_errors.UntrustedProducer,
-          da_errors.BadSignature, da_errors.InconsistentCommitments, da_errors.TooManyRows)
+FORGED = (
+    da_errors.InvalidHeader,
+    da_errors.WrongChain,
+    da_errors.UntrustedProducer,
+    da_errors.BadSignature,
+    da_errors.InconsistentCommitments,
+    da_errors.TooManyRows,
+)
 
 OnStored = Callable[[Stored], Awaitable[None]]
 
@@ -104,8 +110,12 @@ class Follower:
         broken."""
         self._shunned[source.address] = self._clock() + self._shun_seconds
         self._on_shun()
-        log.warning("shunning %s for %.0f s: it sent a bad header (%s)", source.name,
-                    self._shun_seconds, describe(error))
+        log.warning(
+            "shunning %s for %.0f s: it sent a bad header (%s)",
+            source.name,
+            self._shun_seconds,
+            describe(error),
+        )
 
     def is_shunned(self, source: Remote) -> bool:
         return self._shunned.get(source.address, 0.0) > self._clock()
@@ -169,8 +179,12 @@ class Follower:
     async def fetch(self, signed: SignedHeader, sink: RowSink, source: Remote) -> FetchedBlock:
         remotes = ordered(self._remotes, source)
         return await fetch_block(
-            remotes, signed.header, sink, self._executor,
-            samplers=self._samplers, observer=self._observer,
+            remotes,
+            signed.header,
+            sink,
+            self._executor,
+            samplers=self._samplers,
+            observer=self._observer,
         )
 
     async def header_from_anyone(self, height: int, first: Remote) -> SignedHeader:

@@ -96,8 +96,11 @@ async def gather_held(
             if not served:
                 continue
             if not await run_cpu(executor, cells_verify, header.commitments, served):
-                log.warning("sampler %s served cells of height %d that fail their proofs: "
-                            "shunned", source.name, header.height)
+                log.warning(
+                    "sampler %s served cells of height %d that fail their proofs: shunned",
+                    source.name,
+                    header.height,
+                )
                 on_bad(source.name)
                 continue
             if done.is_set():
@@ -159,13 +162,19 @@ class LightGatherer:
         addresses = self.directory.candidates(self._rng)
         if not addresses:
             return 0
-        log.info("height %d: gathering held samples from %d light clients", header.height,
-                 len(addresses))
+        log.info(
+            "height %d: gathering held samples from %d light clients", header.height, len(addresses)
+        )
         samplers = [GrpcSampler(address, self._timeout, self._tls_ca) for address in addresses]
         try:
             return await gather_held(
-                samplers, header, cells, proofs, on_bad=self.directory.shun,
-                concurrency=self._concurrency, executor=executor,
+                samplers,
+                header,
+                cells,
+                proofs,
+                on_bad=self.directory.shun,
+                concurrency=self._concurrency,
+                executor=executor,
             )
         finally:
             for sampler in samplers:

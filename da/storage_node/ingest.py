@@ -162,8 +162,9 @@ class Ingestor:
         synced batch, which also makes every row written before it durable."""
         batch = WriteBatch()
         header = signed.header
-        blocks.add_block_seal_to_batch(batch, header.height, signed.raw, signed.signature,
-                                       2 * header.k)
+        blocks.add_block_seal_to_batch(
+            batch, header.height, signed.raw, signed.signature, 2 * header.k
+        )
         self.store.write(batch, sync=True)
 
     def prune(self, retention_blocks: int) -> int:

@@ -152,8 +152,13 @@ async def _serve(
     stack.push_async_callback(stop_server, server, None, SHUTDOWN_GRACE_SECONDS)
     if config.metrics_port is not None:
         source = StorageStatus(
-            config.chain_id, store, registry, [config.producer], config.peers,
-            config.retention_blocks, attestation=stats,
+            config.chain_id,
+            store,
+            registry,
+            [config.producer],
+            config.peers,
+            config.retention_blocks,
+            attestation=stats,
             samplers=lambda: directory.candidates(random.Random(0)),
         )
         await start_status_server(
@@ -200,5 +205,6 @@ def _attester(
             metrics.observe_attestation_failure()
 
     first, *others = producers
-    return Attester(read_key_file(config.key_file), first, on_result=on_result,
-                    other_producers=others)
+    return Attester(
+        read_key_file(config.key_file), first, on_result=on_result, other_producers=others
+    )

@@ -84,7 +84,10 @@ def _decode(key: bytes, raw: bytes) -> SamplingResult:
         if len(header_hash) not in (0, HEADER_HASH_BYTES):
             raise ValueError(f"{len(raw)} bytes is not a sampling result")
         return SamplingResult(
-            schema.height_from_light_result_key(key), SamplingStatus(status), confidence, samples,
+            schema.height_from_light_result_key(key),
+            SamplingStatus(status),
+            confidence,
+            samples,
             header_hash,
         )
     except (struct.error, ValueError) as e:

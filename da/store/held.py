@@ -92,8 +92,11 @@ def _decode(key: bytes, raw: bytes) -> list[ProvenCell]:
             row, col = _COORD.unpack_from(raw, offset)
             data_at = offset + _COORD.size
             proof_at = data_at + BYTES_PER_CELL
-            cells.append(ProvenCell(row, col, raw[data_at:proof_at],
-                                  raw[proof_at : proof_at + BYTES_PER_PROOF]))
+            cells.append(
+                ProvenCell(
+                    row, col, raw[data_at:proof_at], raw[proof_at : proof_at + BYTES_PER_PROOF]
+                )
+            )
             offset += BYTES_PER_HELD_CELL
         return cells
     except (struct.error, ValueError) as e:

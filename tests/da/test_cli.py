@@ -22,9 +22,20 @@ KEY = "ab" * 48
 TOKEN = "cli-token"
 
 COMMANDS = [
-    [], ["keygen"], ["producer"], ["storage-node"], ["light-client"], ["blob"],
-    ["blob", "submit"], ["blob", "get"], ["blob", "status"], ["devnet"], ["header", "get"],
-    ["certificate", "get"], ["availability"], ["health"],
+    [],
+    ["keygen"],
+    ["producer"],
+    ["storage-node"],
+    ["light-client"],
+    ["blob"],
+    ["blob", "submit"],
+    ["blob", "get"],
+    ["blob", "status"],
+    ["devnet"],
+    ["header", "get"],
+    ["certificate", "get"],
+    ["availability"],
+    ["health"],
 ]
 
 
@@ -40,15 +51,18 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_toml_values_with_flags_overriding(tmp_path: Path) -> None:
-    config_file = write(tmp_path / "p.toml", f"""
-        data-dir = "{tmp_path / 'data'}"
+    config_file = write(
+        tmp_path / "p.toml",
+        f"""
+        data-dir = "{tmp_path / "data"}"
         key_file = "k.json"
         chain-id = "from-file"
         listen = "127.0.0.1:7009"
         block-time = 1
         max-rows = 16
         operator = ["{KEY}"]
-    """)
+    """,
+    )
     config = settings.compose_config(
         ["producer", "--config", str(config_file), "--chain-id", "from-flag", "--quorum", "1"]
     )
@@ -62,11 +76,27 @@ def test_toml_values_with_flags_overriding(tmp_path: Path) -> None:
 
 
 def test_producer_group_flags() -> None:
-    config = settings.compose_config([
-        "producer", "--data-dir", "d", "--key-file", "k", "--chain-id", "c",
-        "--etcd", "127.0.0.1:2379", "--etcd", "127.0.0.1:2380",
-        "--replica", "127.0.0.1:7001", "--replica", "127.0.0.1:7002", "--lease-seconds", "3",
-    ])
+    config = settings.compose_config(
+        [
+            "producer",
+            "--data-dir",
+            "d",
+            "--key-file",
+            "k",
+            "--chain-id",
+            "c",
+            "--etcd",
+            "127.0.0.1:2379",
+            "--etcd",
+            "127.0.0.1:2380",
+            "--replica",
+            "127.0.0.1:7001",
+            "--replica",
+            "127.0.0.1:7002",
+            "--lease-seconds",
+            "3",
+        ]
+    )
     assert isinstance(config, ProducerConfig)
     assert config.etcd == ("127.0.0.1:2379", "127.0.0.1:2380")
     assert config.replicas == ("127.0.0.1:7001", "127.0.0.1:7002")
@@ -74,7 +104,9 @@ def test_producer_group_flags() -> None:
 
 
 def test_storage_node_lists_and_no_token(tmp_path: Path) -> None:
-    config_file = write(tmp_path / "s.toml", f"""
+    config_file = write(
+        tmp_path / "s.toml",
+        f"""
         data-dir = "d"
         producer = "127.0.0.1:7000"
         chain-id = "c"
@@ -82,7 +114,8 @@ def test_storage_node_lists_and_no_token(tmp_path: Path) -> None:
         peer = ["127.0.0.1:7002", "127.0.0.1:7003"]
         retention-blocks = 5
         listen = "0.0.0.0:7001"
-    """)
+    """,
+    )
     config = settings.compose_config(
         ["storage-node", "--config", str(config_file), "--peer", "127.0.0.1:7004"]
     )
@@ -109,7 +142,9 @@ def test_token_flags_only_where_a_write_method_is(tmp_path: Path) -> None:
 
 
 def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> None:
-    config_file = write(tmp_path / "l.toml", f"""
+    config_file = write(
+        tmp_path / "l.toml",
+        f"""
         data-dir = "d"
         peer = ["127.0.0.1:7001"]
         chain-id = "c"
@@ -117,7 +152,8 @@ def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> 
         confidence = 0.999
         concurrency = 8
         request-timeout = 2.5
-    """)
+    """,
+    )
     argv = ["light-client", "--config", str(config_file), "--samples", "30"]
     config = settings.compose_config(argv)
     assert (config.samples, config.confidence) == (30, None)
@@ -127,41 +163,49 @@ def test_light_client_flag_samples_overrides_file_confidence(tmp_path: Path) -> 
 
 
 def test_samplers_and_keeping_samples(tmp_path: Path) -> None:
-    storage_file = write(tmp_path / "s.toml", f"""
+    storage_file = write(
+        tmp_path / "s.toml",
+        f"""
         data-dir = "d"
         producer = "127.0.0.1:7000"
         chain-id = "c"
         trusted-key = "{KEY}"
         sampler = ["127.0.0.1:7100", "127.0.0.1:7101"]
-    """)
+    """,
+    )
     storage = settings.compose_config(["storage-node", "--config", str(storage_file)])
     assert storage.samplers == ("127.0.0.1:7100", "127.0.0.1:7101")
-    flags = settings.compose_config(["storage-node", "--config", str(storage_file),
-                                "--sampler", "127.0.0.1:7102"])
+    flags = settings.compose_config(
+        ["storage-node", "--config", str(storage_file), "--sampler", "127.0.0.1:7102"]
+    )
     assert flags.samplers == ("127.0.0.1:7102",)
-    light_file = write(tmp_path / "l.toml", f"""
+    light_file = write(
+        tmp_path / "l.toml",
+        f"""
         data-dir = "d"
         peer = ["127.0.0.1:7001"]
         chain-id = "c"
         trusted-key = ["{KEY}"]
         keep-samples = 50
         keep-samples-bytes = 1000000
-    """)
+    """,
+    )
     light = settings.compose_config(["light-client", "--config", str(light_file)])
     assert (light.keep_samples, light.keep_samples_bytes) == (50, 1_000_000)
-    default = settings.compose_config(["light-client", "--config", str(light_file),
-                                  "--keep-samples", "7"])
+    default = settings.compose_config(
+        ["light-client", "--config", str(light_file), "--keep-samples", "7"]
+    )
     assert default.keep_samples == 7
 
 
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('bogus-key = 1', "unknown key 'bogus-key'"),
+        ("bogus-key = 1", "unknown key 'bogus-key'"),
         ('storage-nodes = "three"', "expected an integer"),
-        ('blocks = 2.5', "expected an integer"),
-        ('storage-nodes = 0', "storage_nodes must be >= 1"),
-        ('blocks = [', "not valid TOML"),
+        ("blocks = 2.5", "expected an integer"),
+        ("storage-nodes = 0", "storage_nodes must be >= 1"),
+        ("blocks = [", "not valid TOML"),
     ],
 )
 def test_bad_config_files_exit_2_with_one_line(
@@ -178,8 +222,17 @@ def test_bad_config_files_exit_2_with_one_line(
     [
         (["producer", "--data-dir", "d", "--key-file", "k"], "missing --chain-id"),
         (
-            ["producer", "--data-dir", "d", "--key-file", "k", "--chain-id", "c",
-             "--listen", "0.0.0.0:7000"],
+            [
+                "producer",
+                "--data-dir",
+                "d",
+                "--key-file",
+                "k",
+                "--chain-id",
+                "c",
+                "--listen",
+                "0.0.0.0:7000",
+            ],
             "beyond loopback",
         ),
         (["devnet", "--config", "/nonexistent.toml"], "cannot read config file"),

@@ -100,12 +100,23 @@ def test_components_share_one_registry(registry: CollectorRegistry) -> None:
 def test_every_role_registry_has_process_platform_and_gc_collectors(tmp_path) -> None:  # type: ignore[no-untyped-def]
     registry = process_registry()
     assert (registry.get_sample_value("process_resident_memory_bytes") or 0) > 0
-    assert registry.get_sample_value("python_info", {
-        "implementation": "CPython", "major": "3", "minor": "11",
-        "patchlevel": platform.python_version_tuple()[2], "version": platform.python_version(),
-    }) == 1
-    assert registry.get_sample_value("python_gc_objects_collected_total", {"generation": "0"}) \
+    assert (
+        registry.get_sample_value(
+            "python_info",
+            {
+                "implementation": "CPython",
+                "major": "3",
+                "minor": "11",
+                "patchlevel": platform.python_version_tuple()[2],
+                "version": platform.python_version(),
+            },
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("python_gc_objects_collected_total", {"generation": "0"})
         is not None
+    )
     (tmp_path / "a").write_bytes(b"x" * 1000)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b").write_bytes(b"y" * 24)

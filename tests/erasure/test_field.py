@@ -158,10 +158,12 @@ def test_matrix_times_rows_both_ways_match_the_naive_product(
 ) -> None:
     # m <= SLOT_TARGETS_MAX goes through big-integer slots, more through one flint product.
     top = BLS_MODULUS - 1
-    matrix = [[rnd.choice([0, 1, top, rnd.randrange(BLS_MODULUS)]) for _ in range(n)]
-              for _ in range(m)]
-    rows_ints = [[rnd.choice([0, top, rnd.randrange(BLS_MODULUS)]) for _ in range(5)]
-                 for _ in range(n)]
+    matrix = [
+        [rnd.choice([0, 1, top, rnd.randrange(BLS_MODULUS)]) for _ in range(n)] for _ in range(m)
+    ]
+    rows_ints = [
+        [rnd.choice([0, top, rnd.randrange(BLS_MODULUS)]) for _ in range(5)] for _ in range(n)
+    ]
     got = matrix_times_rows(matrix, [bytes_from_ints(r) for r in rows_ints])
     expected = [
         [sum(a * r[j] for a, r in zip(row, rows_ints, strict=True)) % BLS_MODULUS for j in range(5)]

@@ -197,8 +197,9 @@ def test_rows_with_half_their_cells_are_recovered_by_row(
 
 def test_a_quarter_of_the_columns_missing(square_k2: ExtendedSquare) -> None:
     lost = set(random.Random(5).sample(range(128), 32))
-    cells, proofs = with_proofs(square_k2, {(r, c) for r in range(4) for c in range(128)
-                                            if c not in lost})
+    cells, proofs = with_proofs(
+        square_k2, {(r, c) for r in range(4) for c in range(128) if c not in lost}
+    )
     recovered(square_k2, cells, proofs=proofs)
 
 

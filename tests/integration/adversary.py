@@ -245,8 +245,7 @@ class OtherCell(Proxy):
     async def GetSamples(self, request: Any, context: Any) -> Any:  # noqa: N802
         """Fetch each asked cell's neighbour honestly and pass it off as the answer."""
         shifted = [
-            da_pb2.CellCoord(row=c.row, col=(c.col + 1) % CELLS_PER_EXT_ROW)
-            for c in request.coords
+            da_pb2.CellCoord(row=c.row, col=(c.col + 1) % CELLS_PER_EXT_ROW) for c in request.coords
         ]
         upstream = da_pb2.GetSamplesRequest(height=request.height, coords=shifted)
         return await super().GetSamples(upstream, context)
@@ -268,8 +267,9 @@ def _other_height(height: int) -> int:
 
 class OtherHeight(Proxy):
     async def GetSamples(self, request: Any, context: Any) -> Any:  # noqa: N802
-        moved = da_pb2.GetSamplesRequest(height=_other_height(request.height),
-                                         coords=request.coords)
+        moved = da_pb2.GetSamplesRequest(
+            height=_other_height(request.height), coords=request.coords
+        )
         return await super().GetSamples(moved, context)
 
     async def GetRow(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -356,16 +356,20 @@ class AdversaryProcess(DaProcess):
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", MODULE, *self.args],
-            stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
-            env={**os.environ, **self.env}, start_new_session=True,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
         )
         if wait:
             wait_serving(self.listen, proc=self.proc)
         return self
 
 
-def start_adversary(cluster: Cluster, name: str, mode: str, upstream: str,
-                    *extra: str) -> DaProcess:
+def start_adversary(
+    cluster: Cluster, name: str, mode: str, upstream: str, *extra: str
+) -> DaProcess:
     """Start an adversary in `mode` proxying `upstream`, as a process of `cluster`."""
     listen = f"127.0.0.1:{free_port()}"
     args = ["--mode", mode, "--upstream", upstream, "--listen", listen, *extra]

@@ -73,16 +73,36 @@ class EtcdCluster:
         client = f"http://127.0.0.1:{member.client_port}"
         peer = f"http://127.0.0.1:{member.peer_port}"
         args = [
-            str(ETCD), "--name", member.name, "--data-dir", str(member.data_dir),
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", self._initial, "--initial-cluster-state", "new",
-            "--initial-cluster-token", f"t{self.members[0].client_port}",
-            "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn",
+            str(ETCD),
+            "--name",
+            member.name,
+            "--data-dir",
+            str(member.data_dir),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            self._initial,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            f"t{self.members[0].client_port}",
+            "--heartbeat-interval",
+            "100",
+            "--election-timeout",
+            "1000",
+            "--log-level",
+            "warn",
         ]
         log = open(member.log_path, "ab")  # noqa: SIM115 - closed with the process
-        member.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        member.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         if wait:
             self.wait_healthy([member])
 
@@ -127,5 +147,6 @@ class EtcdCluster:
     def logs(self) -> str:
         return "\n".join(
             f"===== etcd {m.name} =====\n{m.log_path.read_text(errors='replace')[-3000:]}"
-            for m in self.members if m.log_path.exists()
+            for m in self.members
+            if m.log_path.exists()
         )

@@ -27,9 +27,16 @@ TIMEOUT = 10.0
 class ProducerGroup:
     """`size` replicas on fixed loopback ports (each names the others with `--replica`)."""
 
-    def __init__(self, cluster: Cluster, etcd: EtcdCluster, *, size: int = 3,
-                 lease_seconds: int = 3, block_time: float = 1.0,
-                 extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        etcd: EtcdCluster,
+        *,
+        size: int = 3,
+        lease_seconds: int = 3,
+        block_time: float = 1.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.cluster = cluster
         self.etcd = etcd
         self.lease_seconds = lease_seconds
@@ -57,15 +64,29 @@ class ProducerGroup:
         """(Re)start replica `i`; `empty`: with its data directory wiped first."""
         if empty:
             shutil.rmtree(self.cluster.tmp / f"replica{i}", ignore_errors=True)
-        others = [a for j in range(self.size) if j != i
-                  for a in ("--replica", self.address(j))]
-        args = ["producer", "--key-file", str(self.cluster.tmp / f"replica{i}.key"),
-                "--chain-id", self.cluster.chain_id, "--block-time", str(self.block_time),
-                "--workers", "1", "--lease-seconds", str(self.lease_seconds),
-                # the checks poll many statuses from one connection; replication between the
-                # replicas counts against the per-peer limit too (see the report)
-                "--rate-limit", "2000", "--operator", self.operator,
-                *self.etcd.etcd_args(), *others, *self.extra_args]
+        others = [a for j in range(self.size) if j != i for a in ("--replica", self.address(j))]
+        args = [
+            "producer",
+            "--key-file",
+            str(self.cluster.tmp / f"replica{i}.key"),
+            "--chain-id",
+            self.cluster.chain_id,
+            "--block-time",
+            str(self.block_time),
+            "--workers",
+            "1",
+            "--lease-seconds",
+            str(self.lease_seconds),
+            # the checks poll many statuses from one connection; replication between the
+            # replicas counts against the per-peer limit too (see the report)
+            "--rate-limit",
+            "2000",
+            "--operator",
+            self.operator,
+            *self.etcd.etcd_args(),
+            *others,
+            *self.extra_args,
+        ]
         self.procs[i] = self.cluster.spawn(f"replica{i}", args, listen_port=self.ports[i])
         return self.procs[i]  # type: ignore[return-value]
 
@@ -96,8 +117,9 @@ class ProducerGroup:
             found = [i for i in self.leaders() if i not in not_in]
             return found[0] if len(found) == 1 else None
 
-        return wait_until(lambda: (one(),) if one() is not None else None, timeout=timeout,
-                          what="one leader")[0]  # type: ignore[no-any-return]
+        return wait_until(
+            lambda: (one(),) if one() is not None else None, timeout=timeout, what="one leader"
+        )[0]  # type: ignore[no-any-return]
 
     def channel(self, i: int) -> grpc.Channel:
         if i not in self._channels:
@@ -124,8 +146,9 @@ class ProducerGroup:
 
     def submit(self, i: int, namespace: bytes, data: bytes) -> pb.SubmitBlobResponse:
         stub = da_pb2_grpc.BlobServiceStub(self.channel(i))
-        return stub.SubmitBlob(pb.SubmitBlobRequest(namespace=namespace, data=data),
-                               timeout=TIMEOUT)
+        return stub.SubmitBlob(
+            pb.SubmitBlobRequest(namespace=namespace, data=data), timeout=TIMEOUT
+        )
 
     def status(self, i: int, blob_hash: bytes) -> pb.BlobStatus:
         stub = da_pb2_grpc.BlobServiceStub(self.channel(i))

@@ -34,13 +34,15 @@ def free_port() -> int:
 
 def keygen(path: Path) -> str:
     """Run `da keygen --out path`; return the public key hex it prints."""
-    out = subprocess.run([DA, "keygen", "--out", str(path)], check=True, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [DA, "keygen", "--out", str(path)], check=True, capture_output=True, text=True, timeout=60
+    )
     return out.stdout.strip().split()[-1]
 
 
-def wait_serving(target: str, timeout: float = START_TIMEOUT_SECONDS,
-                 proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_serving(
+    target: str, timeout: float = START_TIMEOUT_SECONDS, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until the gRPC health service at target answers SERVING (overall status "")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,8 +75,14 @@ class DaProcess:
     def start(self, wait: bool = True) -> DaProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen([DA, *self.args], stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [DA, *self.args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
         if wait:
             try:
                 wait_serving(self.listen, proc=self.proc)
@@ -123,35 +131,81 @@ class Cluster:
         self.producer_key_file = tmp / "producer.key"
         self.producer_pub = keygen(self.producer_key_file)
 
-    def spawn(self, name: str, role_args: Sequence[str], *, wait: bool = True,
-              listen_port: int | None = None) -> DaProcess:
+    def spawn(
+        self,
+        name: str,
+        role_args: Sequence[str],
+        *,
+        wait: bool = True,
+        listen_port: int | None = None,
+    ) -> DaProcess:
         port = listen_port or free_port()
         metrics = free_port()
         data = self.tmp / name
         data.mkdir(exist_ok=True)
         listen = f"127.0.0.1:{port}"
-        args = [*role_args, "--data-dir", str(data), "--listen", listen,
-                "--metrics-port", str(metrics)]
+        args = [
+            *role_args,
+            "--data-dir",
+            str(data),
+            "--listen",
+            listen,
+            "--metrics-port",
+            str(metrics),
+        ]
         p = DaProcess(name, args, self.tmp / f"{name}.log", listen, metrics)
         self.procs.append(p)
         return p.start(wait=wait)
 
     def producer(self, name: str = "producer", *extra: str, **kw: object) -> DaProcess:
-        return self.spawn(name, ["producer", "--key-file", str(self.producer_key_file),
-                                 "--chain-id", self.chain_id, "--block-time", "1",
-                                 "--workers", "1", *extra], **kw)  # type: ignore[arg-type]
+        return self.spawn(
+            name,
+            [
+                "producer",
+                "--key-file",
+                str(self.producer_key_file),
+                "--chain-id",
+                self.chain_id,
+                "--block-time",
+                "1",
+                "--workers",
+                "1",
+                *extra,
+            ],
+            **kw,
+        )  # type: ignore[arg-type]
 
     def storage_node(self, name: str, producer: DaProcess, *extra: str, **kw: object) -> DaProcess:
-        return self.spawn(name, ["storage-node", "--producer", producer.listen,
-                                 "--chain-id", self.chain_id, "--trusted-key", self.producer_pub,
-                                 *extra], **kw)  # type: ignore[arg-type]
+        return self.spawn(
+            name,
+            [
+                "storage-node",
+                "--producer",
+                producer.listen,
+                "--chain-id",
+                self.chain_id,
+                "--trusted-key",
+                self.producer_pub,
+                *extra,
+            ],
+            **kw,
+        )  # type: ignore[arg-type]
 
-    def light_client(self, name: str, peers: Sequence[str], *extra: str,
-                     **kw: object) -> DaProcess:
+    def light_client(self, name: str, peers: Sequence[str], *extra: str, **kw: object) -> DaProcess:
         peer_args = [a for p in peers for a in ("--peer", p)]
-        return self.spawn(name, ["light-client", *peer_args, "--chain-id", self.chain_id,
-                                 "--trusted-key", self.producer_pub, *extra],
-                          **kw)  # type: ignore[arg-type]
+        return self.spawn(
+            name,
+            [
+                "light-client",
+                *peer_args,
+                "--chain-id",
+                self.chain_id,
+                "--trusted-key",
+                self.producer_pub,
+                *extra,
+            ],
+            **kw,
+        )  # type: ignore[arg-type]
 
     def close(self) -> None:
         for p in reversed(self.procs):
@@ -190,8 +244,9 @@ def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> 
 
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
-            if s.name == name and (labels is None or all(s.labels.get(k) == v
-                                                           for k, v in labels.items())):
+            if s.name == name and (
+                labels is None or all(s.labels.get(k) == v for k, v in labels.items())
+            ):
                 return float(s.value)
     return None
 

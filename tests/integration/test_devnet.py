@@ -63,15 +63,28 @@ def wait_gone(text: str, timeout: float = 15.0) -> list[str]:
 
 
 def devnet_args(data_dir: Path, *extra: str) -> list[str]:
-    return [DA, "devnet", "--data-dir", str(data_dir), "--base-port", str(base_port()),
-            "--block-time", "1", *extra]
+    return [
+        DA,
+        "devnet",
+        "--data-dir",
+        str(data_dir),
+        "--base-port",
+        str(base_port()),
+        "--block-time",
+        "1",
+        *extra,
+    ]
 
 
 def test_devnet_three_blocks_all_available(tmp_path: Path) -> None:
     data = tmp_path / "devnet"
     try:
-        done = subprocess.run(devnet_args(data, "--blocks", "3"), capture_output=True,
-                              text=True, timeout=DEVNET_TIMEOUT_SECONDS)
+        done = subprocess.run(
+            devnet_args(data, "--blocks", "3"),
+            capture_output=True,
+            text=True,
+            timeout=DEVNET_TIMEOUT_SECONDS,
+        )
     finally:
         leftovers = wait_gone(str(data))
     report = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-3000:]}"
@@ -79,8 +92,9 @@ def test_devnet_three_blocks_all_available(tmp_path: Path) -> None:
     assert "every one available to every light client" in done.stdout, report
     lines = [line for line in done.stdout.splitlines() if line.startswith("height ")]
     assert len(lines) >= 3, report  # not a TTY: one line per finished height
-    assert all("light-1" in line and "light-2" in line and "FAILED" not in line
-               for line in lines), report
+    assert all(
+        "light-1" in line and "light-2" in line and "FAILED" not in line for line in lines
+    ), report
     assert not leftovers, f"processes outlived the devnet: {leftovers}"
     pages = re.findall(r"^  (\S+) .* page (http://127\.0\.0\.1:\d+/)", done.stdout, re.M)
     assert len({page for _, page in pages}) == 6, report  # each process's status page
@@ -91,8 +105,9 @@ def test_devnet_three_blocks_all_available(tmp_path: Path) -> None:
 
 def test_devnet_stops_every_process_on_sigterm(tmp_path: Path) -> None:
     data = tmp_path / "devnet"
-    proc = subprocess.Popen(devnet_args(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        devnet_args(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + DEVNET_TIMEOUT_SECONDS
@@ -146,7 +161,7 @@ def test_free_ports_skip_busy_ones() -> None:
 def test_toml_document_round_trips() -> None:
     import tomllib
 
-    settings = {"a": "x\"y", "b": 3, "c": 0.5, "d": True, "e": ["p", "q"]}
+    settings = {"a": 'x"y', "b": 3, "c": 0.5, "d": True, "e": ["p", "q"]}
     assert tomllib.loads(toml_document(settings)) == settings
 
 
@@ -154,16 +169,26 @@ def test_display_prints_one_line_per_finished_height(tmp_path: Path) -> None:
     config = DevnetConfig(data_dir=tmp_path, base_port=base_port(), light_clients=1)
     layout = plan_layout(config, tmp_path)
     watcher = Watcher(layout)
-    view = HeightView(1, 0.0, k=1, blobs=3, payload_bytes=6000, encode_seconds=0.02,
-                             holders={"storage-1"}, signers=2,
-                             verdicts={"light-1": ("AVAILABLE", 0.9931)}, finished=True)
+    view = HeightView(
+        1,
+        0.0,
+        k=1,
+        blobs=3,
+        payload_bytes=6000,
+        encode_seconds=0.02,
+        holders={"storage-1"},
+        signers=2,
+        verdicts={"light-1": ("AVAILABLE", 0.9931)},
+        finished=True,
+    )
     watcher.heights = {1: view, 2: HeightView(2, 0.0)}
     out = io.StringIO()
     display = Display(layout, out)
     display.update(watcher, "")
     display.update(watcher, "")
-    assert out.getvalue() == ("height 1 k 1 blobs 3 bytes 6000 encode_ms 20 stored 1/3 "
-                              "cert 2/2 light-1 0.9931\n")
+    assert out.getvalue() == (
+        "height 1 k 1 blobs 3 bytes 6000 encode_ms 20 stored 1/3 cert 2/2 light-1 0.9931\n"
+    )
 
 
 @pytest.mark.parametrize("status", ["AVAILABLE", "UNAVAILABLE"])
@@ -171,8 +196,14 @@ def test_verdict_requires_every_light_client(tmp_path: Path, status: str) -> Non
     config = DevnetConfig(data_dir=tmp_path, base_port=base_port(), blocks=1)
     layout = plan_layout(config, tmp_path)
     watcher = Watcher(layout)
-    watcher.heights = {1: HeightView(1, 0.0, finished=True, verdicts={
-        "light-1": ("AVAILABLE", 0.99), "light-2": (status, 0.99)})}
+    watcher.heights = {
+        1: HeightView(
+            1,
+            0.0,
+            finished=True,
+            verdicts={"light-1": ("AVAILABLE", 0.99), "light-2": (status, 0.99)},
+        )
+    }
     code = _verdict(watcher, config, io.StringIO())  # noqa: SLF001
     assert code == (0 if status == "AVAILABLE" else 1)
 
@@ -196,9 +227,20 @@ def test_devnet_producer_group_blocks_all_available(tmp_path: Path) -> None:
     data = tmp_path / "devnet"
     try:
         done = subprocess.run(
-            devnet_args(data, "--producers", "3", "--storage-nodes", "1", "--light-clients", "1",
-                        "--blocks", "2"),
-            capture_output=True, text=True, timeout=DEVNET_TIMEOUT_SECONDS,
+            devnet_args(
+                data,
+                "--producers",
+                "3",
+                "--storage-nodes",
+                "1",
+                "--light-clients",
+                "1",
+                "--blocks",
+                "2",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=DEVNET_TIMEOUT_SECONDS,
         )
     finally:
         leftovers = wait_gone(str(data))

@@ -80,10 +80,16 @@ def test_forged_headers_are_rejected(cluster: Cluster, mode: str, reason: str) -
         cluster, "adversary", mode, node.listen, "--key-file", str(cluster.producer_key_file)
     )
     light = cluster.light_client("light", [adversary.listen])
-    wait_until(lambda: metric(light, "da_light_rejected_headers_total", reason=reason) >= 1,
-               timeout=60, what=f"{reason} rejections")
-    wait_until(lambda: "sent a forged or invalid header: shunned" in light.log_path.read_text(),
-               timeout=10, what="the forger shunned")
+    wait_until(
+        lambda: metric(light, "da_light_rejected_headers_total", reason=reason) >= 1,
+        timeout=60,
+        what=f"{reason} rejections",
+    )
+    wait_until(
+        lambda: "sent a forged or invalid header: shunned" in light.log_path.read_text(),
+        timeout=10,
+        what="the forger shunned",
+    )
     time.sleep(3)  # more forged headers arrive meanwhile: ignored, not decoded, not logged
     assert metric(light, "da_light_rejected_headers_total", reason=reason) == 1
     assert metric(light, "da_light_head_height") == 0
@@ -95,12 +101,19 @@ def test_equivocation_is_refused(cluster: Cluster) -> None:
     producer = fed_producer(cluster)
     node = cluster.storage_node("storage-1", producer)
     adversary = start_adversary(
-        cluster, "adversary", "equivocate", node.listen,
-        "--key-file", str(cluster.producer_key_file),
+        cluster,
+        "adversary",
+        "equivocate",
+        node.listen,
+        "--key-file",
+        str(cluster.producer_key_file),
     )
     light = cluster.light_client("light", [node.listen, adversary.listen])
-    wait_until(lambda: metric(light, "da_light_equivocations_total") >= 1, timeout=60,
-               what="an equivocation")
+    wait_until(
+        lambda: metric(light, "da_light_equivocations_total") >= 1,
+        timeout=60,
+        what="an equivocation",
+    )
     assert "EQUIVOCATION" in light.log_path.read_text()
     # Which of the two headers stands at a height depends on arrival order (the first seen is
     # kept). Whichever it is, catch-up fetches the headers it links to, whoever serves them, so

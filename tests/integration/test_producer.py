@@ -83,8 +83,9 @@ STRANGER = signing.generate_keypair(bytes([3]) * 32)
 
 def test_submit_include_publish_serve(cluster: Cluster) -> None:
     operators = [a for key in OPERATORS for a in ("--operator", key.public.hex())]
-    producer = cluster.producer("producer", "--quorum", "2", "--max-blob-bytes", "200000",
-                                *operators)
+    producer = cluster.producer(
+        "producer", "--quorum", "2", "--max-blob-bytes", "200000", *operators
+    )
     client = Client(producer)
     try:
         big = bytes(range(256)) * 600  # 153600 bytes: with the others, a k = 2 square

@@ -91,8 +91,11 @@ def check_chain(group: ProducerGroup, replicas: list[int], head: int) -> list[by
 
 
 def wait_heads(group: ProducerGroup, replicas: list[int], height: int) -> None:
-    wait_until(lambda: all(group.head(i) >= height for i in replicas), timeout=60,
-               what=f"replicas {replicas} at height {height}")
+    wait_until(
+        lambda: all(group.head(i) >= height for i in replicas),
+        timeout=60,
+        what=f"replicas {replicas} at height {height}",
+    )
 
 
 def storage_node_of(group: ProducerGroup) -> int:
@@ -121,9 +124,13 @@ def test_one_leader_followers_follow_and_a_killed_leader_is_replaced(group: Prod
     # the storage node attests at one replica; every replica forms the certificate
     for i in group.alive():
         stub = da_pb2_grpc.AttestationServiceStub(group.channel(i))
-        wait_until(lambda stub=stub: stub.GetCertificate(
-            pb.GetCertificateRequest(height=height), timeout=10), timeout=60,
-            what=f"certificate {height} at replica {i}")
+        wait_until(
+            lambda stub=stub: stub.GetCertificate(
+                pb.GetCertificateRequest(height=height), timeout=10
+            ),
+            timeout=60,
+            what=f"certificate {height} at replica {i}",
+        )
 
     started = time.monotonic()
     group.proc(leader).kill9()
@@ -311,18 +318,31 @@ def test_bad_setups_stay_follower_and_never_sign(
     group_cluster: Cluster, shared_etcd: EtcdCluster
 ) -> None:
     # replica 2's data directory holds a chain of another chain id (a lone producer's)
-    other = group_cluster.spawn("replica2", [
-        "producer", "--key-file", str(group_cluster.producer_key_file), "--chain-id", "another",
-        "--block-time", "0.5", "--workers", "1",
-    ])
+    other = group_cluster.spawn(
+        "replica2",
+        [
+            "producer",
+            "--key-file",
+            str(group_cluster.producer_key_file),
+            "--chain-id",
+            "another",
+            "--block-time",
+            "0.5",
+            "--workers",
+            "1",
+        ],
+    )
     stub = da_pb2_grpc.BlobServiceStub(grpc.insecure_channel(other.listen))
     stub.SubmitBlob(pb.SubmitBlobRequest(namespace=NS, data=b"other chain"), timeout=10)
     wait_until(lambda: "block 1:" in other.log(), timeout=60, what="the other chain's block")
     other.stop()
     group = ProducerGroup(group_cluster, shared_etcd)
     try:
-        wait_until(lambda: blocked(group, 2, "diverged") == 1.0, timeout=60,
-                   what="replica 2 reports its diverged store")
+        wait_until(
+            lambda: blocked(group, 2, "diverged") == 1.0,
+            timeout=60,
+            what="replica 2 reports its diverged store",
+        )
         leader = group.wait_leader()
         assert leader != 2
         head = wait_included(group, leader, submit_to_leader(group, b"the group's own blob"))
@@ -332,15 +352,31 @@ def test_bad_setups_stay_follower_and_never_sign(
         check_chain(group, [0, 1], head)
 
         # a replica whose etcd is unreachable serves, follows nothing, and refuses blobs
-        lone = group_cluster.spawn("lonely", [
-            "producer", "--key-file", str(group_cluster.producer_key_file),
-            "--chain-id", group_cluster.chain_id, "--workers", "1",
-            "--etcd", f"127.0.0.1:{free_port()}",
-        ])
+        lone = group_cluster.spawn(
+            "lonely",
+            [
+                "producer",
+                "--key-file",
+                str(group_cluster.producer_key_file),
+                "--chain-id",
+                group_cluster.chain_id,
+                "--workers",
+                "1",
+                "--etcd",
+                f"127.0.0.1:{free_port()}",
+            ],
+        )
         metrics = lone.metrics_port
-        wait_until(lambda: metric_value(scrape(metrics), "da_producer_group_blocked",
-                                        {"reason": "etcd_unreachable"}) == 1.0,
-                   timeout=60, what="the lone replica reports etcd unreachable")
+        wait_until(
+            lambda: (
+                metric_value(
+                    scrape(metrics), "da_producer_group_blocked", {"reason": "etcd_unreachable"}
+                )
+                == 1.0
+            ),
+            timeout=60,
+            what="the lone replica reports etcd unreachable",
+        )
         lone_stub = da_pb2_grpc.BlobServiceStub(grpc.insecure_channel(lone.listen))
         with pytest.raises(grpc.RpcError) as refused:
             lone_stub.SubmitBlob(pb.SubmitBlobRequest(namespace=NS, data=b"x"), timeout=10)

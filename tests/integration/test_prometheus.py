@@ -69,8 +69,19 @@ def devnet(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     data = tmp_path / "devnet"
     log = open(tmp_path / "devnet.out", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [DA, "devnet", "--data-dir", str(data), "--base-port", str(base_port()),
-         "--block-time", "1"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            DA,
+            "devnet",
+            "--data-dir",
+            str(data),
+            "--base-port",
+            str(base_port()),
+            "--block-time",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield data, proc
     finally:
@@ -82,18 +93,26 @@ def devnet(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
 
 def scrape_config(data: Path) -> dict[str, Any]:
     """A Prometheus config scraping the devnet's metrics ports (read from its TOML configs)."""
+
     def targets(pattern: str) -> list[str]:
-        ports = [tomllib.loads(p.read_text())["metrics-port"]
-                 for p in sorted((data / "config").glob(pattern))]
+        ports = [
+            tomllib.loads(p.read_text())["metrics-port"]
+            for p in sorted((data / "config").glob(pattern))
+        ]
         return [f"127.0.0.1:{port}" for port in ports]
 
-    jobs = {"da-producer": "producer.toml", "da-storage": "storage-*.toml",
-            "da-light": "light-*.toml"}
+    jobs = {
+        "da-producer": "producer.toml",
+        "da-storage": "storage-*.toml",
+        "da-light": "light-*.toml",
+    }
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": ["alerts.yml"],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets(pattern)}]}
-                           for job, pattern in jobs.items()],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets(pattern)}]}
+            for job, pattern in jobs.items()
+        ],
     }
 
 
@@ -111,12 +130,22 @@ def prometheus_server(
     address = f"127.0.0.1:{free_port()}"
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [binary, f"--config.file={home / 'prometheus.yml'}",
-         f"--storage.tsdb.path={home / 'tsdb'}", f"--web.listen-address={address}"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=home)
+        [
+            binary,
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'tsdb'}",
+            f"--web.listen-address={address}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=home,
+    )
     try:
-        wait_for(lambda: urllib.request.urlopen(f"http://{address}/-/ready", timeout=2),
-                 "prometheus ready", 60)
+        wait_for(
+            lambda: urllib.request.urlopen(f"http://{address}/-/ready", timeout=2),
+            "prometheus ready",
+            60,
+        )
         yield address, server
     finally:
         stop(server)
@@ -151,12 +180,21 @@ def test_prometheus_reads_confidence_and_blocks_from_a_devnet(
         if server.poll() is not None:
             raise AssertionError((tmp_path / "prometheus.log").read_text()[-3000:])
 
-    confidence = wait_for(lambda: (c := scalar(address, "max(da_light_last_confidence)"))
-                          is not None and c >= 0.99 and c, "light confidence >= 0.99",
-                          WAIT_SECONDS, alive)
+    confidence = wait_for(
+        lambda: (
+            (c := scalar(address, "max(da_light_last_confidence)")) is not None and c >= 0.99 and c
+        ),
+        "light confidence >= 0.99",
+        WAIT_SECONDS,
+        alive,
+    )
     assert confidence >= 0.99
-    blocks = wait_for(lambda: scalar(address, "sum(da_blocks_produced_total)"),
-                      "da_blocks_produced_total > 0", 30, alive)
+    blocks = wait_for(
+        lambda: scalar(address, "sum(da_blocks_produced_total)"),
+        "da_blocks_produced_total > 0",
+        30,
+        alive,
+    )
     assert blocks > 0
     # Every process scraped (a 2-core machine under load may miss a 1 s scrape: wait for it).
     wait_for(lambda: len(up := query(address, "up == 1")) == 6 and up, "six targets up", 60, alive)
@@ -165,9 +203,16 @@ def test_prometheus_reads_confidence_and_blocks_from_a_devnet(
         with urllib.request.urlopen(f"http://{address}/api/v1/rules", timeout=5) as response:
             groups = json.load(response)["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
-        return rules if rules and all(r.get("lastEvaluation", "").startswith("2")
-                                      and not r["lastEvaluation"].startswith("0001")
-                                      for r in rules) else []
+        return (
+            rules
+            if rules
+            and all(
+                r.get("lastEvaluation", "").startswith("2")
+                and not r["lastEvaluation"].startswith("0001")
+                for r in rules
+            )
+            else []
+        )
 
     rules = wait_for(rules_evaluated, "alert rules evaluated", 30, alive)
     broken = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]

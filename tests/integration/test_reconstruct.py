@@ -41,8 +41,9 @@ def held(light: DaProcess, height: int) -> set[tuple[int, int]]:
 def rows(node: DaProcess, height: int) -> list[bytes]:
     with grpc.insecure_channel(node.listen) as ch:
         stub = da_pb2_grpc.ShareServiceStub(ch)
-        replies = [stub.GetRow(pb.GetRowRequest(height=height, row=r), timeout=TIMEOUT)
-                   for r in range(2)]
+        replies = [
+            stub.GetRow(pb.GetRowRequest(height=height, row=r), timeout=TIMEOUT) for r in range(2)
+        ]
     return [c.data + c.proof for reply in replies for c in reply.cells]
 
 
@@ -98,10 +99,14 @@ def test_light_clients_rebuild_a_lost_chain(cluster: Cluster, tmp_path: Path) ->
     assert not recoverable(1, held(lights[0], heights[0]))
     key = tmp_path / "starved.key"
     keygen(key)
-    starved = cluster.storage_node("starved", lights[0], "--sampler", lights[0].listen,
-                                   "--key-file", str(key))
-    wait_until(lambda: "cells per row" in starved.log_path.read_text(), timeout=60,
-               what="the starved node's unrecoverable log line")
+    starved = cluster.storage_node(
+        "starved", lights[0], "--sampler", lights[0].listen, "--key-file", str(key)
+    )
+    wait_until(
+        lambda: "cells per row" in starved.log_path.read_text(),
+        timeout=60,
+        what="the starved node's unrecoverable log line",
+    )
     log = starved.log_path.read_text()
     assert "cannot be rebuilt" in log and "cells per column [" in log
     assert not stored(starved, heights[0])

@@ -24,9 +24,16 @@ SAMPLES = 8
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1280,1600",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1600",
 )
 
 
@@ -40,9 +47,12 @@ class Network:
 
     def client(self) -> DAClient:
         return DAClient(
-            producers=[self.producer.listen], storage=[self.storage.listen],
-            light_clients=[self.light.listen], chain_id=self.cluster.chain_id,
-            trusted_keys=[self.cluster.producer_pub], timeout=10,
+            producers=[self.producer.listen],
+            storage=[self.storage.listen],
+            light_clients=[self.light.listen],
+            chain_id=self.cluster.chain_id,
+            trusted_keys=[self.cluster.producer_pub],
+            timeout=10,
         )
 
 
@@ -67,8 +77,9 @@ def test_a_rollups_loop(network: Network) -> None:
     """Submit, wait until certified, read back verified; certificate and availability."""
     batches = [b"rollup batch %d " % i * 50 for i in range(2)]
     with network.client() as client:
-        receipts = [client.submit(NAMESPACE, batch, wait="certified", timeout=90)
-                    for batch in batches]
+        receipts = [
+            client.submit(NAMESPACE, batch, wait="certified", timeout=90) for batch in batches
+        ]
         for receipt, batch in zip(receipts, batches, strict=True):
             assert receipt.state == "CERTIFIED" and receipt.height >= 1
             blobs = client.get_blobs(receipt.height, NAMESPACE)
@@ -91,20 +102,51 @@ def _available(client: DAClient, height: int) -> Any:
 def test_the_command_line_on_real_nodes(network: Network, tmp_path: Path) -> None:
     data = tmp_path / "blob.txt"
     data.write_bytes(b"from the command line\n")
-    submitted = _da_json("blob", "submit", "--node", network.producer.listen,
-                         "--namespace", "cli", "--file", str(data), "--wait")
+    submitted = _da_json(
+        "blob",
+        "submit",
+        "--node",
+        network.producer.listen,
+        "--namespace",
+        "cli",
+        "--file",
+        str(data),
+        "--wait",
+    )
     assert submitted["state"] in ("INCLUDED", "CERTIFIED")
     trust = ["--chain-id", network.cluster.chain_id, "--trusted-key", network.cluster.producer_pub]
-    got = _da_json("blob", "get", "--node", network.storage.listen, "--namespace", "cli",
-                   "--height", str(submitted["height"]), *trust)
+    got = _da_json(
+        "blob",
+        "get",
+        "--node",
+        network.storage.listen,
+        "--namespace",
+        "cli",
+        "--height",
+        str(submitted["height"]),
+        *trust,
+    )
     assert [bytes.fromhex(b["data_hex"]) for b in got["blobs"]] == [data.read_bytes()]
     header = _da_json("header", "get", "--node", network.storage.listen, *trust)
     assert header["height"] >= submitted["height"] and header["verified"] is True
     health = _da_json("health", "--node", network.producer.listen, "--node", network.light.listen)
     assert health["serving"] is True
-    wrong = subprocess.run([DA, "header", "get", "--node", network.storage.listen,
-                            "--chain-id", "other", "--trusted-key", network.cluster.producer_pub],
-                           capture_output=True, text=True, timeout=60)
+    wrong = subprocess.run(
+        [
+            DA,
+            "header",
+            "get",
+            "--node",
+            network.storage.listen,
+            "--chain-id",
+            "other",
+            "--trusted-key",
+            network.cluster.producer_pub,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "other" in wrong.stderr
 
 
@@ -126,8 +168,10 @@ def status_json(process: DaProcess) -> Any:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs the Debian packages chromium and chromium-driver "
-                    "(scripts/system-deps.sh installs them as root)")
+        pytest.skip(
+            "needs the Debian packages chromium and chromium-driver "
+            "(scripts/system-deps.sh installs them as root)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -152,9 +196,7 @@ def open_page(driver: Any, process: DaProcess, role: str, shot: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"http://127.0.0.1:{process.metrics_port}/")
-    WebDriverWait(driver, 20).until(
-        lambda d: d.find_element(By.ID, "title").text.startswith(role)
-    )
+    WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "title").text.startswith(role))
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == [], errors
     driver.save_screenshot(str(shot))
@@ -174,9 +216,14 @@ def test_light_client_page_draws_the_sampled_square(
     from selenium.webdriver.support.ui import WebDriverWait
 
     first = _submit(network, b"drawn on the light client's page")
-    wait_until(lambda: any(h["height"] == first and h["status"] == "AVAILABLE"
-                           for h in status_json(network.light)["heights"]),
-               timeout=60, what=f"height {first} AVAILABLE")
+    wait_until(
+        lambda: any(
+            h["height"] == first and h["status"] == "AVAILABLE"
+            for h in status_json(network.light)["heights"]
+        ),
+        timeout=60,
+        what=f"height {first} AVAILABLE",
+    )
     open_page(browser, network.light, "light-client", tmp_path / "light-client.png")
     row = WebDriverWait(browser, 20).until(
         lambda d: d.find_element(By.CSS_SELECTOR, f'svg[data-height="{first}"]')
@@ -200,8 +247,11 @@ def test_storage_node_and_producer_pages(network: Network, browser: Any, tmp_pat
     from selenium.webdriver.common.by import By
 
     height = _submit(network, b"shown on the producer's page")
-    wait_until(lambda: status_json(network.storage)["height"] >= height, timeout=60,
-               what="storage node holds the block")
+    wait_until(
+        lambda: status_json(network.storage)["height"] >= height,
+        timeout=60,
+        what="storage node holds the block",
+    )
     open_page(browser, network.storage, "storage-node", tmp_path / "storage-node.png")
     text = browser.find_element(By.ID, "content").text
     assert network.producer.listen in text and "Attestations" in text
@@ -220,8 +270,11 @@ def wait_for_text(driver: Any, text: str) -> None:
 
 
 def test_status_json_common_keys(network: Network) -> None:
-    for process, role in [(network.producer, "producer"), (network.storage, "storage-node"),
-                          (network.light, "light-client")]:
+    for process, role in [
+        (network.producer, "producer"),
+        (network.storage, "storage-node"),
+        (network.light, "light-client"),
+    ]:
         status = status_json(process)
         assert status["role"] == role and status["chain_id"] == network.cluster.chain_id
         assert isinstance(status["height"], int)

@@ -37,8 +37,13 @@ def signed_chain(square: ExtendedSquare, key: KeyPair, count: int) -> list[Signe
     prev = bytes(32)
     for height in range(1, count + 1):
         header = Header(
-            chain_id=CHAIN_ID, height=height, time_ms=1_000 * height, prev_hash=prev,
-            k=square.k, commitments=square.commitments, blobs=square.blob_index,
+            chain_id=CHAIN_ID,
+            height=height,
+            time_ms=1_000 * height,
+            prev_hash=prev,
+            k=square.k,
+            commitments=square.commitments,
+            blobs=square.blob_index,
             producer=key.public,
         )
         signed = sign_header(header, key.secret)

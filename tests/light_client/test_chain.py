@@ -29,10 +29,12 @@ def headers(square: ExtendedSquare, key: KeyPair) -> list[SignedHeader]:
     return signed_chain(square, key, 4)
 
 
-def new_chain(key: KeyPair, store: MemoryStore | None = None,
-              metrics: LightMetrics | None = None) -> HeaderChain:
-    return HeaderChain(trust_root(key), store or MemoryStore(), max_rows=64,
-                       rng=random.Random(5), metrics=metrics)
+def new_chain(
+    key: KeyPair, store: MemoryStore | None = None, metrics: LightMetrics | None = None
+) -> HeaderChain:
+    return HeaderChain(
+        trust_root(key), store or MemoryStore(), max_rows=64, rng=random.Random(5), metrics=metrics
+    )
 
 
 def rejected(registry: CollectorRegistry, reason: str) -> float:
@@ -51,7 +53,9 @@ def test_a_linked_chain_is_accepted_and_persisted(
 
 
 def test_an_untrusted_key_or_bad_signature_is_rejected(
-    headers: list[SignedHeader], key: KeyPair, metrics: LightMetrics,
+    headers: list[SignedHeader],
+    key: KeyPair,
+    metrics: LightMetrics,
     registry: CollectorRegistry,
 ) -> None:
     chain = new_chain(key, metrics=metrics)
@@ -66,7 +70,9 @@ def test_an_untrusted_key_or_bad_signature_is_rejected(
 
 
 def test_inconsistent_commitments_are_rejected(
-    headers: list[SignedHeader], key: KeyPair, metrics: LightMetrics,
+    headers: list[SignedHeader],
+    key: KeyPair,
+    metrics: LightMetrics,
     registry: CollectorRegistry,
 ) -> None:
     other = make_square(b"another block entirely")
@@ -76,8 +82,9 @@ def test_inconsistent_commitments_are_rejected(
     assert rejected(registry, "inconsistent_commitments") == 1
 
 
-def test_undecodable_bytes_are_counted(key: KeyPair, metrics: LightMetrics,
-                                       registry: CollectorRegistry) -> None:
+def test_undecodable_bytes_are_counted(
+    key: KeyPair, metrics: LightMetrics, registry: CollectorRegistry
+) -> None:
     chain = new_chain(key, metrics=metrics)
     assert chain.decode(RawHeader(b"DAH1junk", bytes(96)), "p") is None
     assert rejected(registry, "invalid_header") == 1
@@ -97,8 +104,11 @@ def test_prev_hash_must_link_to_the_parent_and_the_child(
 
 
 def test_equivocation_is_refused_logged_and_counted(
-    headers: list[SignedHeader], key: KeyPair, metrics: LightMetrics,
-    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture,
+    headers: list[SignedHeader],
+    key: KeyPair,
+    metrics: LightMetrics,
+    registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     chain = new_chain(key, metrics=metrics)
     chain.offer(headers[0], "p")

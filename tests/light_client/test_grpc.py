@@ -44,8 +44,12 @@ class FakeStorageNode(da_pb2_grpc.HeaderServiceServicer, da_pb2_grpc.ShareServic
 
     async def GetSamples(self, request: Any, context: Any) -> Any:  # noqa: N802
         cells = [
-            da_pb2.Cell(row=c.row, col=c.col, data=self.square.cell(c.row, c.col),
-                        proof=self.square.proof(c.row, c.col))
+            da_pb2.Cell(
+                row=c.row,
+                col=c.col,
+                data=self.square.cell(c.row, c.col),
+                proof=self.square.proof(c.row, c.col),
+            )
             for c in request.coords
         ]
         return da_pb2.GetSamplesResponse(cells=cells)
@@ -57,14 +61,20 @@ async def test_run_serves_availability_health_and_metrics(
     fake = FakeStorageNode(square, signed_chain(square, key, 3))
     node_server, node_port = await create_server(
         ServerConfig(),
-        [(da_pb2_grpc.add_HeaderServiceServicer_to_server, fake),
-         (da_pb2_grpc.add_ShareServiceServicer_to_server, fake)],
-        rpc_metrics=None, service_names=[HEADER_SERVICE, SHARE_SERVICE],
+        [
+            (da_pb2_grpc.add_HeaderServiceServicer_to_server, fake),
+            (da_pb2_grpc.add_ShareServiceServicer_to_server, fake),
+        ],
+        rpc_metrics=None,
+        service_names=[HEADER_SERVICE, SHARE_SERVICE],
     )
     port, metrics_port = free_port(), free_port()
     config = LightClientConfig(
-        data_dir=tmp_path, peers=(f"127.0.0.1:{node_port}",), chain_id=CHAIN_ID,
-        trusted_keys=(key.public.hex(),), server=ServerConfig(listen=f"127.0.0.1:{port}"),
+        data_dir=tmp_path,
+        peers=(f"127.0.0.1:{node_port}",),
+        chain_id=CHAIN_ID,
+        trusted_keys=(key.public.hex(),),
+        server=ServerConfig(listen=f"127.0.0.1:{port}"),
         metrics_port=metrics_port,
     )
     task = asyncio.create_task(run(config))
@@ -97,7 +107,8 @@ async def wait_available(channel: grpc.aio.Channel, heights: int) -> None:
             while True:
                 try:
                     got = await stub.GetAvailability(
-                        da_pb2.GetAvailabilityRequest(height=height), timeout=2)
+                        da_pb2.GetAvailabilityRequest(height=height), timeout=2
+                    )
                     if got.status == da_pb2.AVAILABLE:
                         break
                 except grpc.aio.AioRpcError:

@@ -81,13 +81,13 @@ def test_pruned_by_heights_then_by_bytes(square: ExtendedSquare, key: KeyPair) -
     state.finish(_result(6), headers[5], [])
     state.prune(6)
     assert get_held(store, 3) is None and get_held(store, 6) == []
-    assert all(key[:1] != schema.LIGHT_RESULT or key >= schema.light_result_key(3)
-               for key, _ in store.iterate(b""))
+    assert all(
+        key[:1] != schema.LIGHT_RESULT or key >= schema.light_result_key(3)
+        for key, _ in store.iterate(b"")
+    )
 
 
-def test_held_samples_only_once_the_verdict_is_final(
-    square: ExtendedSquare, key: KeyPair
-) -> None:
+def test_held_samples_only_once_the_verdict_is_final(square: ExtendedSquare, key: KeyPair) -> None:
     (signed,) = signed_chain(square, key, 1)
     store = MemoryStore()
     state = AvailabilityState(store)
@@ -110,8 +110,13 @@ async def test_client_keeps_its_samples_and_serves_headers(
     peers = [FakePeer("p", square, headers=headers[:2])]
     registry = CollectorRegistry()
     store = MemoryStore()
-    client = LightClient(config(key, samples=5), peers=peers, store=store,
-                         metrics=LightMetrics(registry), rng=random.Random(5))
+    client = LightClient(
+        config(key, samples=5),
+        peers=peers,
+        store=store,
+        metrics=LightMetrics(registry),
+        rng=random.Random(5),
+    )
     service = HeaderServicer(ChainHeaders(client.chain, store), client.notifier, poll_seconds=0.05)
     async with running(client):
         await verdicts(client, 2)
@@ -154,8 +159,12 @@ async def test_a_verdict_names_its_header_and_is_stored_with_it(
 ) -> None:
     headers = signed_chain(square, key, 1)
     store = MemoryStore()
-    client = LightClient(config(key, samples=3), peers=[FakePeer("p", square, headers=headers)],
-                         store=store, rng=random.Random(5))
+    client = LightClient(
+        config(key, samples=3),
+        peers=[FakePeer("p", square, headers=headers)],
+        store=store,
+        rng=random.Random(5),
+    )
     async with running(client):
         (verdict,) = await verdicts(client, 1)
     assert verdict.header_hash == headers[0].hash

@@ -28,9 +28,13 @@ SAMPLES_AT_K1 = 7  # smallest s with 1 - (1 - 130/256)^s >= 0.99
 
 def config(key: KeyPair, **overrides: object) -> LightClientConfig:
     settings: dict[str, object] = dict(
-        data_dir=Path("unused"), peers=("fake:1",), chain_id=CHAIN_ID,
-        trusted_keys=(key.public.hex(),), sample_window_seconds=1.5,
-        request_timeout_seconds=0.3, peer_requests_per_second=1000.0,
+        data_dir=Path("unused"),
+        peers=("fake:1",),
+        chain_id=CHAIN_ID,
+        trusted_keys=(key.public.hex(),),
+        sample_window_seconds=1.5,
+        request_timeout_seconds=0.3,
+        peer_requests_per_second=1000.0,
     )
     settings.update(overrides)
     return LightClientConfig(**settings)  # type: ignore[arg-type]
@@ -65,8 +69,9 @@ async def test_every_height_becomes_available_and_a_restart_does_not_resample(
     store = MemoryStore()
     peers: Sequence[FakePeer] = [FakePeer(f"p{i}", square, headers=headers[:3]) for i in range(2)]
     registry = CollectorRegistry()
-    client = LightClient(config(key), peers=peers, store=store, metrics=LightMetrics(registry),
-                         rng=random.Random(3))
+    client = LightClient(
+        config(key), peers=peers, store=store, metrics=LightMetrics(registry), rng=random.Random(3)
+    )
     async with running(client):
         first = await verdicts(client, 3)
         assert first[0].height == 3  # the head first, then the backlog newest first
@@ -78,8 +83,7 @@ async def test_every_height_becomes_available_and_a_restart_does_not_resample(
         assert got.status is SamplingStatus.AVAILABLE
         assert got.confidence == sample_confidence(1, SAMPLES_AT_K1)
         assert got.samples == SAMPLES_AT_K1
-    assert registry.get_sample_value(
-        "da_light_headers_sampled_total", {"result": "available"}) == 4
+    assert registry.get_sample_value("da_light_headers_sampled_total", {"result": "available"}) == 4
     assert registry.get_sample_value("da_light_head_height") == 4
     assert client.state.checkpoint == 4
     with pytest.raises(UnknownHeight):
@@ -103,8 +107,12 @@ async def test_a_restart_resumes_unfinished_heights(square: ExtendedSquare, key:
     headers = signed_chain(square, key, 3)
     store = MemoryStore()
     withholder = FakePeer("w", square, mode="withhold", headers=headers)
-    client = LightClient(config(key, sample_window_seconds=60.0), peers=[withholder],
-                         store=store, rng=random.Random(3))
+    client = LightClient(
+        config(key, sample_window_seconds=60.0),
+        peers=[withholder],
+        store=store,
+        rng=random.Random(3),
+    )
     async with running(client):
         await asyncio.sleep(1.0)
         assert availability(client.chain, client.state, 3).status is SamplingStatus.SAMPLING
@@ -120,14 +128,19 @@ async def test_withholding_makes_a_height_unavailable(square: ExtendedSquare, ke
     headers = signed_chain(square, key, 1)
     peer = FakePeer("w", square, mode="withhold", headers=headers)
     registry = CollectorRegistry()
-    client = LightClient(config(key, sample_window_seconds=0.5), peers=[peer],
-                         store=MemoryStore(), metrics=LightMetrics(registry),
-                         rng=random.Random(3))
+    client = LightClient(
+        config(key, sample_window_seconds=0.5),
+        peers=[peer],
+        store=MemoryStore(),
+        metrics=LightMetrics(registry),
+        rng=random.Random(3),
+    )
     async with running(client):
         (verdict,) = await verdicts(client, 1)
     assert verdict == SamplingResult(1, SamplingStatus.UNAVAILABLE, 0.0, 0, headers[0].hash)
-    assert registry.get_sample_value(
-        "da_light_headers_sampled_total", {"result": "unavailable"}) == 1
+    assert (
+        registry.get_sample_value("da_light_headers_sampled_total", {"result": "unavailable"}) == 1
+    )
 
 
 async def test_an_equivocating_peer_is_refused(square: ExtendedSquare, key: KeyPair) -> None:
@@ -135,8 +148,13 @@ async def test_an_equivocating_peer_is_refused(square: ExtendedSquare, key: KeyP
     twin = resign(headers[1], key, time_ms=99)
     honest = FakePeer("h", square, headers=headers)
     registry = CollectorRegistry()
-    client = LightClient(config(key), peers=[honest], store=MemoryStore(),
-                         metrics=LightMetrics(registry), rng=random.Random(3))
+    client = LightClient(
+        config(key),
+        peers=[honest],
+        store=MemoryStore(),
+        metrics=LightMetrics(registry),
+        rng=random.Random(3),
+    )
     evil = FakePeer("evil", square, headers=[headers[0], twin])
     async with running(client):
         await verdicts(client, 2)

@@ -25,8 +25,12 @@ def header(square: ExtendedSquare) -> Header:
 
 
 async def run_sampler(
-    header: Header, peers: list[FakePeer], rng: random.Random, metrics: LightMetrics | None = None,
-    window: float = 1.0, timeout: float = 0.3,
+    header: Header,
+    peers: list[FakePeer],
+    rng: random.Random,
+    metrics: LightMetrics | None = None,
+    window: float = 1.0,
+    timeout: float = 0.3,
 ) -> tuple[SamplingOutcome, list[CellRef], PeerPool]:
     pool = PeerPool(peers, requests_per_second=1000.0)
     sampler = Sampler(pool, request_timeout_seconds=timeout, rng=rng, metrics=metrics)
@@ -41,7 +45,10 @@ def count(registry: CollectorRegistry, result: str) -> float:
 
 
 async def test_honest_peers_make_every_sample_verify(
-    header: Header, square: ExtendedSquare, rng: random.Random, metrics: LightMetrics,
+    header: Header,
+    square: ExtendedSquare,
+    rng: random.Random,
+    metrics: LightMetrics,
     registry: CollectorRegistry,
 ) -> None:
     peers = [FakePeer(f"p{i}", square) for i in range(3)]
@@ -62,7 +69,10 @@ async def test_withholding_everywhere_is_unavailable(
 
 
 async def test_withheld_cell_is_retried_same_coordinate_elsewhere(
-    header: Header, square: ExtendedSquare, rng: random.Random, metrics: LightMetrics,
+    header: Header,
+    square: ExtendedSquare,
+    rng: random.Random,
+    metrics: LightMetrics,
     registry: CollectorRegistry,
 ) -> None:
     coords = draw_coordinates(header.k, SAMPLES, random.Random(1234))
@@ -88,8 +98,12 @@ async def test_selective_withholding_alone_makes_the_height_unavailable(
 
 @pytest.mark.parametrize("mode", ["corrupt", "other_cell", "other_cell_same_coord"])
 async def test_a_lying_peer_is_never_believed(
-    mode: str, header: Header, square: ExtendedSquare, rng: random.Random,
-    metrics: LightMetrics, registry: CollectorRegistry,
+    mode: str,
+    header: Header,
+    square: ExtendedSquare,
+    rng: random.Random,
+    metrics: LightMetrics,
+    registry: CollectorRegistry,
 ) -> None:
     liar = FakePeer("liar", square, mode=mode)
     outcome, coords, pool = await run_sampler(header, [liar], rng, metrics, window=0.5)
@@ -109,7 +123,10 @@ async def test_an_honest_peer_beside_a_liar_still_gives_availability(
 
 
 async def test_a_slow_peer_times_out_and_its_cells_go_elsewhere(
-    header: Header, square: ExtendedSquare, rng: random.Random, metrics: LightMetrics,
+    header: Header,
+    square: ExtendedSquare,
+    rng: random.Random,
+    metrics: LightMetrics,
     registry: CollectorRegistry,
 ) -> None:
     slow, honest = FakePeer("slow", square, mode="slow", delay=5.0), FakePeer("h", square)
@@ -138,7 +155,9 @@ async def test_the_same_seed_draws_the_same_coordinates_and_peers(
 
 
 async def test_requests_go_to_holders_and_one_batch_verifies_the_height(
-    header: Header, square: ExtendedSquare, rng: random.Random,
+    header: Header,
+    square: ExtendedSquare,
+    rng: random.Random,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import light_client.sampler as sampler_module

@@ -52,8 +52,14 @@ async def test_catch_up_then_reconnect_with_backoff(square: ExtendedSquare, key:
         sleeps.append(seconds)
         await asyncio.sleep(0)
 
-    sync = HeaderSync([peer], chain, lambda s, live: seen.append((s.header.height, live)),
-                      request_timeout_seconds=1.0, rng=random.Random(2), sleep=sleep)
+    sync = HeaderSync(
+        [peer],
+        chain,
+        lambda s, live: seen.append((s.header.height, live)),
+        request_timeout_seconds=1.0,
+        rng=random.Random(2),
+        sleep=sleep,
+    )
     task = asyncio.create_task(sync.run())
     try:
         await until(lambda: peer.subscriptions > peer.failures)
@@ -79,8 +85,9 @@ async def test_a_peer_answering_the_wrong_height_is_not_believed(
 
     peer = Liar("liar", square, headers=headers)
     chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
-    sync = HeaderSync([peer], chain, lambda s, live: None, request_timeout_seconds=1.0,
-                      rng=random.Random(2))
+    sync = HeaderSync(
+        [peer], chain, lambda s, live: None, request_timeout_seconds=1.0, rng=random.Random(2)
+    )
     await sync.receive(peer, await peer.get_header(3, 1.0), live=True)
     assert chain.head == 3 and chain.get(2) is None
 
@@ -95,8 +102,13 @@ async def test_gaps_are_filled_with_the_linked_headers_past_a_peer_on_an_equivoc
     fork = FakePeer("fork", square, headers=fork_headers)
     honest = FakePeer("honest", square, headers=honest_headers)
     chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
-    sync = HeaderSync([fork, honest], chain, lambda s, live: None, request_timeout_seconds=1.0,
-                      rng=random.Random(2))
+    sync = HeaderSync(
+        [fork, honest],
+        chain,
+        lambda s, live: None,
+        request_timeout_seconds=1.0,
+        rng=random.Random(2),
+    )
     await sync.receive(fork, await fork.get_header(3, 1.0), live=True)
     assert [chain.get(h) for h in (1, 2, 3)] == [*honest_headers[:2], fork_headers[2]]
     assert sync.holders(2) == {"honest"}
@@ -108,8 +120,9 @@ async def test_a_gap_an_interrupted_fill_left_is_filled_at_the_next_catch_up(
     headers = signed_chain(square, key, 4)
     peer = FakePeer("peer", square, headers=headers[2:])  # has only heights 3 and 4 at first
     chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
-    sync = HeaderSync([peer], chain, lambda s, live: None, request_timeout_seconds=1.0,
-                      rng=random.Random(2))
+    sync = HeaderSync(
+        [peer], chain, lambda s, live: None, request_timeout_seconds=1.0, rng=random.Random(2)
+    )
     await sync.receive(peer, await peer.get_header(4, 1.0), live=True)
     assert chain.head == 4 and chain.get(3) is not None and chain.get(2) is None
     peer.headers[:0] = headers[:2]
@@ -129,8 +142,9 @@ async def test_waiting_for_holders_ends_when_enough_announced_or_at_the_timeout(
     headers = signed_chain(square, key, 1)
     peers = [FakePeer(f"p{i}", square, headers=headers) for i in range(3)]
     chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
-    sync = HeaderSync(peers, chain, lambda s, live: None, request_timeout_seconds=1.0,
-                      rng=random.Random(2))
+    sync = HeaderSync(
+        peers, chain, lambda s, live: None, request_timeout_seconds=1.0, rng=random.Random(2)
+    )
     await sync.receive(peers[0], raw(headers[0]), live=True)
     waiting = asyncio.create_task(sync.wait_for_holders(1, 2, timeout=5.0))
     await asyncio.sleep(0.05)
@@ -148,8 +162,14 @@ def _sync_with_pool(
 ) -> tuple[HeaderSync, HeaderChain, PeerPool]:
     chain = HeaderChain(trust_root(key), MemoryStore(), max_rows=64, rng=random.Random(1))
     pool = PeerPool(peers, requests_per_second=1000.0, on_shun=on_shun)
-    sync = HeaderSync(peers, chain, lambda s, live: None, request_timeout_seconds=1.0,
-                      rng=random.Random(2), pool=pool)
+    sync = HeaderSync(
+        peers,
+        chain,
+        lambda s, live: None,
+        request_timeout_seconds=1.0,
+        rng=random.Random(2),
+        pool=pool,
+    )
     return sync, chain, pool
 
 

@@ -12,8 +12,12 @@ SOAK_ENV = "DA_SOAK"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--soak", action="store_true", default=False,
-                     help="run the long soak tests (tests/reliability, marker `soak`)")
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the long soak tests (tests/reliability, marker `soak`)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

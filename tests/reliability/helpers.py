@@ -52,7 +52,8 @@ def header_at(node: DaProcess | str, height: int, timeout: float = TIMEOUT) -> S
     target = node if isinstance(node, str) else node.listen
     with grpc.insecure_channel(target) as ch:
         msg = da_pb2_grpc.HeaderServiceStub(ch).GetHeader(
-            pb.GetHeaderRequest(height=height), timeout=timeout)
+            pb.GetHeaderRequest(height=height), timeout=timeout
+        )
     return signed_header_from_bytes(msg.header, msg.signature)
 
 
@@ -74,7 +75,8 @@ def holds_whole_block(node: DaProcess, truth: SignedHeader) -> bool:
     with grpc.insecure_channel(node.listen) as ch:
         try:
             msg = da_pb2_grpc.HeaderServiceStub(ch).GetHeader(
-                pb.GetHeaderRequest(height=height), timeout=TIMEOUT)
+                pb.GetHeaderRequest(height=height), timeout=TIMEOUT
+            )
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.NOT_FOUND:
                 raise
@@ -88,19 +90,24 @@ def holds_whole_block(node: DaProcess, truth: SignedHeader) -> bool:
         shares = da_pb2_grpc.ShareServiceStub(ch)
         commitments = truth.header.commitments
         for row in range(2 * truth.header.k):
-            cells = list(shares.GetRow(pb.GetRowRequest(height=height, row=row),
-                                       timeout=TIMEOUT).cells)
+            cells = list(
+                shares.GetRow(pb.GetRowRequest(height=height, row=row), timeout=TIMEOUT).cells
+            )
             assert [(c.row, c.col) for c in cells] == [(row, c) for c in range(CELLS_PER_EXT_ROW)]
-            assert kzg.verify_cells([commitments[row]] * len(cells), [c.col for c in cells],
-                                    [c.data for c in cells], [c.proof for c in cells]), (
-                f"{node.name}: row {row} of height {height} fails its proofs")
+            assert kzg.verify_cells(
+                [commitments[row]] * len(cells),
+                [c.col for c in cells],
+                [c.data for c in cells],
+                [c.proof for c in cells],
+            ), f"{node.name}: row {row} of height {height} fails its proofs"
     return True
 
 
 def _row_code(ch: grpc.Channel, height: int) -> grpc.StatusCode:
     try:
-        da_pb2_grpc.ShareServiceStub(ch).GetRow(pb.GetRowRequest(height=height, row=0),
-                                                timeout=TIMEOUT)
+        da_pb2_grpc.ShareServiceStub(ch).GetRow(
+            pb.GetRowRequest(height=height, row=0), timeout=TIMEOUT
+        )
     except grpc.RpcError as e:
         return e.code()  # type: ignore[no-any-return]
     return grpc.StatusCode.OK
@@ -110,8 +117,14 @@ class Feeder:
     """A thread submitting a small distinct blob every `interval` seconds until `stop()`;
     `acked` holds the blob_hash of every acknowledged submission."""
 
-    def __init__(self, producer: DaProcess, namespace: bytes = b"rel", interval: float = 0.5,
-                 size: int = 200, backoff: float | None = None) -> None:
+    def __init__(
+        self,
+        producer: DaProcess,
+        namespace: bytes = b"rel",
+        interval: float = 0.5,
+        size: int = 200,
+        backoff: float | None = None,
+    ) -> None:
         self.producer = producer
         self.namespace = namespace
         self.interval = interval
@@ -140,8 +153,9 @@ class Feeder:
                 stamp = f"{self.namespace!r} blob {n} {time.time_ns()} ".encode()
                 data = (stamp * (self.size // len(stamp) + 1))[: self.size]
                 try:
-                    reply = stub.SubmitBlob(pb.SubmitBlobRequest(namespace=self.namespace,
-                                                                 data=data), timeout=5)
+                    reply = stub.SubmitBlob(
+                        pb.SubmitBlobRequest(namespace=self.namespace, data=data), timeout=5
+                    )
                     self.acked.append(bytes(reply.blob_hash))
                     self.acked_at.setdefault(bytes(reply.blob_hash), time.time())
                 except grpc.RpcError as e:
@@ -197,8 +211,9 @@ class TcpProxy:
             except OSError:
                 return
             try:
-                server = socket.create_connection(self._upstream, timeout=5,
-                                                  source_address=self._source)
+                server = socket.create_connection(
+                    self._upstream, timeout=5, source_address=self._source
+                )
                 server.settimeout(None)
             except OSError:
                 _close(client)

@@ -28,8 +28,9 @@ SUBMITTERS = 4
 def test_producer_kill9_under_concurrent_submitters(cluster: Cluster) -> None:
     producer = cluster.producer("producer", "--block-time", "2")
     node = cluster.storage_node("storage", producer)
-    feeders = [Feeder(producer, namespace=b"sub%d" % i, interval=0.05).start()
-               for i in range(SUBMITTERS)]
+    feeders = [
+        Feeder(producer, namespace=b"sub%d" % i, interval=0.05).start() for i in range(SUBMITTERS)
+    ]
     pending_after_restart = 0
     try:
         for _ in range(2):
@@ -77,8 +78,12 @@ def test_storage_node_kill9_during_ingest(cluster: Cluster) -> None:
         for _ in range(3):
             time.sleep(rng.uniform(0.2, 1.0))
             # Kill while a published block is not stored yet: it is being fetched or written.
-            wait_until(lambda: head(producer) > head(node), timeout=30, interval=0.02,
-                       what="a block in flight")
+            wait_until(
+                lambda: head(producer) > head(node),
+                timeout=30,
+                interval=0.02,
+                what="a block in flight",
+            )
             node.kill9()
             node.start()
             shown = head(node)
@@ -103,13 +108,17 @@ def test_storage_node_rebuilds_a_lost_data_dir_from_peers(cluster: Cluster) -> N
     feeder = Feeder(producer, interval=0.4).start()
     victim = cluster.storage_node("victim", producer)
     peer = cluster.storage_node("peer", producer)
-    wait_until(lambda: head(victim) >= 3 and head(peer) >= 3, timeout=60,
-               what="both nodes hold 3 blocks")
+    wait_until(
+        lambda: head(victim) >= 3 and head(peer) >= 3, timeout=60, what="both nodes hold 3 blocks"
+    )
     feeder.stop()
     # The last blobs sent may still be on their way into a block: the tip is the head once none
     # is pending (the gauge drops only after the block holding them is stored and published).
-    wait_until(lambda: metric(producer, "da_producer_pending_blobs") == 0, timeout=30,
-               what="every submitted blob in a block")
+    wait_until(
+        lambda: metric(producer, "da_producer_pending_blobs") == 0,
+        timeout=30,
+        what="every submitted blob in a block",
+    )
     tip = head(producer)
     wait_until(lambda: head(peer) == tip, timeout=60, what="the peer holds the tip")
     truth = [header_at(producer, h) for h in range(1, tip + 1)]

@@ -14,14 +14,26 @@ from tests.reliability.helpers import fed, header_at, holds_whole_block, metric
 
 def test_equivocating_producer_is_refused_and_exposed(cluster: Cluster) -> None:
     producer, feeder = fed(cluster)
-    twins = start_adversary(cluster, "twins", "double-header", producer.listen,
-                            "--key-file", str(cluster.producer_key_file))
+    twins = start_adversary(
+        cluster,
+        "twins",
+        "double-header",
+        producer.listen,
+        "--key-file",
+        str(cluster.producer_key_file),
+    )
     node = cluster.storage_node("storage", twins)
     light = cluster.light_client("light", [twins.listen])
-    wait_until(lambda: metric(node, "da_storage_equivocations_total") >= 2, timeout=60,
-               what="the storage node counts equivocations")
-    wait_until(lambda: metric(light, "da_light_equivocations_total") >= 2, timeout=60,
-               what="the light client counts equivocations")
+    wait_until(
+        lambda: metric(node, "da_storage_equivocations_total") >= 2,
+        timeout=60,
+        what="the storage node counts equivocations",
+    )
+    wait_until(
+        lambda: metric(light, "da_light_equivocations_total") >= 2,
+        timeout=60,
+        what="the light client counts equivocations",
+    )
     for height in (1, 2):
         # the first header stands (the honest one, streamed first), whole and verified
         assert holds_whole_block(node, header_at(producer, height))

@@ -40,16 +40,21 @@ def code_total(port: int, code: str, method_part: str) -> float:
     total = 0.0
     for family in text_string_to_metric_families(scrape(port)):
         for s in family.samples:
-            if (s.name == "da_grpc_requests_total" and s.labels.get("code") == code
-                    and method_part in s.labels.get("method", "")):
+            if (
+                s.name == "da_grpc_requests_total"
+                and s.labels.get("code") == code
+                and method_part in s.labels.get("method", "")
+            ):
                 total += s.value
     return total
 
 
 def test_submission_flood_gets_resource_exhausted_and_loses_nothing(cluster: Cluster) -> None:
     producer = cluster.producer("producer", "--rate-limit", "10", "--rate-burst", "5")
-    feeders = [Feeder(producer, namespace=b"flood%d" % i, interval=0.0, size=100).start()
-               for i in range(SUBMITTERS)]
+    feeders = [
+        Feeder(producer, namespace=b"flood%d" % i, interval=0.0, size=100).start()
+        for i in range(SUBMITTERS)
+    ]
     time.sleep(FLOOD_SECONDS)
     for f in feeders:
         f.stop()
@@ -64,8 +69,11 @@ def test_submission_flood_gets_resource_exhausted_and_loses_nothing(cluster: Clu
     assert min(per_submitter) > 0
     assert max(per_submitter) <= 5 + 10 * (FLOOD_SECONDS + 2), per_submitter
     # Read back under the same rate limit: retry the reads it refuses.
-    wait_until(lambda: patiently(lambda: metric(producer, "da_producer_pending_blobs")) == 0,
-               timeout=60, what="every pending blob in a block")
+    wait_until(
+        lambda: patiently(lambda: metric(producer, "da_producer_pending_blobs")) == 0,
+        timeout=60,
+        what="every pending blob in a block",
+    )
     tip = patiently(lambda: head(producer))
     counts = dict.fromkeys(acked, 0)
     for height in range(1, tip + 1):
@@ -73,10 +81,14 @@ def test_submission_flood_gets_resource_exhausted_and_loses_nothing(cluster: Clu
             if entry.blob_hash in counts:
                 counts[entry.blob_hash] += 1
     assert counts == dict.fromkeys(acked, 1)
-    wait_until(lambda: code_total(producer.metrics_port, "RESOURCE_EXHAUSTED", "SubmitBlob")
-               >= refused, timeout=10, what="every refusal counted")
-    assert metric_value(scrape(producer.metrics_port), "da_blob_submissions_total",
-                        {"result": "accepted"}) == len(set(acked))
+    wait_until(
+        lambda: code_total(producer.metrics_port, "RESOURCE_EXHAUSTED", "SubmitBlob") >= refused,
+        timeout=10,
+        what="every refusal counted",
+    )
+    assert metric_value(
+        scrape(producer.metrics_port), "da_blob_submissions_total", {"result": "accepted"}
+    ) == len(set(acked))
 
 
 def test_sampling_flood_from_one_peer_does_not_starve_others(cluster: Cluster) -> None:
@@ -99,8 +111,10 @@ def test_sampling_flood_from_one_peer_does_not_starve_others(cluster: Cluster) -
 
     flood_channel = own_channel(node.listen)  # one connection: one peer
     flood_stub = da_pb2_grpc.ShareServiceStub(flood_channel)
-    threads = [threading.Thread(target=flood, args=(flood_stub,), daemon=True)
-               for _ in range(FLOOD_THREADS)]
+    threads = [
+        threading.Thread(target=flood, args=(flood_stub,), daemon=True)
+        for _ in range(FLOOD_THREADS)
+    ]
     for t in threads:
         t.start()
     light = cluster.light_client("light", [node.listen])  # starts while the flood goes on
@@ -126,5 +140,10 @@ def test_sampling_flood_from_one_peer_does_not_starve_others(cluster: Cluster) -
     assert flood_codes and set(flood_codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert flood_ok[0] > 0
     assert statistics.quantiles(latencies, n=20)[-1] < 1.0, latencies  # p95 under a second
-    wait_until(lambda: code_total(node.metrics_port, "RESOURCE_EXHAUSTED", "GetSamples")
-               >= len(flood_codes), timeout=10, what="every refusal counted")
+    wait_until(
+        lambda: (
+            code_total(node.metrics_port, "RESOURCE_EXHAUSTED", "GetSamples") >= len(flood_codes)
+        ),
+        timeout=10,
+        what="every refusal counted",
+    )

@@ -37,9 +37,13 @@ from tests.reliability.helpers import Feeder, head, header_at
 CALL_TIMEOUT = 5.0
 STREAM_TIMEOUT = 1.0
 EXAMPLES = 25
-OK, BAD, NONE, LIMIT, DENIED = (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
-                                grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                grpc.StatusCode.PERMISSION_DENIED)
+OK, BAD, NONE, LIMIT, DENIED = (
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.PERMISSION_DENIED,
+)
 # What each method can answer here (no token is configured, so never UNAUTHENTICATED; a rate
 # limit can refuse any call). Attest: a non-operator key is PERMISSION_DENIED (PROTOCOL.md §11).
 EMITTED: dict[str, set[grpc.StatusCode]] = {
@@ -55,8 +59,9 @@ EMITTED: dict[str, set[grpc.StatusCode]] = {
     "GetAvailability": {OK, NONE, LIMIT, BAD},
 }
 MALFORMED = [b"\x00", b"\xff\xff\xff\xff", b"\x0a\xff\x01", b"\x12\x05ab"]
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                         suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 
 @dataclass
@@ -103,8 +108,9 @@ METHOD_IDS = [f"{role}-{method}" for role, _, method, _, _ in METHODS]
 U64 = st.one_of(st.integers(0, 4), st.integers(0, 2**64 - 1))
 U32 = st.one_of(st.integers(0, 130), st.integers(0, 2**32 - 1))
 SIZES = st.sampled_from([0, 1, 29, 30, 32, 48, 96, 2048])
-BYTES = st.one_of(st.binary(max_size=64), SIZES.flatmap(lambda n: st.binary(min_size=n,
-                                                                             max_size=n)))
+BYTES = st.one_of(
+    st.binary(max_size=64), SIZES.flatmap(lambda n: st.binary(min_size=n, max_size=n))
+)
 
 
 def message_strategy(cls: type[Message], depth: int = 0) -> st.SearchStrategy[Message]:
@@ -142,21 +148,27 @@ def field_strategy(f: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     raise NotImplementedError(f.type)
 
 
-def call(target: str, service: str, method: str, payload: bytes, streaming: bool,
-         ) -> tuple[grpc.StatusCode, str]:
+def call(
+    target: str,
+    service: str,
+    method: str,
+    payload: bytes,
+    streaming: bool,
+) -> tuple[grpc.StatusCode, str]:
     """Send `payload` (serialized request bytes) to the method; return its status code."""
     path = f"/da.v1.{service}/{method}"
     identity = bytes
     with grpc.insecure_channel(target) as ch:
         try:
             if streaming:
-                stream = ch.unary_stream(path, request_serializer=identity,
-                                         response_deserializer=identity)(
-                    payload, timeout=STREAM_TIMEOUT)
+                stream = ch.unary_stream(
+                    path, request_serializer=identity, response_deserializer=identity
+                )(payload, timeout=STREAM_TIMEOUT)
                 next(iter(stream), None)
             else:
-                ch.unary_unary(path, request_serializer=identity,
-                               response_deserializer=identity)(payload, timeout=CALL_TIMEOUT)
+                ch.unary_unary(path, request_serializer=identity, response_deserializer=identity)(
+                    payload, timeout=CALL_TIMEOUT
+                )
         except grpc.RpcError as e:
             return e.code(), e.details() or ""
     return grpc.StatusCode.OK, ""
@@ -166,8 +178,15 @@ def target_of(nodes: Nodes, role: str) -> DaProcess:
     return {"producer": nodes.producer, "storage": nodes.storage, "light": nodes.light}[role]
 
 
-def check_code(code: grpc.StatusCode, details: str, method: str, request_type: type[Message],
-               payload: bytes, streaming: bool, stored_head: int = 0) -> None:
+def check_code(
+    code: grpc.StatusCode,
+    details: str,
+    method: str,
+    request_type: type[Message],
+    payload: bytes,
+    streaming: bool,
+    stored_head: int = 0,
+) -> None:
     if code in EMITTED[method]:
         return
     if streaming and code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -190,10 +209,12 @@ def still_serving(process: DaProcess) -> None:
     wait_serving(process.listen, timeout=10)
 
 
-@pytest.mark.parametrize(("role", "service", "method", "request_type", "streaming"), METHODS,
-                         ids=METHOD_IDS)
-def test_random_requests_get_a_status_code(nodes: Nodes, role: str, service: str, method: str,
-                                           request_type: type[Message], streaming: bool) -> None:
+@pytest.mark.parametrize(
+    ("role", "service", "method", "request_type", "streaming"), METHODS, ids=METHOD_IDS
+)
+def test_random_requests_get_a_status_code(
+    nodes: Nodes, role: str, service: str, method: str, request_type: type[Message], streaming: bool
+) -> None:
     target = target_of(nodes, role)
 
     @FUZZ_SETTINGS
@@ -208,10 +229,12 @@ def test_random_requests_get_a_status_code(nodes: Nodes, role: str, service: str
     still_serving(target)
 
 
-@pytest.mark.parametrize(("role", "service", "method", "request_type", "streaming"), METHODS,
-                         ids=METHOD_IDS)
-def test_raw_payloads_get_a_status_code(nodes: Nodes, role: str, service: str, method: str,
-                                        request_type: type[Message], streaming: bool) -> None:
+@pytest.mark.parametrize(
+    ("role", "service", "method", "request_type", "streaming"), METHODS, ids=METHOD_IDS
+)
+def test_raw_payloads_get_a_status_code(
+    nodes: Nodes, role: str, service: str, method: str, request_type: type[Message], streaming: bool
+) -> None:
     target = target_of(nodes, role)
 
     @FUZZ_SETTINGS
@@ -230,8 +253,7 @@ def test_malformed_protobuf_is_invalid_argument(nodes: Nodes) -> None:
     for role, service, method, request_type, streaming in METHODS:
         for payload in MALFORMED:
             assert not parses(request_type, payload)
-            code, details = call(target_of(nodes, role).listen, service, method, payload,
-                                 streaming)
+            code, details = call(target_of(nodes, role).listen, service, method, payload, streaming)
             if code != grpc.StatusCode.INVALID_ARGUMENT:
                 wrong.append(f"{role} {method} {payload.hex()}: {code.name} {details[:60]}")
     assert not wrong, "\n".join(wrong)
@@ -241,8 +263,13 @@ def test_every_process_still_serves_after_the_fuzzing(nodes: Nodes) -> None:
     for process in (nodes.producer, nodes.storage, nodes.light):
         still_serving(process)
     assert header_at(nodes.storage, 1).hash == header_at(nodes.producer, 1).hash
-    code, _ = call(nodes.light.listen, "SamplingService", "GetAvailability",
-                   pb.GetAvailabilityRequest(height=1).SerializeToString(), False)
+    code, _ = call(
+        nodes.light.listen,
+        "SamplingService",
+        "GetAvailability",
+        pb.GetAvailabilityRequest(height=1).SerializeToString(),
+        False,
+    )
     assert code == grpc.StatusCode.OK
 
 
@@ -259,9 +286,13 @@ def test_header_decoder_and_verifier_never_crash(nodes: Nodes) -> None:
         yield bytes(raw)
 
     @settings(FUZZ_SETTINGS, max_examples=200)
-    @given(seed=st.integers(0, 2**32), junk=st.binary(max_size=600),
-           signature=st.one_of(st.just(valid.signature), st.binary(min_size=96, max_size=96),
-                               st.binary(max_size=100)))
+    @given(
+        seed=st.integers(0, 2**32),
+        junk=st.binary(max_size=600),
+        signature=st.one_of(
+            st.just(valid.signature), st.binary(min_size=96, max_size=96), st.binary(max_size=100)
+        ),
+    )
     def fuzz(seed: int, junk: bytes, signature: bytes) -> None:
         for raw in (junk, b"DAH1" + junk, *mutations(random.Random(seed))):
             if (raw, signature) == (valid.raw, valid.signature):

@@ -76,8 +76,16 @@ def open_stream(channel: grpc.Channel, from_height: int) -> Opened:
 
 def test_one_host_with_many_connections_does_not_starve_others(cluster: Cluster) -> None:
     producer, feeder = fed(cluster, interval=0.3)
-    node = cluster.storage_node("storage", producer, "--retention-blocks", "5",
-                                "--host-streams", str(HOST_STREAMS), "--host-rate-limit", "100")
+    node = cluster.storage_node(
+        "storage",
+        producer,
+        "--retention-blocks",
+        "5",
+        "--host-streams",
+        str(HOST_STREAMS),
+        "--host-rate-limit",
+        "100",
+    )
     proxy = TcpProxy(node.listen, source_host=ABUSIVE_HOST).heal()
     abuse: list[grpc.Channel] = []
     opened: list[Opened] = []
@@ -112,8 +120,10 @@ def test_one_host_with_many_connections_does_not_starve_others(cluster: Cluster)
                 except grpc.RpcError as e:
                     flood_codes.append(e.code())
 
-        threads = [threading.Thread(target=flood, args=(ch,), daemon=True)
-                   for ch in abuse[HOST_STREAMS:HOST_STREAMS + FLOOD_THREADS]]
+        threads = [
+            threading.Thread(target=flood, args=(ch,), daemon=True)
+            for ch in abuse[HOST_STREAMS : HOST_STREAMS + FLOOD_THREADS]
+        ]
         for t in threads:
             t.start()
 
@@ -142,8 +152,10 @@ def test_one_host_with_many_connections_does_not_starve_others(cluster: Cluster)
     allowed = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.NOT_FOUND}
     assert set(flood_codes) <= allowed, set(flood_codes)
     normal, abused = statistics.median(baseline), statistics.median(under_abuse)
-    print(f"polite GetSamples p50: {normal * 1000:.1f} ms alone, {abused * 1000:.1f} ms under "
-          f"abuse; p95 under abuse {statistics.quantiles(under_abuse, n=20)[-1] * 1000:.1f} ms")
+    print(
+        f"polite GetSamples p50: {normal * 1000:.1f} ms alone, {abused * 1000:.1f} ms under "
+        f"abuse; p95 under abuse {statistics.quantiles(under_abuse, n=20)[-1] * 1000:.1f} ms"
+    )
     assert abused <= 5 * normal + 0.05, (baseline, under_abuse)
     assert statistics.quantiles(under_abuse, n=20)[-1] < 1.0, under_abuse
 
@@ -160,11 +172,15 @@ def test_one_request_is_bounded_in_reply_bytes(cluster: Cluster) -> None:
             largest = samples_request(1, 128)
             reply = stub.GetSamples(largest, timeout=10)
             ratio = reply.ByteSize() / largest.ByteSize()
-            print(f"GetSamples amplification: {largest.ByteSize()} B asked, "
-                  f"{reply.ByteSize()} B answered ({ratio:.0f}x)")
+            print(
+                f"GetSamples amplification: {largest.ByteSize()} B asked, "
+                f"{reply.ByteSize()} B answered ({ratio:.0f}x)"
+            )
             assert reply.ByteSize() <= 128 * (2048 + 48 + 16) and ratio < 600
-            for bad in (samples_request(1, 129),
-                        pb.GetSamplesRequest(height=1, coords=[pb.CellCoord(row=0, col=0)] * 2)):
+            for bad in (
+                samples_request(1, 129),
+                pb.GetSamplesRequest(height=1, coords=[pb.CellCoord(row=0, col=0)] * 2),
+            ):
                 try:
                     stub.GetSamples(bad, timeout=10)
                 except grpc.RpcError as e:

@@ -54,8 +54,9 @@ def test_partitioned_storage_node_catches_up(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("fault", ["silent", "refused"])
-def test_light_client_concludes_with_one_peer_of_three_unreachable(cluster: Cluster,
-                                                                   fault: str) -> None:
+def test_light_client_concludes_with_one_peer_of_three_unreachable(
+    cluster: Cluster, fault: str
+) -> None:
     producer, feeder = fed(cluster)
     node = cluster.storage_node("storage", producer)
     if fault == "silent":
@@ -63,8 +64,14 @@ def test_light_client_concludes_with_one_peer_of_three_unreachable(cluster: Clus
     else:
         dead, close = f"127.0.0.1:{free_port()}", (lambda: None)
     try:
-        light = cluster.light_client("light", [dead, node.listen, producer.listen],
-                                     "--samples", "16", "--request-timeout", "1")
+        light = cluster.light_client(
+            "light",
+            [dead, node.listen, producer.listen],
+            "--samples",
+            "16",
+            "--request-timeout",
+            "1",
+        )
         for height in (1, 2, 3):
             got = wait_status(light, height, da_pb2.AVAILABLE, timeout=60)
             assert got.samples == 16 and got.confidence > 0.99

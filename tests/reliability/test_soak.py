@@ -62,8 +62,12 @@ def run_soak(cluster: Cluster, name: str, seconds: float, light_clients: int) ->
     nodes = [cluster.storage_node(f"storage-{i}", producer) for i in range(1, 4)]
     peers = [n.listen for n in nodes]
     lights = [cluster.light_client(f"light-{i}", peers) for i in range(1, light_clients + 1)]
-    feeders = [Feeder(producer, namespace=b"soak%d" % i, interval=0.0, size=BLOB_BYTES,
-                      backoff=0.2).start() for i in range(SUBMITTERS)]
+    feeders = [
+        Feeder(
+            producer, namespace=b"soak%d" % i, interval=0.0, size=BLOB_BYTES, backoff=0.2
+        ).start()
+        for i in range(SUBMITTERS)
+    ]
     start = time.time()
     time.sleep(seconds)
     for f in feeders:
@@ -84,23 +88,32 @@ def run_soak(cluster: Cluster, name: str, seconds: float, light_clients: int) ->
     lost = [h for h in acked_at if h not in where]
     duplicated = [h for h in acked_at if len(where.get(h, [])) > 1]
     in_window = [h for h in acked_at if h in where]
-    available = sum(metric(x, "da_light_headers_sampled_total", result="available")
-                    for x in lights)
-    unavailable = sum(metric(x, "da_light_headers_sampled_total", result="unavailable")
-                      for x in lights)
+    available = sum(metric(x, "da_light_headers_sampled_total", result="available") for x in lights)
+    unavailable = sum(
+        metric(x, "da_light_headers_sampled_total", result="unavailable") for x in lights
+    )
     return SoakReport(
-        name=name, seconds=round(elapsed, 1), storage_nodes=len(nodes),
-        light_clients=len(lights), acked=len(acked_at),
-        refused=sum(len(f.errors) for f in feeders), included=len(in_window), lost=len(lost),
-        duplicated=len(duplicated), blocks=tip,
+        name=name,
+        seconds=round(elapsed, 1),
+        storage_nodes=len(nodes),
+        light_clients=len(lights),
+        acked=len(acked_at),
+        refused=sum(len(f.errors) for f in feeders),
+        included=len(in_window),
+        lost=len(lost),
+        duplicated=len(duplicated),
+        blocks=tip,
         acked_per_second=round(len(acked_at) / elapsed, 1),
-        included_per_second=round(len(in_window) / max(1e-3, times[tip] - min(acked_at.values(),
-                                                                           default=start)), 1),
+        included_per_second=round(
+            len(in_window) / max(1e-3, times[tip] - min(acked_at.values(), default=start)), 1
+        ),
         p50_latency_seconds=round(statistics.median(latencies), 3) if latencies else -1,
         p99_latency_seconds=round(latencies[int(0.99 * (len(latencies) - 1))], 3)
-        if latencies else -1,
+        if latencies
+        else -1,
         max_latency_seconds=round(latencies[-1], 3) if latencies else -1,
-        light_available=int(available), light_unavailable=int(unavailable),
+        light_available=int(available),
+        light_unavailable=int(unavailable),
     )
 
 

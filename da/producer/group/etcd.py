@@ -233,8 +233,7 @@ class Coordinator:
                 async for _event in events:
                     on_change()
             except (aetcd.exceptions.ClientError, TimeoutError) as e:
-                log.info("etcd watch through %s broke (%s); watching through the next", endpoint,
-                         e)
+                log.info("etcd watch through %s broke (%s); watching through the next", endpoint, e)
             finally:
                 await client.close()
             on_change()

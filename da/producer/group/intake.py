@@ -216,8 +216,12 @@ class GroupIntake:
                 if blob_hash is not None:
                     held[blob_hash] = held.get(blob_hash, 0) + 1
         await self._push_pending(epoch, held)
-        log.info("took over epoch %d: learned %d pending blobs from %d replicas", epoch, added,
-                 len(learned))
+        log.info(
+            "took over epoch %d: learned %d pending blobs from %d replicas",
+            epoch,
+            added,
+            len(learned),
+        )
 
     async def _learn(self, namespace: bytes, data: bytes) -> tuple[bytes | None, int]:
         """Keep a blob a peer reported (validated again); (its hash or None, 1 if new here)."""
@@ -252,8 +256,7 @@ class GroupIntake:
         if needed <= 0:
             return 0
         tasks = [
-            asyncio.create_task(sender.submit((epoch, namespace, data)))
-            for sender in self._senders
+            asyncio.create_task(sender.submit((epoch, namespace, data))) for sender in self._senders
         ]
         acks = 0
         for done in asyncio.as_completed(tasks):

@@ -37,9 +37,7 @@ class ReplicaPeer:
     def _stub(self) -> da_pb2_grpc.ReplicaServiceStub:
         return da_pb2_grpc.ReplicaServiceStub(self.remote.channel)
 
-    async def replicate(
-        self, epoch: int, blobs: Sequence[tuple[bytes, bytes]]
-    ) -> list[int]:
+    async def replicate(self, epoch: int, blobs: Sequence[tuple[bytes, bytes]]) -> list[int]:
         """The peer keeps the (namespace, data) blobs durably, in one synced write; returns the
         indexes of those it refused as invalid. Raises `ReplicaError` when it kept none."""
         request = pb.ReplicateBlobsRequest(
@@ -69,9 +67,7 @@ class ReplicaPeer:
 
     async def forward(self, namespace: bytes, data: bytes) -> pb.SubmitBlobResponse:
         """A client's blob, submitted at the peer if it leads (else UNAVAILABLE)."""
-        request = pb.ForwardBlobRequest(
-            chain_id=self.chain_id, namespace=namespace, data=data
-        )
+        request = pb.ForwardBlobRequest(chain_id=self.chain_id, namespace=namespace, data=data)
         response: pb.SubmitBlobResponse = await self._stub().ForwardBlob(
             request, timeout=self.remote.timeout, metadata=self._metadata
         )

@@ -101,5 +101,9 @@ class GroupAttestationServicer(AttestationServicer):
         )
         for peer, result in zip(self._peers, results, strict=True):
             if isinstance(result, BaseException):
-                log.info("attestation for height %d not shared with %s: %s", request.height,
-                         peer.address, result)
+                log.info(
+                    "attestation for height %d not shared with %s: %s",
+                    request.height,
+                    peer.address,
+                    result,
+                )

@@ -250,8 +250,10 @@ async def test_reflection_lists_services(serve: Any) -> None:
 def connections(server: grpc.aio.Server, count: int) -> list[grpc.aio.Channel]:
     """`count` separate client connections (own subchannels) from this host to `server`."""
     return [
-        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}",  # type: ignore[attr-defined]
-                                  options=[("grpc.use_local_subchannel_pool", 1)])
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{server.port}",  # type: ignore[attr-defined]
+            options=[("grpc.use_local_subchannel_pool", 1)],
+        )
         for _ in range(count)
     ]
 
@@ -295,8 +297,10 @@ async def test_concurrent_calls_are_limited_per_host(serve: Any) -> None:
     async with serve(host_concurrent_calls=2) as (server, channel):
         channels = connections(server, 3)
         stubs = [da_pb2_grpc.HeaderServiceStub(ch) for ch in channels]
-        slow = [asyncio.ensure_future(s.GetHeader(pb.GetHeaderRequest(height=SLOW), timeout=30))
-                for s in stubs[:2]]
+        slow = [
+            asyncio.ensure_future(s.GetHeader(pb.GetHeaderRequest(height=SLOW), timeout=30))
+            for s in stubs[:2]
+        ]
         try:
             await hanging(2)
             error = await refused(stubs[2].GetHeader(pb.GetHeaderRequest(height=1), timeout=5))
@@ -317,8 +321,9 @@ async def test_concurrent_calls_are_limited_per_host(serve: Any) -> None:
 
 async def test_call_rate_is_limited_per_host_across_connections(serve: Any) -> None:
     # Each connection may send 1000/s; the host as a whole 0.5/s with a burst of 2.
-    async with serve(rate_limit_per_second=1000.0, rate_limit_burst=1,
-                     host_rate_limit_per_second=0.5) as (server, _):
+    async with serve(
+        rate_limit_per_second=1000.0, rate_limit_burst=1, host_rate_limit_per_second=0.5
+    ) as (server, _):
         channels = connections(server, 3)
         try:
             stubs = [da_pb2_grpc.HeaderServiceStub(ch) for ch in channels]
@@ -345,9 +350,10 @@ async def test_streams_count_calls_but_stay_out_of_the_latency_histogram(
         await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
             pb.GetHeaderRequest(height=1), timeout=5
         )
-    assert registry.get_sample_value(
-        "da_grpc_requests_total", {"method": method, "code": "NOT_FOUND"}
-    ) == 1
+    assert (
+        registry.get_sample_value("da_grpc_requests_total", {"method": method, "code": "NOT_FOUND"})
+        == 1
+    )
     assert not registry.get_sample_value("da_grpc_request_seconds_count", {"method": method})
     unary = {"method": "/da.v1.HeaderService/GetHeader"}
     assert registry.get_sample_value("da_grpc_request_seconds_count", unary) == 1
@@ -363,10 +369,12 @@ async def test_tls_with_a_ca_option(tmp_path: Path) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     other = trustme.CA()
     other.cert_pem.write_to_path(str(tmp_path / "other.pem"))
-    config = ServerConfig(listen="127.0.0.1:0", tls_cert=tmp_path / "cert.pem",
-                          tls_key=tmp_path / "key.pem")
-    server, port = await create_server(config, SERVICERS, rpc_metrics=None,
-                                       service_names=[HEADER_SERVICE])
+    config = ServerConfig(
+        listen="127.0.0.1:0", tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem"
+    )
+    server, port = await create_server(
+        config, SERVICERS, rpc_metrics=None, service_names=[HEADER_SERVICE]
+    )
     try:
         async with open_channel(f"localhost:{port}", tls_ca=tmp_path / "ca.pem") as channel:
             reply = await da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
@@ -374,9 +382,11 @@ async def test_tls_with_a_ca_option(tmp_path: Path) -> None:
             )
             assert reply.signature == SIGNATURE
         async with open_channel(f"localhost:{port}", tls_ca=tmp_path / "other.pem") as channel:
-            error = await refused(da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
-                pb.GetHeaderRequest(height=1), timeout=5
-            ))
+            error = await refused(
+                da_pb2_grpc.HeaderServiceStub(channel).GetHeader(
+                    pb.GetHeaderRequest(height=1), timeout=5
+                )
+            )
             assert error.code() is grpc.StatusCode.UNAVAILABLE
     finally:
         await stop_server(server, grace=None)

@@ -50,8 +50,14 @@ class Block:
 def make_block(key: KeyPair = PRODUCER, height: int = 1) -> Block:
     square = encode_square(BLOBS, max_rows=4)
     header = Header(
-        chain_id=CHAIN_ID, height=height, time_ms=1, prev_hash=bytes(32), k=square.k,
-        commitments=square.commitments, blobs=square.blob_index, producer=key.public,
+        chain_id=CHAIN_ID,
+        height=height,
+        time_ms=1,
+        prev_hash=bytes(32),
+        k=square.k,
+        commitments=square.commitments,
+        blobs=square.blob_index,
+        producer=key.public,
     )
     return Block(square, sign_header(header, key.secret))
 
@@ -113,17 +119,24 @@ class FakeNode(
                 data[-1] ^= 1
             proof = self.block.square.proof(ref.row, ref.col)
             cells.append(pb.Cell(row=ref.row, col=ref.col, data=bytes(data), proof=proof))
-        return pb.Blob(namespace=entry.namespace, blob_hash=entry.blob_hash,
-                       start_cell=entry.start_cell, cells=cells)
+        return pb.Blob(
+            namespace=entry.namespace,
+            blob_hash=entry.blob_hash,
+            start_cell=entry.start_cell,
+            cells=cells,
+        )
 
     async def GetCertificate(self, request: Any, context: Any) -> Any:
         await self._known(request.height, context)
         digest = self.block.signed.hash
         signers = OPERATORS[:2]
         aggregate = signing.aggregate(signing.sign(key.secret, digest) for key in signers)
-        return pb.Certificate(height=1, header_hash=digest,
-                              public_keys=[key.public for key in signers],
-                              aggregate_signature=aggregate)
+        return pb.Certificate(
+            height=1,
+            header_hash=digest,
+            public_keys=[key.public for key in signers],
+            aggregate_signature=aggregate,
+        )
 
     async def GetAvailability(self, request: Any, context: Any) -> Any:
         await self._known(request.height, context)
@@ -147,12 +160,18 @@ def serve(fake: FakeNode, tls: tuple[Path, Path] | None = None) -> Iterator[str]
 
     async def start() -> tuple[Any, int]:
         return await create_server(
-            ServerConfig(listen="127.0.0.1:0", auth_token=TOKEN,
-                         tls_cert=tls[0] if tls else None, tls_key=tls[1] if tls else None),
-            [(da_pb2_grpc.add_BlobServiceServicer_to_server, fake),
-             (da_pb2_grpc.add_HeaderServiceServicer_to_server, fake),
-             (da_pb2_grpc.add_AttestationServiceServicer_to_server, fake),
-             (da_pb2_grpc.add_SamplingServiceServicer_to_server, fake)],
+            ServerConfig(
+                listen="127.0.0.1:0",
+                auth_token=TOKEN,
+                tls_cert=tls[0] if tls else None,
+                tls_key=tls[1] if tls else None,
+            ),
+            [
+                (da_pb2_grpc.add_BlobServiceServicer_to_server, fake),
+                (da_pb2_grpc.add_HeaderServiceServicer_to_server, fake),
+                (da_pb2_grpc.add_AttestationServiceServicer_to_server, fake),
+                (da_pb2_grpc.add_SamplingServiceServicer_to_server, fake),
+            ],
             rpc_metrics=None,
             service_names=SERVICES,
         )
@@ -182,9 +201,28 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key

@@ -51,8 +51,18 @@ def test_blob_submit_tries_the_next_node_and_sends_the_token(
     address, fake = node
     blob = tmp_path / "blob.bin"
     blob.write_bytes(b"payload")
-    argv = ["blob", "submit", "--node", closed_port(), "--node", address,
-            "--namespace", "0x0a0b", "--file", str(blob)]
+    argv = [
+        "blob",
+        "submit",
+        "--node",
+        closed_port(),
+        "--node",
+        address,
+        "--namespace",
+        "0x0a0b",
+        "--file",
+        str(blob),
+    ]
     assert cli.main(argv) == 1
     assert "UNAUTHENTICATED" in one_line_error(capsys)
     token = tmp_path / "token"

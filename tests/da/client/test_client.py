@@ -37,8 +37,13 @@ PRODUCER_HEX = PRODUCER.public.hex()
 
 def client(address: str, **kwargs: object) -> DAClient:
     options: dict[str, object] = {
-        "producers": [address], "storage": [address], "light_clients": [address],
-        "token": TOKEN, "chain_id": CHAIN_ID, "trusted_keys": [PRODUCER_HEX], "timeout": 5.0,
+        "producers": [address],
+        "storage": [address],
+        "light_clients": [address],
+        "token": TOKEN,
+        "chain_id": CHAIN_ID,
+        "trusted_keys": [PRODUCER_HEX],
+        "timeout": 5.0,
     }
     return DAClient(**(options | kwargs))  # type: ignore[arg-type]
 

@@ -86,7 +86,8 @@ def make_producer(metrics: ProducerMetrics) -> MakeProducer:
         clock: Callable[[], float] | None = None,
         retention_blocks: int = 0,
     ) -> tuple[BlockProducer, Mempool, HeadNotifier]:
-        return build_producer(metrics, store, max_rows=max_rows, clock=clock,
-                              retention_blocks=retention_blocks)[:3]
+        return build_producer(
+            metrics, store, max_rows=max_rows, clock=clock, retention_blocks=retention_blocks
+        )[:3]
 
     return make

@@ -60,13 +60,21 @@ def test_producer_status_lists_recent_blocks() -> None:
     headers.put_signed_header(store, 1, block.signed.raw, block.signed.signature)
     put_certificate(store, Certificate(1, block.signed.hash, (b"k" * 48,), b"s" * 96))
     source = ProducerStatus(
-        chain_id="test", store=store, head=lambda: 1, mempool=lambda: (2, 300),
-        encode_seconds={1: 0.25}.get, quorum=1,
+        chain_id="test",
+        store=store,
+        head=lambda: 1,
+        mempool=lambda: (2, 300),
+        encode_seconds={1: 0.25}.get,
+        quorum=1,
     )
     status = source.status()
     assert COMMON_KEYS <= status.keys() and status["role"] == "producer"
-    assert status["leadership"] == {"mode": "single", "leader": True, "epoch": None,
-                                    "leader_id": None}
+    assert status["leadership"] == {
+        "mode": "single",
+        "leader": True,
+        "epoch": None,
+        "leader_id": None,
+    }
     assert status["mempool"] == {"blobs": 2, "bytes": 300}
     [row] = status["blocks"]
     assert row["k"] == block.signed.header.k and row["blobs"] == 3 and row["certified"]
@@ -81,15 +89,15 @@ def test_storage_status() -> None:
     stats = AttestationStats(enabled=True)
     stats.observe(4, True)
     stats.observe(5, False)
-    source = StorageStatus("test", MemoryStore(), registry, ["p:1"], ["s:2"], 100,
-                           attestation=stats)
+    source = StorageStatus(
+        "test", MemoryStore(), registry, ["p:1"], ["s:2"], 100, attestation=stats
+    )
     status = source.status()
     assert status["role"] == "storage-node" and status["height"] == 0
     assert status["repairs"]["cells_repaired"] == 5
     assert status["repairs"]["cells_collected"] == {"light": 7, "storage": 0}
     assert [p["kind"] for p in status["peers"]] == ["producer", "storage"]
-    assert status["attestation"] == {"enabled": True, "accepted": 1, "refused": 1,
-                                     "last_height": 4}
+    assert status["attestation"] == {"enabled": True, "accepted": 1, "refused": 1, "last_height": 4}
 
 
 def test_light_status_records_each_sampled_cell() -> None:

@@ -84,10 +84,12 @@ class Gatherer:
     sources: list[HeldBy]
     directory: SamplerDirectory = field(default_factory=SamplerDirectory)
 
-    async def gather(self, header: Header, cells: dict, proofs: dict,
-                     executor: Executor | None = None) -> int:
-        return await gather_held(self.sources, header, cells, proofs,
-                                 on_bad=self.directory.shun, concurrency=1)
+    async def gather(
+        self, header: Header, cells: dict, proofs: dict, executor: Executor | None = None
+    ) -> int:
+        return await gather_held(
+            self.sources, header, cells, proofs, on_bad=self.directory.shun, concurrency=1
+        )
 
 
 def _union(sources: list[HeldBy]) -> set[tuple[int, int]]:
@@ -102,8 +104,7 @@ async def test_gathering_stops_as_soon_as_the_cells_suffice() -> None:
     assert needed < 40
     cells: dict = {}
     proofs: dict = {}
-    added = await gather_held(sources, header, cells, proofs, on_bad=lambda _: None,
-                              concurrency=1)
+    added = await gather_held(sources, header, cells, proofs, on_bad=lambda _: None, concurrency=1)
     assert [bool(s.asked) for s in sources] == [i < needed for i in range(40)]
     assert set(cells) == _union(sources[:needed]) and added == len(cells)
     assert recoverable(header.k, cells)
@@ -119,8 +120,9 @@ async def test_bad_proofs_shun_the_sampler_and_the_rebuild_still_succeeds(
     gatherer = Gatherer([liar, *honest])
     withholding, _, _ = await serve([block], share=Withholding)
     sink = MemorySink()
-    await fetch_block([withholding], header, sink, samplers=gatherer,
-                      observer=StorageMetrics(registry))
+    await fetch_block(
+        [withholding], header, sink, samplers=gatherer, observer=StorageMetrics(registry)
+    )
     assert [(list(c), list(p)) for c, p in sink.rows()] == [
         (list(c), list(p)) for c, p in block.rows()
     ]
@@ -139,13 +141,19 @@ async def test_too_few_cells_fail_cleanly_naming_the_counts(
     withholding, _, _ = await serve([block], share=Withholding)
     sink = MemorySink()
     with caplog.at_level(logging.WARNING), pytest.raises(BlockUnavailable):
-        await fetch_block([withholding], block.signed.header, sink, samplers=Gatherer(sources),
-                          observer=StorageMetrics(registry))
+        await fetch_block(
+            [withholding],
+            block.signed.header,
+            sink,
+            samplers=Gatherer(sources),
+            observer=StorageMetrics(registry),
+        )
     assert sink.rows() == []
     rows = [sum(1 for r, _ in _union(sources) if r == row) for row in (0, 1)]
     assert f"cells per row {rows}" in caplog.text and "cells per column [" in caplog.text
-    assert registry.get_sample_value(
-        "da_storage_recoveries_total", {"result": "unrecoverable"}) == 1
+    assert (
+        registry.get_sample_value("da_storage_recoveries_total", {"result": "unrecoverable"}) == 1
+    )
 
 
 async def test_one_lying_peer_cannot_make_a_recoverable_block_unrecoverable(
@@ -167,7 +175,8 @@ async def test_a_light_client_announcement_lists_its_port_on_the_callers_host() 
     server, port = await create_server(
         ServerConfig(rate_limit_per_second=0),
         [(da_pb2_grpc.add_SamplerRegistryServicer_to_server, SamplerRegistryServicer(directory))],
-        rpc_metrics=None, service_names=(),
+        rpc_metrics=None,
+        service_names=(),
     )
     peer = GrpcPeer(f"127.0.0.1:{port}")
     try:
@@ -182,8 +191,9 @@ async def test_a_light_client_announcement_lists_its_port_on_the_callers_host() 
 
 def test_directory_bounds_announcements() -> None:
     now = [0.0]
-    directory = SamplerDirectory(("10.0.0.9:1",), ttl_seconds=10, max_announced=5, per_host=2,
-                                 clock=lambda: now[0])
+    directory = SamplerDirectory(
+        ("10.0.0.9:1",), ttl_seconds=10, max_announced=5, per_host=2, clock=lambda: now[0]
+    )
     for port in (1, 2, 3):
         directory.announce("10.0.0.1", port)
     for host in range(2, 6):

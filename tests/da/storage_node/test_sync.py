@@ -123,9 +123,15 @@ async def test_an_unverified_head_never_sets_the_floor_and_its_source_is_shunned
     liar, _, _ = await serve(chain(4), header=LyingHead)
     honest, _, _ = await serve(chain(4), producer=False)
     shunned: list[int] = []
-    follower = Follower(ingestor, [liar, honest], on_stored=_nothing, retention_blocks=2,
-                        backoff=Backoff(0.01, 0.05), idle_timeout=1.0,
-                        on_shun=lambda: shunned.append(1))
+    follower = Follower(
+        ingestor,
+        [liar, honest],
+        on_stored=_nothing,
+        retention_blocks=2,
+        backoff=Backoff(0.01, 0.05),
+        idle_timeout=1.0,
+        on_shun=lambda: shunned.append(1),
+    )
     await _follow_until(follower, 4)
     assert list(blocks.stored_heights(ingestor.store)) == [3, 4]
     assert follower.is_shunned(liar) and not follower.is_shunned(honest)

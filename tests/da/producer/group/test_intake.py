@@ -56,8 +56,13 @@ class Peer:
 def intake(peers: list[Peer], leading: Leading | None = None) -> tuple[GroupIntake, Mempool]:
     mempool = Mempool(MemoryStore(), max_pending_bytes=LIMIT)
     metrics = GroupMetrics(CollectorRegistry())
-    group = GroupIntake(mempool, leading or Leading(), peers, metrics,  # type: ignore[arg-type]
-                        max_blob_bytes=LIMIT)
+    group = GroupIntake(
+        mempool,
+        leading or Leading(),
+        peers,
+        metrics,  # type: ignore[arg-type]
+        max_blob_bytes=LIMIT,
+    )
     return group, mempool
 
 
@@ -126,8 +131,9 @@ async def test_a_promise_answers_with_the_blobs_admitted_before_it() -> None:
 
 async def test_replicated_blobs_are_validated_again() -> None:
     group, mempool = intake([], Leading(leading=False))
-    refused = await group.keep(1, [(bytes(29), b"reserved namespace"), (b"\x01", b"fine"),
-                                   (b"\x01", b"")])
+    refused = await group.keep(
+        1, [(bytes(29), b"reserved namespace"), (b"\x01", b"fine"), (b"\x01", b"")]
+    )
     assert refused == [0, 2]  # each blob checked here; the valid one kept
     assert [b.data for b in await mempool.pending()] == [b"fine"]
 
