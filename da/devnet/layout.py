@@ -203,31 +203,42 @@ def group_settings(layout: Layout, node: Node) -> dict[str, Any]:
 
 def etcd_argv(layout: Layout, node: Node) -> list[str]:
     """The command line of an etcd member of the devnet (`port`: client, `metrics_port`: peer)."""
-    client, peer = f"http://{node.address}", f"http://{LOOPBACK}:{node.metrics_port}"
     cluster = ",".join(f"{e.name}=http://{LOOPBACK}:{e.metrics_port}" for e in layout.etcd)
+    return etcd_member_argv(
+        name=node.name,
+        data_dir=layout.root / "nodes" / node.name,
+        client=f"http://{node.address}",
+        peer=f"http://{LOOPBACK}:{node.metrics_port}",
+        cluster=cluster,
+        token=layout.chain_id,
+    )
+
+
+def etcd_member_argv(
+    *,
+    name: str,
+    data_dir: Path,
+    client: str,
+    peer: str,
+    cluster: str,
+    token: str,
+    binary: str = "etcd",
+) -> list[str]:
+    """One member of a new etcd cluster (`cluster`: every member's `name=peer URL`), listening
+    on `client` for clients and `peer` for the other members; the devnet's and the tests'."""
     return [
-        "etcd",
-        "--name",
-        node.name,
-        "--data-dir",
-        str(layout.root / "nodes" / node.name),
-        "--listen-client-urls",
-        client,
-        "--advertise-client-urls",
-        client,
-        "--listen-peer-urls",
-        peer,
-        "--initial-advertise-peer-urls",
-        peer,
-        "--initial-cluster",
-        cluster,
-        "--initial-cluster-state",
-        "new",
-        "--initial-cluster-token",
-        layout.chain_id,
-        "--log-level",
-        "warn",
-    ]
+        binary,
+        "--name", name,
+        "--data-dir", str(data_dir),
+        "--listen-client-urls", client,
+        "--advertise-client-urls", client,
+        "--listen-peer-urls", peer,
+        "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", cluster,
+        "--initial-cluster-state", "new",
+        "--initial-cluster-token", token,
+        "--log-level", "warn",
+    ]  # fmt: skip
 
 
 def write_configs(layout: Layout, config: DevnetConfig) -> None:

@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from da.devnet.layout import etcd_member_argv
 from tests.integration.harness import free_port
 
 ETCD = shutil.which("etcd")
@@ -70,35 +71,15 @@ class EtcdCluster:
         return [a for e in self.endpoints for a in ("--etcd", e)]
 
     def start(self, member: EtcdMember, *, wait: bool = True) -> None:
-        client = f"http://127.0.0.1:{member.client_port}"
-        peer = f"http://127.0.0.1:{member.peer_port}"
-        args = [
-            str(ETCD),
-            "--name",
-            member.name,
-            "--data-dir",
-            str(member.data_dir),
-            "--listen-client-urls",
-            client,
-            "--advertise-client-urls",
-            client,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            self._initial,
-            "--initial-cluster-state",
-            "new",
-            "--initial-cluster-token",
-            f"t{self.members[0].client_port}",
-            "--heartbeat-interval",
-            "100",
-            "--election-timeout",
-            "1000",
-            "--log-level",
-            "warn",
-        ]
+        args = etcd_member_argv(
+            binary=str(ETCD),
+            name=member.name,
+            data_dir=member.data_dir,
+            client=f"http://127.0.0.1:{member.client_port}",
+            peer=f"http://127.0.0.1:{member.peer_port}",
+            cluster=self._initial,
+            token=f"t{self.members[0].client_port}",
+        ) + ["--heartbeat-interval", "100", "--election-timeout", "1000"]
         log = open(member.log_path, "ab")  # noqa: SIM115 - closed with the process
         member.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
