@@ -44,6 +44,9 @@ from erasure.constants import CELLS_PER_EXT_ROW, CELLS_PER_ROW, PAYLOAD_BYTES_PE
 SAMPLES_PER_REQUEST = 16
 CALLERS = 8
 THROUGHPUT_TARGET = 0.5
+# Bare and ours alternate this many times and each keeps its best: on a shared 2-core machine one
+# pair of runs varied from 0.39 to 0.56 of each other.
+THROUGHPUT_ROUNDS = 3
 INGEST_TARGET = 1.3
 HEIGHT = 1
 CHAIN_ID = "bench"
@@ -213,7 +216,7 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(args.serve, args.port, args.bare))
         return
-    k, seconds = (8, 3.0) if args.quick else (64, 10.0)
+    k, seconds = (8, 3.0) if args.quick else (64, 6.0)
     say = lambda m: log(m, as_json=args.json)  # noqa: E731
     say(f"encoding a k = {k} block once ...")
     signed, square = build_block(k)
@@ -238,8 +241,10 @@ def main() -> None:
         blocks.add_block_to_batch(batch, HEIGHT, signed.raw, signed.signature, ext_rows)
         store.write(batch, sync=True)
         store.close()
-        bare = throughput(db, k, seconds, bare=True)
-        ours = throughput(db, k, seconds, bare=False)
+        bare = ours = 0.0
+        for _ in range(1 if args.quick else THROUGHPUT_ROUNDS):
+            bare = max(bare, throughput(db, k, seconds, bare=True))
+            ours = max(ours, throughput(db, k, seconds, bare=False))
         say(f"GetSamples {ours:.0f} req/s, bare {bare:.0f} req/s")
         rows.append(
             row(

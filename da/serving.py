@@ -265,9 +265,9 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
     async def GetSamples(
         self, request: pb.GetSamplesRequest, context: Any
     ) -> pb.GetSamplesResponse:
-        k = await asyncio.to_thread(block_k, self._store, request.height)
-        refs = convert.coordinates_from_pb(request.coords, k)
-        found = await asyncio.to_thread(read_cells, self._store, request.height, refs, self._cache)
+        # One trip off the event loop per request: the block's k, the checked coordinates and
+        # the cells (each hop to a worker thread costs about as much as a cached read).
+        refs, found = await asyncio.to_thread(self._samples, request)
         self._on_served(len(found))
         return pb.GetSamplesResponse(
             cells=[
@@ -276,10 +276,15 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
             ]
         )
 
+    def _samples(
+        self, request: pb.GetSamplesRequest
+    ) -> tuple[list[CellRef], list[tuple[bytes, bytes]]]:
+        k = block_k(self._store, request.height)
+        refs = convert.coordinates_from_pb(request.coords, k)
+        return refs, read_cells(self._store, request.height, refs, self._cache)
+
     async def GetRow(self, request: pb.GetRowRequest, context: Any) -> pb.GetRowResponse:
-        k = await asyncio.to_thread(block_k, self._store, request.height)
-        row = convert.check_row(request.row, k)
-        cells, proofs = await asyncio.to_thread(self._cache.row, self._store, request.height, row)
+        row, (cells, proofs) = await asyncio.to_thread(self._row, request)
         self._on_served(len(cells))
         return pb.GetRowResponse(
             cells=[
@@ -287,6 +292,10 @@ class ShareServicer(da_pb2_grpc.ShareServiceServicer):
                 for col, (data, proof) in enumerate(zip(cells, proofs, strict=True))
             ]
         )
+
+    def _row(self, request: pb.GetRowRequest) -> tuple[int, tuple[list[bytes], list[bytes]]]:
+        row = convert.check_row(request.row, block_k(self._store, request.height))
+        return row, self._cache.row(self._store, request.height, row)
 
 
 # --- blobs ----------------------------------------------------------------------------------
