@@ -10,6 +10,8 @@ managing processes and clusters lives here, outside `erasure` (pure maths).
 from __future__ import annotations
 
 import os
+import select
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
@@ -22,9 +24,43 @@ MAX_WORKERS = 1024
 DASK_WAIT_SECONDS = 60.0
 
 
-def _init_worker(setup_path: str, precompute: int) -> None:
-    """Worker initializer: load the trusted setup once, from the file the parent already wrote."""
+def _init_worker(setup_path: str, precompute: int, node_pid: int | None = None) -> None:
+    """Worker initializer: exit with the node (`node_pid`), then load the trusted setup once,
+    from the file the parent already wrote."""
+    if node_pid is not None:
+        _exit_with(node_pid)
     kzg.use_trusted_setup(Path(setup_path), precompute)
+
+
+def _exit_with(pid: int) -> None:
+    """Exit this worker as soon as process `pid` (the node) is gone, however it died.
+
+    Why: a worker's parent is the forkserver, not the node, and each worker holds the
+    forkserver's "alive" pipe, so after a kill -9 of the node neither would ever exit (both
+    waiting for the other), keeping memory and cores. A pidfd becomes readable when `pid` exits.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or already gone
+        if not _alive(pid):
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        select.select([pidfd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-node", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _start_method() -> str:
@@ -97,7 +133,7 @@ def make_encoder_pool(
         workers,
         mp_context=get_context(_start_method()),
         initializer=_init_worker,
-        initargs=(setup_path, precompute),
+        initargs=(setup_path, precompute, os.getpid()),
     )
     # Start every worker now (and load its setup) rather than inside the first encode.
     for future in [pool.submit(_ready) for _ in range(workers)]:

@@ -4,7 +4,12 @@ Blobs stay tiny (k = 1 or 2) so every block encodes in well under a second."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import grpc
+import psutil
 import pytest
 
 from da import signing
@@ -287,3 +292,23 @@ def test_bearer_token_guards_submit_blob_only(cluster: Cluster) -> None:
     finally:
         for c in (anonymous, wrong, authorised):
             c.close()
+
+
+def test_encoding_workers_die_with_a_killed_producer(cluster: Cluster) -> None:
+    """kill -9 of the producer's own process only (not its process group, as a supervisor may
+    do): its forkserver and encoding workers exit too, none keeps cores or memory."""
+    producer = cluster.producer("orphans", "--workers", "2")
+    try:
+        assert producer.proc is not None
+        main = psutil.Process(producer.proc.pid)
+        # the resource tracker, the forkserver and 2 workers (started after the node serves)
+        deadline = time.monotonic() + 60
+        while len(descendants := main.children(recursive=True)) < 4:
+            assert time.monotonic() < deadline, descendants
+            time.sleep(0.2)
+        os.kill(main.pid, signal.SIGKILL)
+        producer.proc.wait(10)
+        _, alive = psutil.wait_procs(descendants, timeout=15)
+        assert not alive, [p.cmdline()[-1][:60] for p in alive]
+    finally:
+        producer.kill9()
