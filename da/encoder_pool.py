@@ -41,9 +41,9 @@ def _exit_with(pid: int) -> None:
     """
     try:
         pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # not Linux >= 5.3, or already gone
-        if not _alive(pid):
-            os._exit(1)
+    except ProcessLookupError:  # the node died before this worker started
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfds here: the worker lives until its pool closes
         return
 
     def watch() -> None:
@@ -51,16 +51,6 @@ def _exit_with(pid: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-node", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _start_method() -> str:
