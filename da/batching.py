@@ -7,6 +7,10 @@ single fsync or round trip covers every caller that queued meanwhile, and alone 
 exactly one, as without batching. By default one batch at a time (what a handler does is then
 ordered); `in_flight` > 1 lets that many batches be handled at once (round trips to another
 process, which may overlap: an item then waits for a free slot, not for a whole batch).
+`linger` > 0 makes a batch wait for more items before it starts: as long as they keep arriving
+(a gap of `quiet` seconds ends the wait; by default `quiet` is `linger`, a fixed wait), at most
+`linger`, and not once it is full. Where each batch has a fixed cost much larger than an item's
+(a call to another process), batches of many items are worth a few milliseconds of latency.
 """
 
 from __future__ import annotations
@@ -39,18 +43,25 @@ class Batcher(Generic[T, R]):
         weight: Callable[[T], int] = lambda _item: 1,
         max_batch_weight: int = 1 << 62,
         in_flight: int = 1,
+        linger: float = 0.0,
+        quiet: float = 0.0,
     ) -> None:
         self._handle = handle
         self._weight = weight
         self._max_weight = max_batch_weight
         self._in_flight = in_flight
+        self._linger = linger
+        self._quiet = quiet or linger
+        self._last_arrival = 0.0
         self._waiting: list[_Waiting[T, R]] = []
         self._workers: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
         """`item`'s outcome once its batch was handled (its exception is raised). A cancelled
         caller does not withdraw the item: a batch being handled is finished."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._last_arrival = loop.time()
         self._waiting.append(_Waiting(item, future))
         # a finished worker leaves the set only in a later loop turn: count the running ones
         if sum(not worker.done() for worker in self._workers) < self._in_flight:
@@ -67,6 +78,10 @@ class Batcher(Generic[T, R]):
         batch: list[_Waiting[T, R]] = []
         try:
             while self._waiting:
+                if self._linger:
+                    await self._gather_more()
+                    if not self._waiting:  # another worker took them meanwhile
+                        break
                 batch = self._take()
                 try:
                     outcomes = await self._handle([waiting.item for waiting in batch])
@@ -85,6 +100,20 @@ class Batcher(Generic[T, R]):
                 if not waiting.future.done():
                     waiting.future.cancel()
             raise
+
+    async def _gather_more(self) -> None:
+        """Linger: wait while items keep arriving (a gap of `quiet` ends it), at most `linger`,
+        and not once the batch is full."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger
+        while not self._full():
+            wait = min(deadline, self._last_arrival + self._quiet) - loop.time()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    def _full(self) -> bool:
+        return sum(self._weight(waiting.item) for waiting in self._waiting) >= self._max_weight
 
     def _take(self) -> list[_Waiting[T, R]]:
         """The next batch: the oldest waiting items up to the weight limit (at least one)."""

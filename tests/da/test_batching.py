@@ -79,3 +79,29 @@ async def test_with_two_in_flight_an_item_waits_for_a_free_slot_not_a_whole_batc
     assert (await first, await second) == (10, 20)
     assert await batcher.submit_many([3, 4, 5]) == [30, 40, 50]
     assert sorted(item for batch in handler.batches[2:] for item in batch) == [3, 4, 5]
+
+
+async def test_a_lingering_batch_waits_for_the_items_arriving_within_the_linger() -> None:
+    handler = Recorder()
+    batcher: Batcher[int, int] = Batcher(handler, linger=0.05)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)  # within the linger: joins the first batch
+    second = asyncio.ensure_future(batcher.submit(2))
+    assert (await first, await second) == (10, 20)
+    assert handler.batches == [[1, 2]]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    handler = Recorder()
+    batcher: Batcher[int, int] = Batcher(handler, max_batch_weight=2, linger=60.0)
+    assert await asyncio.wait_for(batcher.submit_many([1, 2]), 5) == [10, 20]
+    assert handler.batches == [[1, 2]]
+
+
+async def test_a_lingering_batch_starts_once_items_stop_arriving() -> None:
+    handler = Recorder()
+    batcher: Batcher[int, int] = Batcher(handler, linger=60.0, quiet=0.02)
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(batcher.submit_many([1, 2, 3]), 5) == [10, 20, 30]
+    assert handler.batches == [[1, 2, 3]]
+    assert asyncio.get_running_loop().time() - started < 30  # the gap ended it, not the linger

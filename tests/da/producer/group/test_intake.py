@@ -38,14 +38,15 @@ class Peer:
     kept: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     pending_blobs: list[tuple[bytes, bytes]] = field(default_factory=list)
     calls: int = 0
+    refuses: bytes = b"\xff"  # blob data this peer finds invalid
 
     async def replicate(self, epoch: int, blobs: list[tuple[bytes, bytes]]) -> list[int]:
         self.calls += 1
         await asyncio.sleep(0)  # a round trip: blobs submitted meanwhile wait for the next call
         if not self.up:
             raise TimeoutError("down")
-        self.kept += [(epoch, namespace, data) for namespace, data in blobs]
-        return []
+        self.kept += [(epoch, ns, data) for ns, data in blobs if data != self.refuses]
+        return [index for index, (_ns, data) in enumerate(blobs) if data == self.refuses]
 
     async def pending(self, epoch: int) -> list[tuple[bytes, bytes]]:
         if not self.up:
@@ -83,14 +84,26 @@ async def test_concurrent_blobs_share_one_call_per_peer() -> None:
     peers = [Peer("a"), Peer("b")]
     group, mempool = intake(peers)
     first = asyncio.ensure_future(group.submit(blob(b"first")))
-    await asyncio.sleep(0)  # its call to each peer is under way
+    await asyncio.sleep(0)  # its round lingers for more blobs
     rest = await asyncio.gather(*(group.submit(blob(b"%d" % n)) for n in range(5)))
     assert (await first)[1] and all(new for _record, new in rest)
-    assert [peer.calls for peer in peers] == [2, 2]  # the five waited and went together
+    assert [peer.calls for peer in peers] == [1, 1]  # all six in one round
     assert sorted(data for _e, _ns, data in peers[0].kept) == sorted(
         [b"first", b"0", b"1", b"2", b"3", b"4"]
     )
     assert mempool.count == 6 and all(group.eligible(b) for b in await mempool.pending())
+
+
+async def test_a_blob_a_peer_refuses_is_not_acknowledged_but_its_round_mates_are() -> None:
+    peers = [Peer("a", refuses=b"odd"), Peer("b", up=False)]
+    group, mempool = intake(peers)
+    answers = await asyncio.gather(
+        group.submit(blob(b"fine")), group.submit(blob(b"odd")), return_exceptions=True
+    )
+    assert peers[0].calls == 1  # one round
+    assert answers[0][0].state is BlobState.PENDING  # type: ignore[index]
+    assert isinstance(answers[1], Unavailable)
+    assert [b.data for b in await mempool.pending() if group.eligible(b)] == [b"fine"]
 
 
 async def test_below_a_majority_nothing_is_acknowledged_nor_eligible() -> None:
