@@ -14,10 +14,16 @@ leader kill stops production, and what replication costs submitters, against a s
    is bound by latency: each group acknowledgement waits for another replica's round trip and
    fsync), then SATURATING_SUBMITTERS (enough to keep both busy: their capacity). Target: at
    saturation the group acknowledges at least 0.8x the single producer's blobs per second.
+   Shown beside it (no target): the CPU time of intake per acknowledged blob, all processes of
+   the run but the encoding workers (the producers, the etcd members, the submitters): what
+   replication costs the machine, whose two cores the group's six processes share. (Encoding
+   costs both the same per blob and much of it falls after the window, when the backlog is
+   built into blocks.)
 `--quick`: 2 kills, 4 s windows, no target judged.
 """
 
 import itertools
+import os
 import statistics
 import sys
 import threading
@@ -30,7 +36,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from procs import cluster  # noqa: E402
+from procs import DaProcess, cluster, cpu_seconds  # noqa: E402
 from run import BenchRow, row, run_sized  # noqa: E402  (bench/run.py: the table convention)
 
 from da.header import header_from_bytes  # noqa: E402
@@ -58,22 +64,34 @@ class Sizes:
     window_seconds: float
 
 
-Window = tuple[int, list[float]]
-"""A closed loop's (acknowledged blobs, latency of each in seconds)."""
+@dataclass(frozen=True)
+class Window:
+    """A closed loop's acknowledged blobs, the latency of each (s), and the CPU seconds the
+    run's processes (this one included, encoding workers not) used meanwhile."""
+
+    acked: int
+    latencies: list[float]
+    cpu_seconds: float
 
 
-def windows(address: str, seconds: float, tag: str, say: Callable[[str], None]) -> list[Window]:
-    """`closed_loop` with LIGHT_SUBMITTERS, then with SATURATING_SUBMITTERS."""
+def windows(
+    address: str, pids: list[int], seconds: float, tag: str, say: Callable[[str], None]
+) -> list[Window]:
+    """`closed_loop` with LIGHT_SUBMITTERS, then with SATURATING_SUBMITTERS; the CPU time of
+    `pids` (without their children) and of this process is taken over each."""
     found = []
+    everyone = [os.getpid(), *pids]
     for submitters in (LIGHT_SUBMITTERS, SATURATING_SUBMITTERS):
         say(f"{tag}: {submitters} submitters for {seconds:.0f} s")
-        found.append(closed_loop(address, seconds, f"{tag}{submitters}", submitters, say))
+        before = cpu_seconds(everyone, children=False)
+        acked, latencies = closed_loop(address, seconds, f"{tag}{submitters}", submitters, say)
+        found.append(Window(acked, latencies, cpu_seconds(everyone, children=False) - before))
     return found
 
 
 def closed_loop(
     address: str, seconds: float, tag: str, submitters: int, say: Callable[[str], None]
-) -> Window:
+) -> tuple[int, list[float]]:
     """`submitters` threads submitting distinct blobs back to back for `seconds`."""
     latencies: list[float] = []
     refused: list[str] = []
@@ -157,6 +175,11 @@ def failover_seconds(group: ProducerGroup, kills: int, say: Callable[[str], None
     return took
 
 
+def _pid(process: DaProcess) -> int:
+    assert process.proc is not None
+    return process.proc.pid
+
+
 def _new_signer(group: ProducerGroup, i: int, head: int, killed_key: bytes) -> bool:
     """True once replica `i` serves a header above `head` signed by another than the killed
     leader (blocks the killed leader committed just before its death do not count)."""
@@ -170,7 +193,7 @@ def _new_signer(group: ProducerGroup, i: int, head: int, killed_key: bytes) -> b
 def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRow]:
     with cluster("bench-single") as nodes:
         single = nodes.producer("single", *UNLIMITED)
-        single_windows = windows(single.listen, sizes.window_seconds, "single", say)
+        single_windows = windows(single.listen, [_pid(single)], sizes.window_seconds, "single", say)
     with cluster("bench-group") as nodes:
         etcd = EtcdCluster(nodes.tmp / "etcd")
         try:
@@ -182,7 +205,9 @@ def rows(sizes: Sizes, judged: bool, say: Callable[[str], None]) -> list[BenchRo
                 extra_args=UNLIMITED,
             )
             leader = group.wait_leader()
-            group_windows = windows(group.address(leader), sizes.window_seconds, "group", say)
+            pids = [_pid(group.proc(i)) for i in range(group.size)]
+            pids += [member.proc.pid for member in etcd.members if member.proc is not None]
+            group_windows = windows(group.address(leader), pids, sizes.window_seconds, "group", say)
             drain(group, leader, say)  # kills measure a normal block, not the backlog's
             took = failover_seconds(group, sizes.kills, say)
             group.close()
@@ -216,11 +241,11 @@ def table(
         ),
         row("failover: max s", max(took), bound, "-", None),
     ]
-    for submitters, (single_acked, single_lat), (group_acked, group_lat) in zip(
+    for submitters, single_window, group_window in zip(
         (LIGHT_SUBMITTERS, SATURATING_SUBMITTERS), single, group, strict=True
     ):
-        single_rate = single_acked / sizes.window_seconds
-        group_rate = group_acked / sizes.window_seconds
+        single_rate = single_window.acked / sizes.window_seconds
+        group_rate = group_window.acked / sizes.window_seconds
         judge = submitters == SATURATING_SUBMITTERS
         rows += [
             row(
@@ -232,8 +257,15 @@ def table(
             ),
             row(
                 f"group p50 submit ms vs single, {submitters}",
-                1000 * statistics.median(group_lat),
-                1000 * statistics.median(single_lat),
+                1000 * statistics.median(group_window.latencies),
+                1000 * statistics.median(single_window.latencies),
+                "-",
+                None,
+            ),
+            row(
+                f"group intake CPU ms/blob vs single, {submitters}",
+                1000 * group_window.cpu_seconds / max(1, group_window.acked),
+                1000 * single_window.cpu_seconds / max(1, single_window.acked),
                 "-",
                 None,
             ),

@@ -1,5 +1,5 @@
 """Processes for benchmarks: real `da` nodes on loopback, a benchmark's own child server, and the
-memory of a process tree.
+memory and CPU time of a process tree.
 
 Starting `da` processes lives in one place, tests/integration/harness.py (`Cluster`: keys via
 `da keygen`, a data directory and log file per process, waiting for gRPC health SERVING); this
@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +36,7 @@ __all__ = [
     "DaProcess",
     "RssSampler",
     "cluster",
+    "cpu_seconds",
     "free_port",
     "keygen",
     "metric",
@@ -94,6 +95,26 @@ def tree_rss_bytes(pid: int) -> int:
             total += proc.memory_info().rss
         except psutil.Error:
             pass  # a worker that just exited
+    return total
+
+
+def cpu_seconds(pids: Sequence[int], *, children: bool = True) -> float:
+    """User + system CPU seconds used so far by `pids` and (`children`) all their descendants
+    (processes that already exited count for nothing: take differences over processes alive
+    throughout)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            family = [root, *(root.children(recursive=True) if children else [])]
+        except psutil.Error:
+            continue
+        for proc in family:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
     return total
 
 

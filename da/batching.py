@@ -20,6 +20,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+# The linger of intake batches (the mempool's synced writes, a group's replication rounds):
+# while submissions keep arriving (a gap of QUIET_SECONDS ends the wait), at most
+# LINGER_SECONDS. Small beside a block time; under load, many submissions per fsync and per call.
+LINGER_SECONDS = 0.02
+QUIET_SECONDS = 0.002
+
 T = TypeVar("T")
 R = TypeVar("R")
 

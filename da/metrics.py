@@ -146,7 +146,7 @@ class ProducerMetrics:
 
 # Why a group replica neither follows nor campaigns: etcd unreachable, or its store holds blocks
 # the committed chain does not (a data directory of another chain, or a wiped etcd).
-BLOCKED_REASONS = ("etcd_unreachable", "diverged")
+BLOCKED_REASONS = ("etcd_unreachable", "diverged", "wrong_group_size")
 REPLICATION_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 

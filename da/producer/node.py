@@ -131,7 +131,11 @@ async def start(
     metrics = ProducerMetrics(registry)
     observe_store_size(registry, config.data_dir)
     limit = config.max_blob_bytes or max_blob_bytes(config.max_rows)
-    mempool = Mempool(store, max_pending_bytes=MEMPOOL_SQUARES * max_blob_bytes(config.max_rows))
+    mempool = Mempool(
+        store,
+        max_pending_bytes=MEMPOOL_SQUARES * max_blob_bytes(config.max_rows),
+        linger=not config.group,  # a group's replication rounds linger instead
+    )
     metrics.set_pending_blobs(mempool.count)
     operators = frozenset(decode_public_keys("operators", config.operators))
     certifier = Certifier(store, metrics, quorum=config.quorum, operators=operators)

@@ -382,5 +382,40 @@ def test_bad_setups_stay_follower_and_never_sign(
             lone_stub.SubmitBlob(pb.SubmitBlobRequest(namespace=NS, data=b"x"), timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
         assert metric_value(scrape(metrics), "da_producer_leader") == 0.0
+
+        # a replica whose --replica list makes a group of 2 (the group recorded 3 in etcd):
+        # it follows the chain but never campaigns, so it never acknowledges on its own count
+        short = group_cluster.spawn(
+            "short-list",
+            [
+                "producer",
+                "--key-file",
+                str(group_cluster.producer_key_file),
+                "--chain-id",
+                group_cluster.chain_id,
+                "--workers",
+                "1",
+                *shared_etcd.etcd_args(),
+                "--replica",
+                group.address(leader),
+            ],
+        )
+        wait_until(
+            lambda: (
+                metric_value(
+                    scrape(short.metrics_port),
+                    "da_producer_group_blocked",
+                    {"reason": "wrong_group_size"},
+                )
+                == 1.0
+            ),
+            timeout=60,
+            what="the replica with a short --replica list reports the wrong group size",
+        )
+        assert "a group of 2) but the group in etcd has 3" in short.log()
+        group.proc(leader).stop()  # even with nobody leading, it does not campaign
+        new = group.wait_leader(not_in=(leader,))
+        assert new in (0, 1)
+        assert metric_value(scrape(short.metrics_port), "da_producer_leader") == 0.0
     finally:
         group.close()

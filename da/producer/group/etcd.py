@@ -105,6 +105,7 @@ class Coordinator:
         self._prefix = prefix.encode()
         self._leader_key = (prefix + "leader").encode()
         self._tip_key = (prefix + "tip").encode()
+        self._size_key = (prefix + "size").encode()
         self._headers_prefix = prefix + "headers/"
 
     def header_key(self, height: int) -> bytes:
@@ -156,6 +157,29 @@ class Coordinator:
         if kv is None:
             return None
         return LeaderKey(kv.value.decode(), int(kv.create_revision), int(kv.lease))
+
+    async def group_size(self, size: int) -> int:
+        """The number of replicas of the group as etcd records it: the first replica to ask
+        records its own `size`; every later one is answered with that record."""
+
+        async def txn(c: aetcd.Client) -> Any:
+            t = c.transactions
+            return await c.transaction(
+                compare=[t.create(self._size_key) == 0],
+                success=[t.put(self._size_key, str(size).encode())],
+                failure=[t.get(self._size_key)],
+            )
+
+        ok, responses = await self._call(txn)
+        if ok:
+            return size
+        value, _kv = responses[-1][0]
+        try:
+            return int(value.decode())
+        except ValueError:
+            raise CoordinatorUnavailable(
+                f"the group size in etcd is not a number: {value!r}"
+            ) from None
 
     # --- the committed chain ----------------------------------------------------------------
 

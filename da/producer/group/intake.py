@@ -4,7 +4,7 @@ is synced on a majority of the replicas.
 - At a follower, a submission is forwarded to the leader (the replica that last accepted one is
   asked first); nobody leading: UNAVAILABLE.
 - At the leader, blobs are replicated in rounds (a group commit, `Batcher`): the blobs submitted
-  while a round lingers (as long as they keep arriving, at most `REPLICATION_LINGER_SECONDS`) or
+  while a round lingers (as long as they keep arriving, at most `LINGER_SECONDS`) or
   while the rounds before it run form the next one, which is synced locally in one write and, at
   the same time, sent to every other replica in one `ReplicateBlobs` call (tagged with the epoch;
   the peer validates blob by blob and syncs them in one write). A blob is acknowledged once a
@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from da.batching import Batcher
+from da.batching import LINGER_SECONDS, QUIET_SECONDS, Batcher
 from da.errors import DAError, InvalidRequest, Unavailable
 from da.metrics import GroupMetrics
 from da.producer.errors import NotLeader, StaleEpoch
@@ -47,12 +47,6 @@ log = logging.getLogger(__name__)
 # Bytes of blob framing in a ReplicateBlobs request beyond the data (namespace, tags): a round
 # weighing at most `max_blob_bytes` fits any replica's request limit, as one blob does.
 BLOB_FRAMING_BYTES = 64
-# How long a round waits for more blobs before it starts (see the module docstring): while they
-# keep arriving (a gap of REPLICATION_QUIET_SECONDS ends the wait), at most the linger. Under
-# load blobs arrive back to back and rounds grow to the linger's worth; a few submitters' blobs
-# arrive in a burst after their previous answers, and the round starts right after the burst.
-REPLICATION_LINGER_SECONDS = 0.02
-REPLICATION_QUIET_SECONDS = 0.002
 # Rounds under way at once: a blob waits for a free round, not for the whole one before it.
 ROUNDS_IN_FLIGHT = 2
 # Calls to one peer under way at once (a round does not wait for a slow peer once a majority
@@ -86,8 +80,8 @@ class GroupIntake:
             weight=lambda blob: len(blob.data) + BLOB_FRAMING_BYTES,
             max_batch_weight=max_blob_bytes,
             in_flight=ROUNDS_IN_FLIGHT,
-            linger=REPLICATION_LINGER_SECONDS if self._peers else 0.0,
-            quiet=REPLICATION_QUIET_SECONDS,
+            linger=LINGER_SECONDS if self._peers else 0.0,
+            quiet=QUIET_SECONDS,
         )
         self._calls = {peer.address: 0 for peer in self._peers}  # under way, per peer
         # The epoch checks of ReplicaService, in order: a call admitted under an epoch is

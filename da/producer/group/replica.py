@@ -93,6 +93,8 @@ class GroupReplica:
         self._poll = poll_seconds
         self._timer = timer
         self._diverged = False
+        self._size_checked = False
+        self._wrong_size_said = False
 
     async def run(self) -> None:
         """Follow, campaign and lead until cancelled; the lease is released on the way out."""
@@ -121,12 +123,19 @@ class GroupReplica:
         as leader it learns every pending blob from a majority, which holds each of them, and
         rebuilds the block before building any (`_lead`)."""
         try:
+            wrong_size = await self._wrong_size()
             try:
                 await self.catch_up()
             except BlockUnavailable as e:
-                if await self._coordinator.leader() is not None:
+                if wrong_size is not None or await self._coordinator.leader() is not None:
                     raise
                 log.info("a committed block nobody serves (%s): campaigning to rebuild it", e)
+            if wrong_size is not None:
+                if not self._wrong_size_said:
+                    log.error("NOT campaigning (this replica never signs): %s", wrong_size)
+                self._wrong_size_said = True
+                self._group_metrics.set_blocked("wrong_group_size")
+                return True
             self._group_metrics.set_blocked(None)
             self._diverged = False
             leader = await self._coordinator.leader()
@@ -147,6 +156,24 @@ class GroupReplica:
         except DAError as e:
             log.warning("group: %s", e)
         return False
+
+    async def _wrong_size(self) -> str | None:
+        """Why this replica must not campaign, if its `--replica` list makes a group of another
+        size than the one etcd records (the first replica to start records its own): a replica
+        that counts fewer would acknowledge blobs on fewer copies than a majority of the group.
+        None when the sizes agree (checked once)."""
+        if self._size_checked:
+            return None
+        size = 1 + len(self._remotes)
+        recorded = await self._coordinator.group_size(size)
+        if recorded != size:
+            return (
+                f"this replica names {size - 1} other replicas (a group of {size}) but the group "
+                f"in etcd has {recorded}: fix --replica (if the group really changed size, "
+                f"delete the key /da/{self._chain_id}/size in etcd first)"
+            )
+        self._size_checked = True
+        return None
 
     # --- following ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import tracemalloc
 
 import pytest
@@ -155,3 +156,30 @@ async def test_memory_does_not_grow_with_the_pending_blobs(tmp_path) -> None:  #
             store.close()
     assert peaks[16] < 2 * square_bytes, peaks  # 16 squares pending, about one held
     assert peaks[16] < 1.25 * peaks[2], peaks  # and no more than with 2 pending
+
+
+class GatedStore(MemoryStore):
+    """A store whose writes wait for `gate` (a synced write still under way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def write(self, batch: WriteBatch, *, sync: bool = False) -> None:
+        assert self.gate.wait(10)
+        super().write(batch, sync=sync)
+
+
+async def test_blobs_leaving_during_an_append_are_not_counted_back() -> None:
+    store = GatedStore()
+    mempool = Mempool(store, max_pending_bytes=LIMIT)
+    await mempool.submit(blob(b"a" * 5))
+    first = await mempool.pending()
+    store.gate.clear()
+    second = asyncio.ensure_future(mempool.submit(blob(b"b" * 7)))
+    await asyncio.sleep(0.05)  # its synced write waits in a worker thread
+    mempool.removed(first)  # meanwhile a block took the first blob
+    store.gate.set()
+    await second
+    assert (mempool.count, mempool.bytes) == (1, 7)

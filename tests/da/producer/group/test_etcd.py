@@ -67,6 +67,20 @@ async def test_commit_is_fenced_by_epoch_height_and_tip(
         await c.close()
 
 
+async def test_the_first_replica_records_the_group_size_and_later_ones_read_it(
+    shared_etcd: EtcdCluster, chain_id: str
+) -> None:
+    a = Coordinator(shared_etcd.endpoints, chain_id)
+    b = Coordinator(list(reversed(shared_etcd.endpoints)), chain_id)
+    try:
+        assert await a.group_size(3) == 3
+        assert await b.group_size(3) == 3
+        assert await b.group_size(2) == 3  # a replica that counts another group is told
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_lease_not_kept_alive_expires_and_frees_the_key(
     shared_etcd: EtcdCluster, chain_id: str
 ) -> None:
