@@ -105,6 +105,24 @@ def pending_blobs(store: KeyValueStore) -> list[PendingBlob]:
     return [_pending_blob(key, raw) for key, raw in store.iterate(schema.PENDING_BLOB)]
 
 
+def find_pending(store: KeyValueStore, blob_hashes: Iterable[bytes]) -> dict[bytes, PendingBlob]:
+    """The pending blobs among `blob_hashes`, by hash, read in arrival order only until every one
+    was found: a block's blobs sit near the front of the mempool, which may hold several squares
+    behind them (a group follower settles each committed block this way)."""
+    wanted = set(blob_hashes)
+    found: dict[bytes, PendingBlob] = {}
+    if not wanted:
+        return found
+    for key, raw in store.iterate(schema.PENDING_BLOB):
+        blob = _pending_blob(key, raw)
+        blob_hash = compute_blob_hash(blob.namespace, blob.data)
+        if blob_hash in wanted:
+            found[blob_hash] = blob
+            if len(found) == len(wanted):
+                break
+    return found
+
+
 def pending_totals(store: KeyValueStore) -> tuple[int, int]:
     """(count, data bytes) of the pending blobs, read one at a time: none is kept, so counting
     a mempool of several squares (k = 512: up to 8 x 64 MB) holds one blob at most."""

@@ -241,12 +241,11 @@ class GroupReplica:
     def _blobs_of(self, signed: SignedHeader) -> list[tuple[bytes, bytes]] | None:
         """(namespace, data) of every blob of `signed`'s block in square order, from the pending
         blobs held here; None if one is missing."""
-        pending = {
-            blob_store.compute_blob_hash(blob.namespace, blob.data): (blob.namespace, blob.data)
-            for blob in blob_store.pending_blobs(self._store)
-        }
-        found = [pending.get(entry.blob_hash) for entry in signed.header.blobs]
-        return None if any(blob is None for blob in found) else found  # type: ignore[return-value]
+        hashes = [entry.blob_hash for entry in signed.header.blobs]
+        pending = blob_store.find_pending(self._store, hashes)
+        if len(pending) < len(set(hashes)):
+            return None
+        return [(pending[h].namespace, pending[h].data) for h in hashes]
 
     def _check_committed(self, signed: SignedHeader, head: Tip) -> None:
         """A committed header must be of our chain, signed by the key it names, and link to the
@@ -268,10 +267,7 @@ class GroupReplica:
         (`Mempool.settling`): a blob appended after the pending blobs were read would stay
         pending though its block is stored, and be included again."""
         header = signed.header
-        pending = {
-            blob_store.compute_blob_hash(blob.namespace, blob.data): blob
-            for blob in blob_store.pending_blobs(self._store)
-        }
+        pending = blob_store.find_pending(self._store, [entry.blob_hash for entry in header.blobs])
         settled: list[PendingBlob] = []
         batch = WriteBatch()
         block_store.add_block_seal_to_batch(

@@ -24,6 +24,34 @@ def test_pending_blobs_keep_arrival_order(store: KeyValueStore) -> None:
     assert blobs.next_sequence(store) == 3
 
 
+class CountingReads:
+    """A store that counts the pending blobs read through `iterate`."""
+
+    def __init__(self, store: KeyValueStore) -> None:
+        self.store = store
+        self.read = 0
+
+    def iterate(self, prefix: bytes):  # type: ignore[no-untyped-def]
+        for item in self.store.iterate(prefix):
+            self.read += 1
+            yield item
+
+
+def test_find_pending_reads_only_until_every_wanted_blob_was_found(store: KeyValueStore) -> None:
+    for n in range(10):
+        blobs.append_pending(store, NS_A, b"%d" % n)
+    counting = CountingReads(store)
+    wanted = [blob_hash(NS_A, b"1"), blob_hash(NS_A, b"0")]
+    found = blobs.find_pending(counting, wanted)  # type: ignore[arg-type]
+    assert {h: (b.seq, b.data) for h, b in found.items()} == {
+        wanted[0]: (1, b"1"),
+        wanted[1]: (0, b"0"),
+    }
+    assert counting.read == 2  # the eight behind them were never read
+    missing = blobs.find_pending(store, [blob_hash(NS_A, b"3"), blob_hash(NS_B, b"absent")])
+    assert [b.data for b in missing.values()] == [b"3"]
+
+
 def test_append_records_pending_status(store: KeyValueStore) -> None:
     blobs.append_pending(store, NS_A, b"data")
     record = blobs.get_blob_record(store, blob_hash(NS_A, b"data"))
