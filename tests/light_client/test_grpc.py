@@ -20,7 +20,9 @@ from da.signing import KeyPair
 from da.v1 import da_pb2, da_pb2_grpc
 from erasure.square import ExtendedSquare
 from light_client.config import LightClientConfig
+from light_client.errors import PeerCallFailed
 from light_client.node import run
+from light_client.peers import GrpcPeer, max_reply_bytes
 from tests.integration.harness import free_port
 from tests.light_client.fakes import CHAIN_ID, signed_chain
 
@@ -121,3 +123,39 @@ def scrape(port: int) -> str:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return str(r.read().decode())
+
+
+class OversizedHeaders(da_pb2_grpc.HeaderServiceServicer):
+    """A peer answering GetHeader with `size` bytes (a hostile or broken storage node)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    async def GetHeader(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return da_pb2.SignedHeader(header=b"\x00" * self.size, signature=b"")
+
+
+async def test_a_peer_answer_above_max_reply_bytes_is_refused() -> None:
+    limit = max_reply_bytes(64)
+    servers = []
+    try:
+        results = []
+        for size in (limit - 4096, limit + 1):  # within (framing included), and above
+            server, port = await create_server(
+                ServerConfig(),
+                [(da_pb2_grpc.add_HeaderServiceServicer_to_server, OversizedHeaders(size))],
+                rpc_metrics=None,
+                service_names=[HEADER_SERVICE],
+            )
+            servers.append(server)
+            peer = GrpcPeer(f"127.0.0.1:{port}", max_message_bytes=limit)
+            try:
+                results.append(len((await peer.get_header(1, timeout=5)).header))
+            except PeerCallFailed as e:
+                results.append(e.args[1])
+            finally:
+                await peer.close()
+        assert results == [limit - 4096, "RESOURCE_EXHAUSTED"]
+    finally:
+        for server in servers:
+            await stop_server(server, grace=0)
