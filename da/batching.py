@@ -37,6 +37,7 @@ Handler = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
 class _Waiting(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
+    arrived: float  # loop time
 
 
 class Batcher(Generic[T, R]):
@@ -68,7 +69,7 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._last_arrival = loop.time()
-        self._waiting.append(_Waiting(item, future))
+        self._waiting.append(_Waiting(item, future, self._last_arrival))
         # a finished worker leaves the set only in a later loop turn: count the running ones
         if sum(not worker.done() for worker in self._workers) < self._in_flight:
             worker = asyncio.create_task(self._work())
@@ -108,11 +109,13 @@ class Batcher(Generic[T, R]):
             raise
 
     async def _gather_more(self) -> None:
-        """Linger: wait while items keep arriving (a gap of `quiet` ends it), at most `linger`,
-        and not once the batch is full."""
+        """Linger: wait while items keep arriving (a gap of `quiet` ends it), at most `linger`
+        after the oldest waiting item arrived, and not once the batch is full. (Counted from the
+        oldest item, not from when this worker started: a second worker started by an item that
+        the first one then took waits for the items after it.)"""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._linger
-        while not self._full():
+        while self._waiting and not self._full():
+            deadline = self._waiting[0].arrived + self._linger
             wait = min(deadline, self._last_arrival + self._quiet) - loop.time()
             if wait <= 0:
                 return

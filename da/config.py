@@ -94,6 +94,12 @@ class ProducerConfig:
             check_address("replica", address)
         if self.replicas and not self.etcd:
             raise ConfigError("--replica needs --etcd: a producer group is coordinated by etcd")
+        if self.etcd and not self.replicas:
+            raise ConfigError(
+                "--etcd needs --replica (the other replicas of the group): a group of one has "
+                "nobody to replicate to, and would acknowledge blobs on its own disk alone; "
+                "run without --etcd for a single producer"
+            )
         if len(set(self.replicas)) != len(self.replicas):
             raise ConfigError(f"--replica lists an address twice: {list(self.replicas)}")
         if self.server.listen in self.replicas:

@@ -108,6 +108,8 @@ class Mempool:
         """`submit` of a batch formed elsewhere (a replication round): one synced write for all
         of them, without waiting for other submissions; each one's outcome, a result or the
         exception for it."""
+        if not submissions:
+            return []
         return await self._append([(blob, limit) for blob in submissions])
 
     async def _append(

@@ -105,3 +105,15 @@ async def test_a_lingering_batch_starts_once_items_stop_arriving() -> None:
     assert await asyncio.wait_for(batcher.submit_many([1, 2, 3]), 5) == [10, 20, 30]
     assert handler.batches == [[1, 2, 3]]
     assert asyncio.get_running_loop().time() - started < 30  # the gap ended it, not the linger
+
+
+async def test_a_second_worker_lingers_for_the_items_after_those_the_first_took() -> None:
+    handler = Recorder()
+    batcher: Batcher[int, int] = Batcher(handler, in_flight=2, linger=0.2)
+    submitted = []
+    for item, at in ((1, 0.0), (2, 0.1), (3, 0.21), (4, 0.35)):  # seconds from the start
+        await asyncio.sleep(at - (submitted[-1][1] if submitted else 0.0))
+        submitted.append((asyncio.ensure_future(batcher.submit(item)), at))
+    assert [await future for future, _at in submitted] == [10, 20, 30, 40]
+    # the worker started by item 2 does not wake on its own clock and send item 3 alone
+    assert handler.batches == [[1, 2], [3, 4]]

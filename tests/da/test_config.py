@@ -81,7 +81,11 @@ def test_producer_blob_limit_defaults_to_square_capacity() -> None:
             "own address",
         ),
         ({"etcd": ("127.0.0.1:2379",), "replicas": ("127.0.0.1:7001",) * 2}, "twice"),
-        ({"etcd": ("127.0.0.1:2379",), "lease_seconds": 0}, "lease_seconds"),
+        (
+            {"etcd": ("127.0.0.1:2379",), "replicas": ("127.0.0.1:7001",), "lease_seconds": 0},
+            "lease_seconds",
+        ),
+        ({"etcd": ("127.0.0.1:2379",)}, "--etcd needs --replica"),
     ],
 )
 def test_producer_rejects(overrides: dict[str, Any], message: str) -> None:

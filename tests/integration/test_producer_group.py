@@ -364,6 +364,8 @@ def test_bad_setups_stay_follower_and_never_sign(
                 "1",
                 "--etcd",
                 f"127.0.0.1:{free_port()}",
+                "--replica",
+                f"127.0.0.1:{free_port()}",
             ],
         )
         metrics = lone.metrics_port

@@ -84,6 +84,8 @@ class GroupIntake:
             quiet=QUIET_SECONDS,
         )
         self._calls = {peer.address: 0 for peer in self._peers}  # under way, per peer
+        self._skipping: set[str] = set()  # peers skipped for having too many calls under way
+        self._pushing: asyncio.Task[None] | None = None
         # The epoch checks of ReplicaService, in order: a call admitted under an epoch is
         # durable before a newer epoch's promise answers.
         self._lock = asyncio.Lock()
@@ -123,7 +125,16 @@ class GroupIntake:
         (A blob sent to the peers but refused here, e.g. by a full mempool, was not
         acknowledged: the peers merely hold a blob that may be included.)"""
         epoch = self._leadership.epoch
-        local = asyncio.ensure_future(self._mempool.submit_many(blobs))
+        async with self._lock:
+            # The leader's own copy obeys the same promises as a follower's: once a newer
+            # leader collected the pending blobs here, this old epoch writes nothing more; a
+            # write admitted before the promise is awaited by it and reported.
+            if epoch < self.promised:
+                refused = NotLeader(f"a newer leader (epoch {self.promised}) took over; retry")
+                return [refused] * len(blobs)
+            local = asyncio.ensure_future(self._mempool.submit_many(blobs))
+            self._admitted.add(local)
+            local.add_done_callback(self._admitted.discard)
         try:
             held = await self._replicate(epoch, [(blob.namespace, blob.data) for blob in blobs])
         finally:
@@ -201,7 +212,7 @@ class GroupIntake:
             write = asyncio.ensure_future(self._mempool.submit_many(checked, limit=False))
             self._admitted.add(write)
             write.add_done_callback(self._admitted.discard)
-        outcomes = await asyncio.shield(write)  # concurrent calls share the mempool's fsync
+        outcomes = await asyncio.shield(write)  # a promise may be awaiting it too
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -240,12 +251,10 @@ class GroupIntake:
         held: dict[bytes, int] = {}  # how many of the answering peers hold each blob
         added = 0
         for blobs in learned:
-            for namespace, data in blobs:
-                blob_hash, new = await self._learn(namespace, data)
+            for blob_hash, new in await self._learn(blobs):
                 added += new
-                if blob_hash is not None:
-                    held[blob_hash] = held.get(blob_hash, 0) + 1
-        await self._push_pending(epoch, held)
+                held[blob_hash] = held.get(blob_hash, 0) + 1
+        await self._push_pending(held)
         log.info(
             "took over epoch %d: learned %d pending blobs from %d replicas",
             epoch,
@@ -253,62 +262,102 @@ class GroupIntake:
             len(learned),
         )
 
-    async def _learn(self, namespace: bytes, data: bytes) -> tuple[bytes | None, int]:
-        """Keep a blob a peer reported (validated again); (its hash or None, 1 if new here)."""
-        try:
-            blob = submission_from_request(namespace, data, self._max_blob_bytes)
-        except (DAError, ErasureError) as e:
-            log.warning("a replica sent an invalid pending blob (%s): ignored", e)
-            return None, 0
-        _record, new = await self._mempool.submit(blob, limit=False)
-        return blob.blob_hash, int(new)
+    async def _learn(self, blobs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bool]]:
+        """Keep the blobs a peer reported (each validated again, the valid ones in one synced
+        write); (hash, new here) of each valid one."""
+        checked: list[Submission] = []
+        for namespace, data in blobs:
+            try:
+                checked.append(submission_from_request(namespace, data, self._max_blob_bytes))
+            except (DAError, ErasureError) as e:
+                log.warning("a replica sent an invalid pending blob (%s): ignored", e)
+        outcomes = await self._mempool.submit_many(checked, limit=False)
+        kept = []
+        for blob, outcome in zip(checked, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            kept.append((blob.blob_hash, outcome[1]))
+        return kept
 
-    async def _push_pending(self, epoch: int, held: dict[bytes, int]) -> None:
-        """Make sure a majority holds every pending blob here: those the answering peers
-        already hold are counted, the others go to every peer in rounds."""
-        short: list[Submission] = []
+    async def _push_pending(self, held: dict[bytes, int]) -> None:
+        """At takeover: the pending blobs that a majority holds (here plus the answering peers
+        that reported them) are eligible; the others go to the peers (`push_short`)."""
         for blob in await self._mempool.pending():
-            blob_hash = _hash(blob)
-            if 1 + held.get(blob_hash, 0) >= self._majority:
-                self.replicated.add(blob_hash)
-            else:
-                short.append(Submission(blob.namespace, blob.data, blob_hash))
-        # a blob still short afterwards is simply not eligible yet (its answer is ignored)
+            if 1 + held.get(_hash(blob), 0) >= self._majority:
+                self.replicated.add(_hash(blob))
+        await self.push_short()
+
+    async def push_short(self) -> None:
+        """Send the pending blobs not known to be on a majority to the peers again, in rounds:
+        a round at takeover that failed, or one whose client was told UNAVAILABLE, would leave
+        a blob (perhaps acknowledged by an old leader) pending and never eligible. The leader
+        calls this before each block (`push_short_soon`); it reads the mempool only when some
+        blob is short."""
+        if self._mempool.count <= len(self.replicated) or not self._leadership.leading:
+            return
+        short = [
+            Submission(blob.namespace, blob.data, _hash(blob))
+            for blob in await self._mempool.pending()
+            if _hash(blob) not in self.replicated
+        ]
+        # a blob still short afterwards stays not eligible until the next try
         await self._rounds.submit_many(short)
+
+    def push_short_soon(self) -> None:
+        """`push_short` in the background (one at a time): the block loop does not wait for
+        replicas that may be slow to answer."""
+        if self._pushing is None or self._pushing.done():
+            self._pushing = asyncio.create_task(self.push_short())
 
     async def _replicate(self, epoch: int, blobs: list[tuple[bytes, bytes]]) -> list[int]:
         """Send `blobs` to every peer in one call each; returns how many peers synced each blob,
         as soon as a majority holds every one (the other calls finish in the background, so
-        every replica usually holds every blob)."""
+        every replica usually holds every blob). A peer with PEER_CALLS_IN_FLIGHT calls under
+        way is skipped (said once until it catches up)."""
         needed = self._majority - 1
         held = [0] * len(blobs)
         if needed <= 0:
             return held
-        tasks = [
-            asyncio.create_task(self._send(peer, epoch, blobs))
-            for peer in self._peers
-            if self._calls[peer.address] < PEER_CALLS_IN_FLIGHT
-        ]
-        for done in asyncio.as_completed(tasks):
-            for index, kept in enumerate(await done):
-                held[index] += kept
-            if min(held) >= needed:
-                break
-        for task in tasks:
-            if not task.done():
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+        tasks = []
+        for peer in self._peers:
+            if self._calls[peer.address] >= PEER_CALLS_IN_FLIGHT:
+                if peer.address not in self._skipping:
+                    log.warning(
+                        "replica %s has %d replication calls under way: skipping it until they "
+                        "finish (it misses these blobs; a majority may still hold them)",
+                        peer.address,
+                        PEER_CALLS_IN_FLIGHT,
+                    )
+                    self._skipping.add(peer.address)
+                continue
+            self._skipping.discard(peer.address)
+            self._calls[peer.address] += 1
+            tasks.append(asyncio.create_task(self._send(peer, epoch, blobs)))
+        try:
+            for done in asyncio.as_completed(tasks):
+                for index, kept in enumerate(await done):
+                    held[index] += kept
+                if min(held) >= needed:
+                    break
+        finally:
+            for task in tasks:
+                if not task.done():
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
         return held
 
     async def _send(
         self, peer: ReplicaPeer, epoch: int, blobs: list[tuple[bytes, bytes]]
     ) -> list[bool]:
-        """One ReplicateBlobs call: whether `peer` synced each blob (failures logged)."""
-        self._calls[peer.address] += 1
+        """One ReplicateBlobs call (counted in `_calls` by the caller): whether `peer` synced
+        each blob. Any failure means it synced none (logged), never the round's failure."""
         try:
             refused = set(await peer.replicate(epoch, blobs))
         except ReplicaError as e:
             log.info("replica %s did not keep %d blobs: %s", peer.address, len(blobs), e)
+            return [False] * len(blobs)
+        except Exception:  # noqa: BLE001 - a broken answer is that peer's, not the round's
+            log.exception("replicating %d blobs to %s failed", len(blobs), peer.address)
             return [False] * len(blobs)
         finally:
             self._calls[peer.address] -= 1

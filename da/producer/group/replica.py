@@ -130,6 +130,9 @@ class GroupReplica:
                 if wrong_size is not None or await self._coordinator.leader() is not None:
                     raise
                 log.info("a committed block nobody serves (%s): campaigning to rebuild it", e)
+            leader = await self._coordinator.leader()
+            if leader is not None:
+                self._intake.saw_epoch(leader.epoch)  # refuse blobs of older leaders from now
             if wrong_size is not None:
                 if not self._wrong_size_said:
                     log.error("NOT campaigning (this replica never signs): %s", wrong_size)
@@ -138,9 +141,7 @@ class GroupReplica:
                 return True
             self._group_metrics.set_blocked(None)
             self._diverged = False
-            leader = await self._coordinator.leader()
             if leader is not None:
-                self._intake.saw_epoch(leader.epoch)  # refuse blobs of older leaders from now
                 return True
             if await self._leadership.campaign():
                 await self._lead()
@@ -294,6 +295,7 @@ class GroupReplica:
             await self._producer.resync()
             while not self._leadership.lost.is_set():
                 started = self._timer()
+                self._intake.push_short_soon()
                 block = await self._producer.produce_once(self._commit, self._intake.eligible)
                 if block is not None:
                     self._intake.included(block.included)

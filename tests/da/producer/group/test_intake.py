@@ -39,12 +39,15 @@ class Peer:
     pending_blobs: list[tuple[bytes, bytes]] = field(default_factory=list)
     calls: int = 0
     refuses: bytes = b"\xff"  # blob data this peer finds invalid
+    broken: bool = False  # answers with something no ReplicaError covers
 
     async def replicate(self, epoch: int, blobs: list[tuple[bytes, bytes]]) -> list[int]:
         self.calls += 1
         await asyncio.sleep(0)  # a round trip: blobs submitted meanwhile wait for the next call
         if not self.up:
             raise TimeoutError("down")
+        if self.broken:
+            raise RuntimeError("a broken answer")
         self.kept += [(epoch, ns, data) for ns, data in blobs if data != self.refuses]
         return [index for index, (_ns, data) in enumerate(blobs) if data == self.refuses]
 
@@ -104,6 +107,36 @@ async def test_a_blob_a_peer_refuses_is_not_acknowledged_but_its_round_mates_are
     assert answers[0][0].state is BlobState.PENDING  # type: ignore[index]
     assert isinstance(answers[1], Unavailable)
     assert [b.data for b in await mempool.pending() if group.eligible(b)] == [b"fine"]
+
+
+async def test_a_broken_peer_fails_only_its_own_call() -> None:
+    group, mempool = intake([Peer("a", broken=True), Peer("b")])
+    record, new = await group.submit(blob(b"x"))
+    assert record.state is BlobState.PENDING and new
+    assert [b.data for b in await mempool.pending() if group.eligible(b)] == [b"x"]
+
+
+async def test_an_old_leader_writes_nothing_once_a_newer_one_collected_its_blobs() -> None:
+    peers = [Peer("a"), Peer("b")]
+    group, mempool = intake(peers)  # leading under epoch 7, as far as it knows
+    assert await group.promise(8) == []  # a newer leader collected the pending blobs here
+    with pytest.raises(NotLeader, match="epoch 8"):
+        await group.submit(blob(b"late"))
+    assert await mempool.pending() == [] and peers[0].kept == []
+
+
+async def test_a_short_blob_is_pushed_again_once_a_peer_is_back() -> None:
+    peers = [Peer("a", up=False), Peer("b", up=False)]
+    group, mempool = intake(peers)
+    with pytest.raises(Unavailable):
+        await group.submit(blob(b"x"))
+    assert [b for b in await mempool.pending() if group.eligible(b)] == []
+    peers[1].up = True
+    await group.push_short()
+    assert [b.data for b in await mempool.pending() if group.eligible(b)] == [b"x"]
+    calls = peers[1].calls
+    await group.push_short()  # nothing short any more: no call
+    assert peers[1].calls == calls
 
 
 async def test_below_a_majority_nothing_is_acknowledged_nor_eligible() -> None:
