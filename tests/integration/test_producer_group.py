@@ -22,6 +22,7 @@ from tests.integration.etcd_cluster import EtcdCluster
 from tests.integration.group import ProducerGroup
 from tests.integration.harness import (
     Cluster,
+    DaProcess,
     free_port,
     metric_value,
     scrape,
@@ -314,6 +315,12 @@ def blocked(group: ProducerGroup, i: int, reason: str) -> float | None:
     return metric_value(text, "da_producer_group_blocked", {"reason": reason})
 
 
+def misconfigured(cluster: Cluster, name: str, group_args: list[str]) -> DaProcess:
+    """A producer replica of `cluster`'s chain with the group flags `group_args`."""
+    args = ["producer", "--key-file", str(cluster.producer_key_file), "--chain-id"]
+    return cluster.spawn(name, [*args, cluster.chain_id, "--workers", "1", *group_args])
+
+
 def test_bad_setups_stay_follower_and_never_sign(
     group_cluster: Cluster, shared_etcd: EtcdCluster
 ) -> None:
@@ -352,21 +359,10 @@ def test_bad_setups_stay_follower_and_never_sign(
         check_chain(group, [0, 1], head)
 
         # a replica whose etcd is unreachable serves, follows nothing, and refuses blobs
-        lone = group_cluster.spawn(
+        lone = misconfigured(
+            group_cluster,
             "lonely",
-            [
-                "producer",
-                "--key-file",
-                str(group_cluster.producer_key_file),
-                "--chain-id",
-                group_cluster.chain_id,
-                "--workers",
-                "1",
-                "--etcd",
-                f"127.0.0.1:{free_port()}",
-                "--replica",
-                f"127.0.0.1:{free_port()}",
-            ],
+            ["--etcd", f"127.0.0.1:{free_port()}", "--replica", f"127.0.0.1:{free_port()}"],
         )
         metrics = lone.metrics_port
         wait_until(
@@ -387,20 +383,10 @@ def test_bad_setups_stay_follower_and_never_sign(
 
         # a replica whose --replica list makes a group of 2 (the group recorded 3 in etcd):
         # it follows the chain but never campaigns, so it never acknowledges on its own count
-        short = group_cluster.spawn(
+        short = misconfigured(
+            group_cluster,
             "short-list",
-            [
-                "producer",
-                "--key-file",
-                str(group_cluster.producer_key_file),
-                "--chain-id",
-                group_cluster.chain_id,
-                "--workers",
-                "1",
-                *shared_etcd.etcd_args(),
-                "--replica",
-                group.address(leader),
-            ],
+            [*shared_etcd.etcd_args(), "--replica", group.address(leader)],
         )
         wait_until(
             lambda: (
