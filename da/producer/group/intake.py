@@ -94,6 +94,7 @@ class GroupIntake:
         self._leader_hint = 0
         self.promised = 0  # the newest epoch seen or promised here
         self.replicated: set[bytes] = set()  # leader: blob hashes a majority holds
+        self._short: set[bytes] = set()  # leader: pending here, a majority not known to hold them
 
     @property
     def leading(self) -> bool:
@@ -160,6 +161,7 @@ class GroupIntake:
         if record.state is not BlobState.PENDING:
             return outcome  # already in a block
         if holders < self._majority:
+            self._short.add(blob.blob_hash)
             return Unavailable(
                 f"only {holders} of {len(self._peers) + 1} producer replicas hold the blob, a "
                 f"majority of {self._majority} is needed: not acknowledged; retry later"
@@ -167,6 +169,7 @@ class GroupIntake:
         if not still_leading:
             return NotLeader("this replica stopped leading while replicating the blob; retry")
         self.replicated.add(blob.blob_hash)
+        self._short.discard(blob.blob_hash)
         return outcome
 
     def eligible(self, blob: PendingBlob) -> bool:
@@ -175,7 +178,9 @@ class GroupIntake:
 
     def included(self, blobs: Sequence[PendingBlob]) -> None:
         """`blobs` left the mempool in a block: no longer tracked."""
-        self.replicated -= {_hash(blob) for blob in blobs}
+        gone = {_hash(blob) for blob in blobs}
+        self.replicated -= gone
+        self._short -= gone
 
     async def _forward(self, blob: Submission) -> tuple[BlobRecord, bool]:
         order = self._peers[self._leader_hint :] + self._peers[: self._leader_hint]
@@ -239,6 +244,7 @@ class GroupIntake:
         holds each pending blob here. Raises `Unavailable` without a majority."""
         self.saw_epoch(epoch)
         self.replicated = set()
+        self._short = set()
         answers = await asyncio.gather(
             *(peer.pending(epoch) for peer in self._peers), return_exceptions=True
         )
@@ -283,22 +289,27 @@ class GroupIntake:
         """At takeover: the pending blobs that a majority holds (here plus the answering peers
         that reported them) are eligible; the others go to the peers (`push_short`)."""
         for blob in await self._mempool.pending():
-            if 1 + held.get(_hash(blob), 0) >= self._majority:
-                self.replicated.add(_hash(blob))
+            blob_hash = _hash(blob)
+            if 1 + held.get(blob_hash, 0) >= self._majority:
+                self.replicated.add(blob_hash)
+            else:
+                self._short.add(blob_hash)
         await self.push_short()
 
     async def push_short(self) -> None:
         """Send the pending blobs not known to be on a majority to the peers again, in rounds:
-        a round at takeover that failed, or one whose client was told UNAVAILABLE, would leave
-        a blob (perhaps acknowledged by an old leader) pending and never eligible. The leader
-        calls this before each block (`push_short_soon`); it reads the mempool only when some
-        blob is short."""
-        if self._mempool.count <= len(self.replicated) or not self._leadership.leading:
+        a push at takeover that failed, or a round whose client was told UNAVAILABLE, would
+        leave a blob (perhaps acknowledged by an old leader) pending and never eligible. The
+        leader calls this before each block (`push_short_soon`); it reads the mempool only
+        when some blob is short."""
+        if not self._short or not self._leadership.leading:
             return
+        pending = {_hash(blob): blob for blob in await self._mempool.pending()}
+        self._short &= pending.keys()  # those that left otherwise are no longer tracked
         short = [
-            Submission(blob.namespace, blob.data, _hash(blob))
-            for blob in await self._mempool.pending()
-            if _hash(blob) not in self.replicated
+            Submission(pending[h].namespace, pending[h].data, h)
+            for h in self._short
+            if h not in self.replicated
         ]
         # a blob still short afterwards stays not eligible until the next try
         await self._rounds.submit_many(short)
