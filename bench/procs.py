@@ -82,15 +82,19 @@ def python_child(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait(10)
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """RSS of `pid` and all its descendants (0 once it has exited)."""
+def _family(pid: int, *, children: bool = True) -> list[psutil.Process]:
+    """`pid` and (`children`) all its descendants; empty once it has exited."""
     try:
         root = psutil.Process(pid)
-        family = [root, *root.children(recursive=True)]
+        return [root, *(root.children(recursive=True) if children else [])]
     except psutil.Error:
-        return 0
+        return []
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """RSS of `pid` and all its descendants (0 once it has exited)."""
     total = 0
-    for proc in family:
+    for proc in _family(pid):
         try:
             total += proc.memory_info().rss
         except psutil.Error:
@@ -103,18 +107,12 @@ def cpu_seconds(pids: Sequence[int], *, children: bool = True) -> float:
     (processes that already exited count for nothing: take differences over processes alive
     throughout)."""
     total = 0.0
-    for pid in pids:
+    for proc in (proc for pid in pids for proc in _family(pid, children=children)):
         try:
-            root = psutil.Process(pid)
-            family = [root, *(root.children(recursive=True) if children else [])]
+            times = proc.cpu_times()
         except psutil.Error:
             continue
-        for proc in family:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
+        total += times.user + times.system
     return total
 
 

@@ -9,6 +9,7 @@ table is a bug: the client gets INTERNAL with a generic message, the log gets th
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,8 +127,10 @@ def _is_async_gen(behavior: Callable[..., Any]) -> bool:
     return inspect.isasyncgenfunction(behavior)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Applies `STATUS_TABLE` to every RPC of the server (the one place it is applied)."""
+class ScopeInterceptor(grpc.aio.ServerInterceptor):
+    """Runs every RPC's behaviour inside `self.scope(method, context, streaming=...)`, where
+    `streaming` says whether the method streams its responses (a long-lived call). The error
+    table's interceptor below and those of `da.api.interceptors` are all scopes."""
 
     async def intercept_service(
         self,
@@ -135,8 +138,19 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        return wrap_handler(handler, method, error_scope)
+        streaming = handler is not None and bool(handler.response_streaming)
+        scope = functools.partial(self.scope, streaming=streaming)
+        return wrap_handler(handler, handler_call_details.method, scope)
+
+    def scope(self, method: str, context: ServicerContext[Any, Any], *, streaming: bool) -> Any:
+        raise NotImplementedError
+
+
+class ErrorInterceptor(ScopeInterceptor):
+    """Applies `STATUS_TABLE` to every RPC of the server (the one place it is applied)."""
+
+    def scope(self, method: str, context: ServicerContext[Any, Any], *, streaming: bool) -> Any:
+        return error_scope(method, context)
 
 
 def wrap_handler(

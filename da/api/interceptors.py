@@ -7,12 +7,11 @@ write methods (only `SubmitBlob`: PROTOCOL.md §11).
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -27,7 +26,7 @@ from da.api.config import (
     MAX_TRACKED_PEERS,
     ServerConfig,
 )
-from da.api.errors import ErrorInterceptor, wrap_handler
+from da.api.errors import ErrorInterceptor, ScopeInterceptor
 from da.errors import RateLimited, ResourceExhausted, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -39,25 +38,7 @@ class RpcObserver(Protocol):
     def observe_request(self, method: str, code: str, seconds: float | None) -> None: ...
 
 
-class _ScopeInterceptor(grpc.aio.ServerInterceptor):
-    """Runs every RPC's behaviour inside `self.scope(method, context, streaming=...)`, where
-    `streaming` says whether the method streams its responses (a long-lived call)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        streaming = handler is not None and bool(handler.response_streaming)
-        scope = functools.partial(self.scope, streaming=streaming)
-        return wrap_handler(handler, handler_call_details.method, scope)
-
-    def scope(self, method: str, context: ServicerContext[Any, Any], *, streaming: bool) -> Any:
-        raise NotImplementedError
-
-
-class MetricsInterceptor(_ScopeInterceptor):
+class MetricsInterceptor(ScopeInterceptor):
     """Observes every RPC's method and final status code name, and the latency of unary calls
     (a stream's lifetime is not a latency: it would drown the histogram)."""
 
@@ -92,7 +73,7 @@ def _context_code(context: ServicerContext[Any, Any]) -> grpc.StatusCode | None:
     return next((c for c in grpc.StatusCode if c.value[0] == code), None)
 
 
-class AuthInterceptor(_ScopeInterceptor):
+class AuthInterceptor(ScopeInterceptor):
     """Requires `authorization: Bearer <token>` on write methods (constant-time comparison)."""
 
     def __init__(self, token: str, write_methods: Iterable[str]):
@@ -172,7 +153,7 @@ class _Slots:
             self._held[key] = held
 
 
-class LimitInterceptor(_ScopeInterceptor):
+class LimitInterceptor(ScopeInterceptor):
     """Per connection (`context.peer()`): a call rate. Per host (all its connections): a call
     rate, calls in progress and open response streams. Health checks are exempt."""
 
